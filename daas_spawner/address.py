@@ -1,0 +1,82 @@
+"""The hub endpoint where a starting server reports its host and port — and nothing else.
+
+batchspawner's `/api/batchspawner` sets any spawner attribute a user posts with their
+server token, including commands the hub runs later. This endpoint instead:
+- takes exactly {"host": str, "port": int}; any other body is a 400 and changes nothing;
+- identifies the server by its own API token: a user's other tokens, or another server's
+  token, match no waiting server and get a 403;
+- is open only while that server's start is waiting for its address (else 409);
+- lets the backend decide where to route (Slurm routes to the job's node, never to an
+  arbitrary host the job names).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from typing import Any
+
+from jupyterhub import apihandlers
+from jupyterhub.apihandlers import APIHandler
+from jupyterhub.user import User
+from tornado import web
+
+from .backends.base import ServerAddress
+
+PATH = r"/api/daas/server-address"
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_IPV6 = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
+
+
+def parse_report(body: Any) -> ServerAddress:
+    """Validate a report body; raise ValueError with the reason."""
+    if not isinstance(body, dict) or set(body) != {"host", "port"}:
+        raise ValueError('body must be exactly {"host": <string>, "port": <integer>}')
+    host, port = body["host"], body["port"]
+    if not isinstance(host, str) or not (_HOSTNAME.match(host) or (":" in host and _IPV6.match(host))):
+        raise ValueError("host must be a host name or an IP address")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError("port must be an integer from 1 to 65535")
+    return ServerAddress(host, port)
+
+
+class ServerAddressAPIHandler(APIHandler):
+    """POST /hub/api/daas/server-address with a server's own token."""
+
+    async def post(self) -> None:
+        user = self.current_user
+        token = self.get_auth_token()
+        if not isinstance(user, User) or not token:
+            raise web.HTTPError(403, "a server token is required")
+        spawner = next(
+            (
+                s
+                for s in user.spawners.values()
+                if getattr(s, "accepts_address_reports", False)
+                and s.api_token
+                and hmac.compare_digest(s.api_token.encode(), token.encode())
+            ),
+            None,
+        )
+        if spawner is None:
+            raise web.HTTPError(403, "this token belongs to no starting server")
+        try:
+            body = json.loads(self.request.body or b"null")
+        except ValueError:
+            raise web.HTTPError(400, "body must be JSON") from None
+        try:
+            address = parse_report(body)
+        except ValueError as err:
+            raise web.HTTPError(400, str(err)) from None
+        await spawner.accept_reported_address(address)
+        self.set_status(204)
+        self.finish()
+
+
+def register() -> None:
+    """Add the endpoint to the hub's API handlers (idempotent; runs at import of the spawner)."""
+    if not any(route[0] == PATH for route in apihandlers.default_handlers):
+        apihandlers.default_handlers.append((PATH, ServerAddressAPIHandler))

@@ -1,0 +1,1 @@
+"""Backends that start single-user servers; the contract is in base.py."""

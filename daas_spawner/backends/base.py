@@ -1,0 +1,94 @@
+"""The Backend contract: what the spawner asks of Slurm, local processes, Kubernetes, OpenStack.
+
+One instance per backend kind per hub (a traitlets singleton), so a backend can keep one
+shared view of its scheduler for every server. The spawner keeps no backend-specific
+code: it hands over a `Launch` and keeps the JSON-able state the backend returns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from traitlets.config import SingletonConfigurable
+
+from ..options import ResolvedOptions
+
+# A Unix user name we are willing to pass to sudo or a scheduler: the portable POSIX set.
+UNIX_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+BackendState = dict
+
+
+class SpawnFailed(Exception):
+    """The server cannot start; the message is written for the scientist who asked."""
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything a backend needs to start one single-user server."""
+
+    username: str
+    server: str  # the hub's name for the server, e.g. "alice" or "alice/experiment-1"
+    options: ResolvedOptions
+    env: dict[str, str] = field(repr=False)  # holds the server's API token
+    command: list[str]  # the single-user command and its arguments (no ip/port)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    progress: int
+    message: str
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {"progress": self.progress, "message": self.message}
+
+
+class Backend(SingletonConfigurable):
+    """Start, watch and stop single-user servers of one kind."""
+
+    name: str = ""
+
+    async def start(self, launch: Launch) -> BackendState:
+        """Submit the server; return state as soon as it identifies the server (job id, pid)."""
+        raise NotImplementedError
+
+    async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+        """Wait until the server is up, or raise SpawnFailed when it ends first.
+
+        `reported` resolves when the server reports its address (see address.py), for
+        backends whose servers pick their own port.
+        """
+        raise NotImplementedError
+
+    async def check_report(self, state: BackendState, address: ServerAddress) -> ServerAddress:
+        """Accept a server's self-reported address, or raise ValueError; return where to route."""
+        raise ValueError("this backend does not take address reports")
+
+    async def poll(self, state: BackendState) -> int | None:
+        """None while the server may be running; an exit status once it definitely ended."""
+        raise NotImplementedError
+
+    async def stop(self, state: BackendState) -> None:
+        """Stop the server and return once it is gone (bounded)."""
+        raise NotImplementedError
+
+    def progress(self, state: BackendState) -> AsyncIterator[ProgressEvent]:
+        """Events while the server starts; the default has nothing to tell."""
+        return _no_events()
+
+    def watch(self, state: BackendState, on_end: Callable[[], None]) -> Callable[[], None]:
+        """Call on_end when the server ends on its own; return a function that unsubscribes."""
+        return lambda: None
+
+
+async def _no_events() -> AsyncIterator[ProgressEvent]:
+    return
+    yield  # pragma: no cover - makes this an async generator

@@ -1,0 +1,113 @@
+"""Local backend: the single-user server as a process on the hub machine (the demo default)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import urllib.parse
+from collections.abc import Awaitable
+
+from jupyterhub.utils import random_port
+from traitlets import Float, List, Unicode
+
+from .base import UNIX_NAME, Backend, BackendState, Launch, ServerAddress, SpawnFailed
+
+
+def bind_env(env: dict[str, str], ip: str, port: int) -> dict[str, str]:
+    """Point JUPYTERHUB_SERVICE_URL at the address the hub chose for this server."""
+    url = urllib.parse.urlsplit(env.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:0/"))
+    return {**env, "JUPYTERHUB_SERVICE_URL": urllib.parse.urlunsplit(url._replace(netloc=f"{ip}:{port}"))}
+
+
+class LocalBackend(Backend):
+    """Starts servers as child processes of the hub; state survives a hub restart by pid."""
+
+    name = "local"
+
+    user_prefix = List(
+        Unicode(),
+        [],
+        config=True,
+        help="""Argv prefix that runs the server as the user, e.g. ["sudo", "-n", "-u", "{username}", "--"].
+
+        Empty (the default) runs every server as the hub's own Unix user, which is what the demo
+        does; use a prefix only with a hub that may act as the users.""",
+    )
+    working_dir = Unicode(
+        "",
+        config=True,
+        help="Server working directory, `{username}` replaced; created (mode 0700) if missing. Empty: the hub's.",
+    )
+    ip = Unicode("127.0.0.1", config=True, help="Address the local servers listen on.")
+    stop_timeout = Float(10.0, config=True, help="Seconds between SIGTERM and SIGKILL when stopping.")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._processes: dict[int, asyncio.subprocess.Process] = {}
+
+    async def start(self, launch: Launch) -> BackendState:
+        if not UNIX_NAME.match(launch.username):
+            raise SpawnFailed(f"user name {launch.username!r} cannot be used for a local directory")
+        port = random_port()
+        env = bind_env(launch.env, self.ip, port)
+        prefix = launch.options.environment.prefix
+        if prefix:
+            env["PATH"] = os.path.join(prefix, "bin") + os.pathsep + env.get("PATH", os.defpath)
+        cwd = None
+        if self.working_dir:
+            cwd = self.working_dir.replace("{username}", launch.username)
+            os.makedirs(cwd, mode=0o700, exist_ok=True)
+        argv = [part.replace("{username}", launch.username) for part in self.user_prefix] + launch.command
+        try:
+            process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, start_new_session=True)
+        except OSError as err:
+            raise SpawnFailed(f"could not start {argv[0]}: {err.strerror}") from None
+        self._processes[process.pid] = process
+        self.log.info("Started %s as local process %d on port %d", launch.server, process.pid, port)
+        return {"pid": process.pid, "host": self.ip, "port": port}
+
+    async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+        if await self.poll(state) is not None:
+            raise SpawnFailed(f"the server process {state['pid']} exited at once")
+        return ServerAddress(state["host"], state["port"])
+
+    async def poll(self, state: BackendState) -> int | None:
+        pid = state["pid"]
+        process = self._processes.get(pid)
+        if process is not None:
+            return process.returncode
+        try:  # a server from before a hub restart: not our child any more
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return 0
+        except PermissionError:
+            return None
+        return None
+
+    async def _exited_within(self, state: BackendState, seconds: float) -> bool:
+        process = self._processes.get(state["pid"])
+        if process is not None:
+            try:
+                await asyncio.wait_for(process.wait(), seconds)
+            except asyncio.TimeoutError:
+                return False
+            return True
+        deadline = time.monotonic() + seconds
+        while await self.poll(state) is None:  # not our child: nothing to wait on but polling
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    async def stop(self, state: BackendState) -> None:
+        pid = state["pid"]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            if await self._exited_within(state, self.stop_timeout):
+                break
+        self._processes.pop(pid, None)

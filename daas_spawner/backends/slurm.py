@@ -1,0 +1,271 @@
+"""Slurm backend: sbatch as the user, one shared squeue view, scancel to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pwd
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from traitlets import Float, List, Unicode
+
+from ..commands import CommandFailed, run_command
+from .base import UNIX_NAME, Backend, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from .slurm_commands import (
+    JobInfo,
+    JobSpec,
+    NodeInfo,
+    batch_script,
+    parse_job_id,
+    parse_sinfo_nodes,
+    parse_squeue,
+    sbatch_argv,
+    scancel_argv,
+    sinfo_nodes_argv,
+    squeue_argv,
+)
+from .slurm_queue import JobStatus, Phase, SlurmQueue
+
+_NO_TIME = {"", "N/A", "Unknown", "None"}
+
+
+class SlurmBackend(Backend):
+    """Runs each single-user server as a Slurm batch job submitted as the user."""
+
+    name = "slurm"
+
+    slurm_bin_dir = Unicode(
+        "/usr/bin",
+        config=True,
+        help="Directory holding sbatch, squeue, scancel and sinfo. Absolute, because sudo resets PATH.",
+    )
+    user_prefix = List(
+        Unicode(),
+        ["sudo", "-n", "-u", "{username}", "--"],
+        config=True,
+        help="""Argv prefix that runs sbatch and scancel as the user; `{username}` is replaced.
+
+        A hub running as root can keep the default; an unprivileged hub needs a sudo rule
+        allowing exactly `sbatch` and `scancel` as the target users (see the README).
+        Use [] only when the hub itself is the job owner (single-user test setups).""",
+    )
+    job_name = Unicode(
+        "jupyterhub-daas",
+        config=True,
+        help="Slurm job name of every server job. The shared squeue query selects jobs by this name.",
+    )
+    working_dir = Unicode(
+        "{home}",
+        config=True,
+        help="Job working directory (--chdir); `{username}` and `{home}` are replaced.",
+    )
+    output = Unicode(
+        "jupyterhub-daas-%j.log",
+        config=True,
+        help="Job output file (--output), relative to working_dir unless absolute; %j is the job id.",
+    )
+    server_bind_ip = Unicode(
+        "0.0.0.0",  # noqa: S104 (the hub reaches the server on the node's address)
+        config=True,
+        help="Address the server listens on inside the job (DAAS_BIND_IP).",
+    )
+    poll_interval = Float(
+        30.0,
+        config=True,
+        help="Seconds between the hub's batched squeue queries while servers only run.",
+    )
+    busy_interval = Float(
+        1.0,
+        config=True,
+        help="Seconds between batched queries while some start or stop is waiting (still one query for all).",
+    )
+    command_timeout = Float(
+        20.0,
+        config=True,
+        help="Seconds before a scheduler command counts as failed (a hung controller).",
+    )
+    stop_timeout = Float(
+        60.0,
+        config=True,
+        help="Seconds to wait after scancel until the job has left the node.",
+    )
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.queue = SlurmQueue(self._query_jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
+        self._nodes: dict[str, NodeInfo] = {}
+
+    def _bin(self, name: str) -> str:
+        return os.path.join(self.slurm_bin_dir, name)
+
+    def _prefix(self, username: str) -> list[str]:
+        return [part.replace("{username}", username) for part in self.user_prefix]
+
+    async def _query_jobs(self) -> dict[str, JobInfo]:
+        result = await run_command(squeue_argv(self._bin("squeue"), self.job_name), timeout=self.command_timeout)
+        return parse_squeue(result.stdout)
+
+    async def _node(self, name: str) -> NodeInfo | None:
+        if name not in self._nodes:
+            result = await run_command(sinfo_nodes_argv(self._bin("sinfo")), timeout=self.command_timeout)
+            self._nodes = parse_sinfo_nodes(result.stdout)
+        return self._nodes.get(name)
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def start(self, launch: Launch) -> BackendState:
+        username = launch.username
+        if not UNIX_NAME.match(username):
+            raise SpawnFailed(f"user name {username!r} is not a Unix account name this hub can submit for")
+        try:
+            home = pwd.getpwnam(username).pw_dir
+        except KeyError:
+            raise SpawnFailed(f"user {username} has no Unix account on the hub host") from None
+        working_dir = self.working_dir.replace("{username}", username).replace("{home}", home)
+        output = self.output if self.output.startswith("/") else os.path.join(working_dir, self.output)
+        env = {
+            **launch.env,
+            "DAAS_BIND_IP": self.server_bind_ip,
+            "DAAS_PROFILE": launch.options.profile.id,
+            "DAAS_OPTIONS": json.dumps(launch.options.summary(), sort_keys=True),
+        }
+        spec = JobSpec(
+            username=username,
+            job_name=self.job_name,
+            working_dir=working_dir,
+            output=output,
+            account=launch.options.profile.slurm.account,
+            env=env,
+            command=launch.command,
+        )
+        argv = sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec)
+        submitted_at = time.monotonic()
+        try:
+            result = await run_command(argv, timeout=self.command_timeout, stdin=batch_script(launch.options, spec))
+            job_id = parse_job_id(result.stdout)
+        except (CommandFailed, ValueError) as err:
+            raise SpawnFailed(f"Slurm did not accept the job: {err}") from None
+        self.log.info("Submitted %s as Slurm job %s", launch.server, job_id)
+        self.queue.track(job_id, submitted_at=submitted_at)
+        return {"job_id": job_id, "username": username, "log": output.replace("%j", job_id)}
+
+    async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+        job_id = state["job_id"]
+        reported = asyncio.ensure_future(reported)
+        async with self.queue.hurry(job_id):
+            while not reported.done():
+                status = self.queue.status(job_id)
+                if status.ended:
+                    raise SpawnFailed(self._ended_message(state, status))
+                changed = asyncio.ensure_future(self.queue.changed())
+                await asyncio.wait({reported, changed}, return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+        return reported.result()
+
+    async def check_report(self, state: BackendState, address: ServerAddress) -> ServerAddress:
+        """Route only to the node Slurm runs this job on, whatever the job claims."""
+        job_id = state["job_id"]
+        status = self.queue.status(job_id)
+        if status.phase is not Phase.ACTIVE:
+            try:
+                await self.queue.refresh()
+            except CommandFailed as err:
+                raise ValueError(f"cannot confirm job {job_id} with Slurm now: {err}") from None
+            status = self.queue.status(job_id)
+        if status.phase is not Phase.ACTIVE or status.info is None:
+            raise ValueError(f"job {job_id} is not running")
+        try:
+            node = await self._node(status.info.nodes)
+        except CommandFailed as err:
+            raise ValueError(f"cannot look up node {status.info.nodes}: {err}") from None
+        if node is None or address.host not in {node.name, node.hostname, node.address}:
+            raise ValueError(f"host {address.host!r} is not the node running job {job_id}")
+        return ServerAddress(node.address, address.port)
+
+    # -- watch ---------------------------------------------------------------------------
+
+    async def poll(self, state: BackendState) -> int | None:
+        job_id = state["job_id"]
+        self.queue.track(job_id)
+        status = await self.queue.current_status(job_id)
+        if not status.ended:
+            return None
+        return 0 if status.info is not None and status.info.state == "COMPLETED" else 1
+
+    def watch(self, state: BackendState, on_end: Callable[[], None]) -> Callable[[], None]:
+        self.queue.track(state["job_id"])
+        return self.queue.on_end(state["job_id"], on_end)
+
+    async def progress(self, state: BackendState) -> AsyncIterator[ProgressEvent]:
+        job_id = state["job_id"]
+        yield ProgressEvent(20, f"Submitted as Slurm job {job_id}")
+        shown = ""
+        while True:
+            status = self.queue.status(job_id)
+            message = self._describe(job_id, status)
+            if message != shown:
+                shown = message
+                yield ProgressEvent(40 if status.phase is not Phase.ACTIVE else 70, message)
+            if status.phase in (Phase.ACTIVE, Phase.ENDED):
+                return
+            await self.queue.changed()
+
+    @staticmethod
+    def _describe(job_id: str, status: JobStatus) -> str:
+        info = status.info
+        if status.phase is Phase.ACTIVE and info is not None:
+            return f"Job {job_id} running on {info.nodes}; starting the server"
+        if status.phase is Phase.PENDING and info is not None:
+            message = f"Job {job_id} pending"
+            if info.reason and info.reason != "None":
+                message += f" (reason: {info.reason})"
+            if info.start_time not in _NO_TIME:
+                message += f", expected start {info.start_time}"
+            return message
+        if status.phase is Phase.ENDED:
+            return f"Job {job_id} ended"
+        return f"Job {job_id} submitted; waiting for Slurm"
+
+    @staticmethod
+    def _ended_message(state: BackendState, status: JobStatus) -> str:
+        job_id = state["job_id"]
+        if status.info is None:
+            what = "left the queue"
+        else:
+            what = f"ended ({status.info.state}"
+            what += f": {status.info.reason})" if status.info.reason not in ("", "None") else ")"
+        return f"Slurm job {job_id} {what} before the server started; see the job log at {state.get('log')}"
+
+    # -- stop ----------------------------------------------------------------------------
+
+    async def stop(self, state: BackendState) -> None:
+        job_id = state["job_id"]
+        self.queue.track(job_id)
+        deadline = time.monotonic() + self.stop_timeout
+        cancelled = False
+        async with self.queue.hurry(job_id):
+            while not self._gone(self.queue.status(job_id)):
+                if not cancelled:
+                    try:
+                        await run_command(
+                            scancel_argv(self._prefix(state["username"]), self._bin("scancel"), job_id),
+                            timeout=self.command_timeout,
+                        )
+                        cancelled = True
+                    except CommandFailed as err:
+                        self.log.warning("scancel %s failed, will retry: %s", job_id, err)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.queue.untrack(job_id)
+                    raise SpawnFailed(f"Slurm job {job_id} still present {self.stop_timeout:g} s after scancel")
+                try:
+                    await asyncio.wait_for(self.queue.changed(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+        self.queue.untrack(job_id)
+
+    @staticmethod
+    def _gone(status: JobStatus) -> bool:
+        return status.ended and (status.info is None or status.info.state != "COMPLETING")

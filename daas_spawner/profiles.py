@@ -1,0 +1,277 @@
+"""Site profiles: the typed model of what a facility offers, loaded from YAML.
+
+A profile is written by the site admin. It names a backend and bounds every choice a
+user may make (partitions, cores, memory, GPUs, wall time, architecture, environment).
+The options model (options.py) checks user input against these bounds; the form renders
+from them. Loading fails loudly, naming the file and the field, so a typo stops the hub
+at start-up instead of surfacing as a strange job later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from .quantities import parse_memory_mb, parse_walltime_seconds
+
+# Names that end up in scheduler arguments or scripts: a conservative character set, so a
+# profile can never carry a shell or #SBATCH construct even though admins write it.
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+SchedulerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")]
+ModuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}$")]
+AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[^\x00-\x1f\x7f]{0,4095}$")]
+SchedulerArg = Annotated[str, StringConstraints(pattern=r"^--?[A-Za-z][^\x00-\x1f\x7f]{0,255}$")]
+UrlPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./?=&%-]{0,255}$")]
+PlainText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]{0,2000}$")]
+MemoryMB = Annotated[int, BeforeValidator(parse_memory_mb)]
+WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
+
+CorePreset = Literal["min", "medium", "max", "whole_node"]
+CORE_PRESETS: tuple[CorePreset, ...] = ("min", "medium", "max", "whole_node")
+
+
+class ProfileConfigError(ValueError):
+    """A profiles file that cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Cores(_Strict):
+    """CPU cores: named presets plus a bounded free value."""
+
+    presets: dict[Literal["min", "medium", "max"], PositiveInt] = Field(
+        default_factory=lambda: {"min": 1},
+        description="Preset name -> number of cores.",
+    )
+    whole_node: bool = Field(False, description="Offer the whole node (an exclusive job).")
+    max: PositiveInt = Field(description="Largest number of cores a user may ask for.")
+    default: CorePreset | PositiveInt = "min"
+
+    @model_validator(mode="after")
+    def _check(self) -> Cores:
+        for name, count in self.presets.items():
+            if count > self.max:
+                raise ValueError(f"preset {name} ({count}) is above max ({self.max})")
+        default = self.default
+        if isinstance(default, str):
+            if default == "whole_node" and not self.whole_node:
+                raise ValueError("default is whole_node but whole_node is not offered")
+            if default != "whole_node" and default not in self.presets:
+                raise ValueError(f"default preset {default!r} is not among the presets")
+        elif default > self.max:
+            raise ValueError(f"default ({default}) is above max ({self.max})")
+        return self
+
+
+class Memory(_Strict):
+    """Memory per job, in the units people write ('4G')."""
+
+    min: MemoryMB = 256
+    max: MemoryMB
+    default: MemoryMB
+
+    @model_validator(mode="after")
+    def _check(self) -> Memory:
+        if not self.min <= self.default <= self.max:
+            raise ValueError("memory must satisfy min <= default <= max")
+        return self
+
+
+class Gpus(_Strict):
+    """GPUs as a generic resource: type choices and a count."""
+
+    types: list[SchedulerName] = Field(default_factory=list, description="GRES types; empty = untyped.")
+    max: PositiveInt
+    default: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> Gpus:
+        if self.default > self.max:
+            raise ValueError(f"default ({self.default}) is above max ({self.max})")
+        return self
+
+
+class Walltime(_Strict):
+    """Run time: suggested choices, a default and a hard maximum."""
+
+    choices: list[WalltimeSeconds] = Field(default_factory=list)
+    default: WalltimeSeconds
+    max: WalltimeSeconds
+
+    @model_validator(mode="after")
+    def _check(self) -> Walltime:
+        if not 60 <= self.default <= self.max:
+            raise ValueError("walltime must satisfy 1 minute <= default <= max")
+        if any(choice > self.max for choice in self.choices):
+            raise ValueError("a walltime choice is above max")
+        return self
+
+
+class Resources(_Strict):
+    """What a scheduler-backed profile lets a user choose."""
+
+    partitions: list[SchedulerName] = Field(min_length=1, description="First is the default.")
+    features: list[SchedulerName] = Field(
+        default_factory=list,
+        description="Architecture features (Slurm --constraint), first is the default.",
+    )
+    cores: Cores
+    memory: Memory
+    gpus: Gpus | None = None
+    walltime: Walltime
+
+
+class Environment(_Strict):
+    """Where the single-user server's Python comes from."""
+
+    id: Identifier
+    display_name: PlainText
+    description: PlainText = ""
+    prefix: AbsolutePath | None = Field(None, description="A Python environment prefix (venv/conda).")
+    modules: list[ModuleName] = Field(default_factory=list, description="Environment modules to load.")
+    image: AbsolutePath | None = Field(None, description="An Apptainer image to run the server in.")
+    apptainer_args: list[SchedulerArg] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> Environment:
+        if self.apptainer_args and not self.image:
+            raise ValueError("apptainer_args given without an image")
+        return self
+
+
+class SlurmSettings(_Strict):
+    """Admin-only Slurm settings of a profile; users never set these."""
+
+    account: SchedulerName | None = None
+    qos: SchedulerName | None = None
+    reservation: SchedulerName | None = None
+    extra_args: list[SchedulerArg] = Field(default_factory=list)
+
+
+def _default_environments() -> list[Environment]:
+    return [Environment(id="default", display_name="Default Python")]
+
+
+class Profile(_Strict):
+    """One entry of the spawn form: a backend plus the choices it allows."""
+
+    id: Identifier
+    display_name: PlainText
+    description: PlainText = ""
+    backend: Literal["slurm", "local"]
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    resources: Resources | None = None
+    environments: list[Environment] = Field(default_factory=_default_environments, min_length=1)
+    default_url: UrlPath | None = None
+    allowed_groups: list[str] = Field(
+        default_factory=list, description="JupyterHub groups that may use it; empty = everyone."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Profile:
+        if self.backend == "slurm" and self.resources is None:
+            raise ValueError("a slurm profile needs resources (partitions, cores, memory, walltime)")
+        if self.backend == "local" and self.resources is not None:
+            raise ValueError("a local profile takes no resources (the local backend cannot bound them)")
+        ids = [env.id for env in self.environments]
+        if len(ids) != len(set(ids)):
+            raise ValueError("environment ids must be unique")
+        return self
+
+    def environment(self, env_id: str) -> Environment | None:
+        return next((env for env in self.environments if env.id == env_id), None)
+
+    def allows(self, groups: set[str]) -> bool:
+        return not self.allowed_groups or bool(groups.intersection(self.allowed_groups))
+
+
+class ProfileSet(_Strict):
+    """All profiles of a site, in form order."""
+
+    profiles: list[Profile] = Field(min_length=1)
+    default_profile: Identifier | None = None
+    source: str = Field("<built-in>", exclude=True)
+
+    @model_validator(mode="after")
+    def _check(self) -> ProfileSet:
+        ids = [profile.id for profile in self.profiles]
+        if len(ids) != len(set(ids)):
+            raise ValueError("profile ids must be unique")
+        if self.default_profile is not None and self.default_profile not in ids:
+            raise ValueError(f"default_profile {self.default_profile!r} is not a profile id")
+        return self
+
+    def get(self, profile_id: str) -> Profile | None:
+        return next((p for p in self.profiles if p.id == profile_id), None)
+
+    def allowed_for(self, groups: set[str]) -> list[Profile]:
+        return [profile for profile in self.profiles if profile.allows(groups)]
+
+
+def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
+    """Turn pydantic's location into 'profiles[gpu].resources.cores.max'."""
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = str(item)
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and isinstance(node.get("id"), str):
+                    label = node["id"]
+            parts[-1:] = [f"{parts[-1]}[{label}]"] if parts else [f"[{label}]"]
+        else:
+            parts.append(item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "<top>"
+
+
+def parse_profiles(raw: Any, source: str) -> ProfileSet:
+    """Validate already-parsed YAML data; errors name the source and every bad field."""
+    if not isinstance(raw, dict):
+        raise ProfileConfigError(f"{source}: expected a mapping with a 'profiles' list")
+    try:
+        return ProfileSet.model_validate({**raw, "source": source})
+    except ValidationError as err:
+        lines = [f"{source}: {_field_path(e['loc'], raw)}: {e['msg']}" for e in err.errors(include_url=False)]
+        raise ProfileConfigError("invalid profiles\n  " + "\n  ".join(lines)) from None
+
+
+def load_profiles(path: str | Path) -> ProfileSet:
+    """Read and validate a profiles YAML file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ProfileConfigError(f"{path}: cannot read profiles file: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ProfileConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_profiles(raw, str(path))
+
+
+LOCAL_DEMO = ProfileSet(
+    profiles=[
+        Profile(
+            id="local",
+            display_name="Local JupyterLab",
+            description="A JupyterLab server on the hub machine.",
+            backend="local",
+            default_url="/lab",
+        )
+    ]
+)

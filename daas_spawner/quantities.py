@@ -1,0 +1,80 @@
+"""Parse and format the two quantities people write by hand: memory sizes and wall times.
+
+Both profiles (admin input) and user options (user input) go through these parsers, so a
+value means the same thing wherever it is written. Parsers accept only a strict grammar;
+anything else raises ValueError with a message fit to show a user.
+"""
+
+from __future__ import annotations
+
+import re
+
+_MEMORY = re.compile(r"^(\d{1,9})(?:\.(\d{1,3}))?\s*([KMGT]?)(?:i?B)?$", re.IGNORECASE)
+_MEMORY_FACTOR_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+# Slurm's own --time grammar, restricted to the unambiguous forms:
+# "M", "H:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS" (and "H:MM").
+_WALLTIME = re.compile(
+    r"^(?:(?P<days>\d{1,3})-(?P<dh>\d{1,2})(?::(?P<dm>\d{2})(?::(?P<ds>\d{2}))?)?"
+    r"|(?P<h>\d{1,4}):(?P<m>\d{2})(?::(?P<s>\d{2}))?"
+    r"|(?P<minutes>\d{1,6}))$"
+)
+
+
+def parse_memory_mb(value: str | int) -> int:
+    """Return a memory size in MiB; plain numbers are MiB, suffixes K/M/G/T (binary)."""
+    if isinstance(value, bool):
+        raise ValueError("memory must be a size such as '4G' or '512M'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("memory must not be negative")
+        return value
+    match = _MEMORY.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"memory {value!r} is not a size such as '4G' or '512M'")
+    whole, fraction, unit = match.groups()
+    amount = float(f"{whole}.{fraction or 0}")
+    return int(amount * _MEMORY_FACTOR_MB[unit.upper()])
+
+
+def format_memory(mb: int) -> str:
+    """Render MiB the way people read it ('4G', '1536M')."""
+    if mb and mb % (1024 * 1024) == 0:
+        return f"{mb // (1024 * 1024)}T"
+    if mb and mb % 1024 == 0:
+        return f"{mb // 1024}G"
+    return f"{mb}M"
+
+
+def parse_walltime_seconds(value: str | int) -> int:
+    """Return a wall time in seconds from Slurm's time grammar; a plain number is minutes."""
+    if isinstance(value, bool):
+        raise ValueError("walltime must be a duration such as '4:00:00'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("walltime must not be negative")
+        return value * 60
+    match = _WALLTIME.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"walltime {value!r} is not a duration such as '4:00:00', '90' (minutes) or '1-12:00:00'")
+    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    if "minutes" in parts:
+        return parts["minutes"] * 60
+    if "days" in parts:
+        hours, minutes, seconds = parts["dh"], parts.get("dm", 0), parts.get("ds", 0)
+        days = parts["days"]
+    else:
+        days, hours, minutes, seconds = 0, parts["h"], parts["m"], parts.get("s", 0)
+    if minutes > 59 or seconds > 59 or ("days" in parts and hours > 23):
+        raise ValueError(f"walltime {value!r} has minutes or seconds above 59 or hours above 23")
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+def format_walltime(seconds: int) -> str:
+    """Render seconds as Slurm's D-HH:MM:SS (days only when needed)."""
+    minutes, secs = divmod(seconds, 60)
+    hours, mins = divmod(minutes, 60)
+    days, hrs = divmod(hours, 24)
+    if days:
+        return f"{days}-{hrs:02d}:{mins:02d}:{secs:02d}"
+    return f"{hrs}:{mins:02d}:{secs:02d}"

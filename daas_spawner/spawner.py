@@ -1,0 +1,217 @@
+"""DaaSSpawner: one profile spawner; options are validated once, then a backend does the work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from jupyterhub.spawner import Spawner
+from tornado import web
+from traitlets import Dict, Instance, List, Unicode, default
+from traitlets.utils.importstring import import_item
+
+from . import address
+from .backends.base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
+from .form import render_form, template_environment
+from .options import OptionsError, ResolvedOptions, options_from_form, resolve_options
+from .profiles import LOCAL_DEMO, ProfileSet
+
+address.register()
+
+STATE_KEY = "daas"
+
+
+class DaaSSpawner(Spawner):
+    """Spawn a single-user server from a site profile on Slurm or locally."""
+
+    profiles = Instance(
+        ProfileSet,
+        config=True,
+        help="""The site's profiles, usually `daas_spawner.load_profiles("/etc/jupyterhub/profiles.yaml")`.
+
+        Loading in jupyterhub_config.py makes a bad file stop the hub at start with the file
+        and field named. The default is one local JupyterLab profile (the demo).""",
+    )
+    backend_classes = Dict(
+        {
+            "slurm": "daas_spawner.backends.slurm.SlurmBackend",
+            "local": "daas_spawner.backends.local.LocalBackend",
+        },
+        config=True,
+        help="Backend name (a profile's `backend`) -> importable Backend class.",
+    )
+    template_paths = List(
+        Unicode(),
+        config=True,
+        help="Directories searched before the built-in templates, so a site can override form.html.",
+    )
+
+    @default("profiles")
+    def _default_profiles(self) -> ProfileSet:
+        return LOCAL_DEMO
+
+    @default("start_timeout")
+    def _default_start_timeout(self) -> int:
+        # Batch jobs may queue; the user sees why on the progress page meanwhile.
+        return 600
+
+    @default("http_timeout")
+    def _default_http_timeout(self) -> int:
+        return 120
+
+    @default("options_form")
+    def _default_options_form(self):
+        return lambda spawner: spawner.render_options_form()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backend_state: BackendState | None = None
+        self.backend_name: str | None = None
+        self.resolved_summary: dict[str, Any] | None = None
+        self._reported: asyncio.Future[ServerAddress] | None = None
+        self._submitted = asyncio.Event()
+        self._unwatch: Callable[[], None] | None = None
+        self._notify_tasks: set[asyncio.Future[Any]] = set()
+
+    # -- options -------------------------------------------------------------------------
+
+    def _groups(self) -> set[str]:
+        return {group.name for group in self.user.groups}
+
+    def resolve(self, raw: Any) -> ResolvedOptions:
+        """The single validation entry point for form and REST input; bad input is a 400."""
+        try:
+            return resolve_options(raw, self.profiles, self._groups())
+        except OptionsError as err:
+            raise web.HTTPError(400, f"Invalid server options: {err}") from None
+
+    def render_options_form(self) -> str:
+        return render_form(template_environment(self.template_paths), self.profiles.allowed_for(self._groups()))
+
+    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+        try:
+            options = options_from_form(formdata)
+        except OptionsError as err:
+            raise web.HTTPError(400, f"Invalid server options: {err}") from None
+        self.resolve(options)  # refuse at once, before anything is stored or started
+        return options
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def backend(self, name: str) -> Backend:
+        if name not in self.backend_classes:
+            raise SpawnFailed(f"no backend named {name!r} is configured")
+        cls = import_item(self.backend_classes[name])
+        return cls.instance(config=self.config, log=self.log)
+
+    @property
+    def accepts_address_reports(self) -> bool:
+        return self._reported is not None and not self._reported.done()
+
+    async def accept_reported_address(self, reported: ServerAddress) -> None:
+        """Called by the address endpoint with a validated report for this server."""
+        if not self.accepts_address_reports or self.backend_state is None or self.backend_name is None:
+            raise web.HTTPError(409, "this server is not waiting for an address")
+        try:
+            routed = await self.backend(self.backend_name).check_report(self.backend_state, reported)
+        except ValueError as err:
+            raise web.HTTPError(400, str(err)) from None
+        if self._reported is not None and not self._reported.done():
+            self._reported.set_result(routed)
+
+    async def start(self) -> tuple[str, int]:
+        options = self.resolve(self.user_options)
+        backend = self.backend(options.backend)
+        if options.profile.default_url:
+            self.default_url = options.profile.default_url
+        launch = Launch(
+            username=self.user.name,
+            server=self._log_name,
+            options=options,
+            env=self.get_env(),
+            command=[*self.cmd, *self.get_args()],
+        )
+        self._reported = asyncio.get_running_loop().create_future()
+        try:
+            state = await backend.start(launch)
+        except SpawnFailed as err:
+            raise web.HTTPError(503, str(err)) from None
+        self.backend_name, self.backend_state = backend.name, state
+        self.resolved_summary = options.summary()
+        self._save_state()
+        self._submitted.set()
+        try:
+            server = await backend.wait_for_address(state, self._reported)
+        finally:
+            self._reported = None
+        self._watch()
+        return server.host, server.port
+
+    def _save_state(self) -> None:
+        """Persist the job id at once: a hub restart while a job queues must not orphan it."""
+        if self.orm_spawner is not None and self.db is not None:
+            self.orm_spawner.state = self.get_state()
+            self.db.commit()
+
+    def _watch(self) -> None:
+        """Subscribe to the backend's view once: after start, or at the first poll after a restart."""
+        if self._unwatch is None and self.backend_state is not None and self.backend_name:
+            backend = self.backend(self.backend_name)
+            self._unwatch = backend.watch(self.backend_state, self._ended_on_its_own)
+
+    def _ended_on_its_own(self) -> None:
+        """The backend saw the server end (external scancel, node failure): tell the hub now."""
+        task = asyncio.ensure_future(self.poll_and_notify())
+        self._notify_tasks.add(task)
+        task.add_done_callback(self._notify_tasks.discard)
+
+    async def poll(self) -> int | None:
+        if self.backend_state is None or self.backend_name is None:
+            return 0
+        self._watch()
+        return await self.backend(self.backend_name).poll(self.backend_state)
+
+    async def stop(self, now: bool = False) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        if self.backend_state is not None and self.backend_name is not None:
+            await self.backend(self.backend_name).stop(self.backend_state)
+        # Forget this server's options: a later spawn without options must not reuse them.
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = None
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        await self._submitted.wait()
+        if self.backend_state is None or self.backend_name is None:
+            return
+        async for event in self.backend(self.backend_name).progress(self.backend_state):
+            yield event.as_dict()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.backend_state is not None:
+            state[STATE_KEY] = {
+                "backend": self.backend_name,
+                "server": self.backend_state,
+                "options": self.resolved_summary,
+            }
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        saved = state.get(STATE_KEY)
+        if saved:
+            self.backend_name = saved["backend"]
+            self.backend_state = saved["server"]
+            self.resolved_summary = saved.get("options")
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.backend_state = None
+        self.backend_name = None
+        self.resolved_summary = None
+        self._submitted = asyncio.Event()
