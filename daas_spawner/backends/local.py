@@ -30,10 +30,12 @@ class LocalBackend(Backend):
         Unicode(),
         [],
         config=True,
-        help="""Argv prefix that runs the server as the user, e.g. ["sudo", "-n", "-u", "{username}", "--"].
+        help="""Argv prefix that runs the server as the user, e.g. ["sudo", "-E", "-H", "-n", "-u", "{username}", "--"].
 
-        Empty (the default) runs every server as the hub's own Unix user, which is what the demo
-        does; use a prefix only with a hub that may act as the users.""",
+        The prefix must pass the environment through (sudo -E): the server's API token travels
+        in the environment, never on a command line. Empty (the default) runs every server as
+        the hub's own Unix user, which is what the demo does; use a prefix only with a hub that
+        may act as the users.""",
     )
     working_dir = Unicode(
         "",

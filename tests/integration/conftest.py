@@ -1,0 +1,120 @@
+"""Fixtures that start the real components: the Slurm test cluster and JupyterHub + proxy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .hub import Hub
+from .slurm import CommandLog, cluster, controller_up, wait_no_jobs
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_USERS = ("alice", "bob", "carol")
+POLL_INTERVAL = 5.0  # the hub's batched squeue interval in these tests
+
+
+ARTIFACTS = Path(os.environ.get("DAAS_TEST_ARTIFACTS", "/tmp/daas-test-artifacts"))
+
+
+def public_tempdir(prefix: str) -> Path:
+    """A directory the test users can enter (pytest's tmp_path is root-only); kept for the logs."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    ARTIFACTS.chmod(0o755)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=ARTIFACTS))
+    path.chmod(0o755)
+    return path
+
+
+def write_test_profiles(path: Path) -> Path:
+    """The facility example, pointed at this venv, plus a profile only staff may use."""
+    data = yaml.safe_load((REPO / "profiles" / "facility.yaml").read_text())
+    for profile in data["profiles"]:
+        for env in profile.get("environments", []):
+            env["prefix"] = sys.prefix
+    restricted = dict(data["profiles"][0], id="staff-only", display_name="Staff only", allowed_groups=["staff"])
+    data["profiles"].append(restricted)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    started_here = not controller_up_safe()
+    if started_here:
+        cluster("start")
+    yield
+    if not controller_up_safe():
+        cluster("start-controller")
+    if started_here:
+        cluster("stop")
+
+
+def controller_up_safe() -> bool:
+    try:
+        return controller_up()
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def cancel_test_jobs() -> None:
+    for user in TEST_USERS:
+        subprocess.run(["scancel", "-u", user], check=False, timeout=30)
+    for user in TEST_USERS:
+        wait_no_jobs(user)
+
+
+def slurm_hub_config(profiles: Path, commands: CommandLog, poll_interval: float = POLL_INTERVAL) -> str:
+    return f"""
+        from daas_spawner import load_profiles
+        c.DaaSSpawner.profiles = load_profiles("{profiles}")
+        c.SlurmBackend.slurm_bin_dir = "{commands.bin_dir}"
+        c.SlurmBackend.poll_interval = {poll_interval}
+        c.SlurmBackend.command_timeout = 5
+        # The hub polls every spawner each second: with the shared view that costs no query.
+        c.Spawner.poll_interval = 1
+    """
+
+
+class SlurmHub:
+    """A hub on the Slurm cluster with its scheduler-command log."""
+
+    def __init__(self, workdir: Path, poll_interval: float = POLL_INTERVAL) -> None:
+        self.workdir = workdir
+        self.commands = CommandLog(workdir / "slurm-bin")
+        self.profiles = write_test_profiles(workdir / "profiles.yaml")
+        self.poll_interval = poll_interval
+        self.hub = Hub(workdir / "hub", slurm_hub_config(self.profiles, self.commands, poll_interval))
+
+    def start(self) -> Hub:
+        self.hub.start()
+        self.hub.create_users(*TEST_USERS)
+        return self.hub
+
+    def close(self) -> None:
+        self.hub.stop()
+        cancel_test_jobs()
+
+
+@pytest.fixture(scope="module")
+def slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
+    cancel_test_jobs()
+    env = SlurmHub(public_tempdir("daas-it-"))
+    env.start()
+    yield env
+    env.close()
+
+
+@pytest.fixture
+def hub(slurm_hub: SlurmHub) -> Iterator[Hub]:
+    """The module's hub; every server a test started is stopped afterwards."""
+    yield slurm_hub.hub
+    for name in TEST_USERS:
+        for server in list(slurm_hub.hub.user_model(name)["servers"]):
+            slurm_hub.hub.stop_server(name, server)

@@ -1,0 +1,90 @@
+"""The real Slurm test cluster, seen from tests: start/stop, command log, job details."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+CLUSTER_SCRIPT = Path(__file__).resolve().parents[1] / "cluster" / "slurm.sh"
+SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo")
+
+
+def cluster(action: str) -> None:
+    subprocess.run(["bash", str(CLUSTER_SCRIPT), action], check=True, timeout=180)
+
+
+def controller_up() -> bool:
+    result = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return "UP" in result.stdout
+
+
+class CommandLog:
+    """A directory of wrappers that log every scheduler command, then run the real one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.bin_dir = directory
+        self.path = directory / "commands.log"
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o755)
+        self.path.touch()
+        os.chmod(self.path, 0o666)  # jobs are submitted as the test users
+        for name in SLURM_COMMANDS:
+            wrapper = directory / name
+            wrapper.write_text(
+                "#!/bin/sh\n"
+                f'printf "%s %s %s\\n" "$(date +%s.%N)" "{name}" "$*" >> {self.path}\n'
+                f'exec /usr/bin/{name} "$@"\n'
+            )
+            wrapper.chmod(0o755 | stat.S_IXUSR)
+
+    def entries(self, command: str | None = None) -> list[tuple[float, str, str]]:
+        rows = []
+        for line in self.path.read_text().splitlines():
+            stamp, name, args = ([*line.split(" ", 2), ""])[:3]
+            if command is None or name == command:
+                rows.append((float(stamp), name, args))
+        return rows
+
+    def count(self, command: str) -> int:
+        return len(self.entries(command))
+
+
+def job_details(job_id: str) -> dict[str, str]:
+    """`scontrol show job -o` as a dict (Partition, NumCPUs, TRES, TimeLimit, Account, NodeList...)."""
+    output = subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    details = {}
+    for token in output.split():
+        key, _, value = token.partition("=")
+        details[key] = value
+    return details
+
+
+def user_jobs(user: str) -> list[str]:
+    """Live (not finished) job ids of a user."""
+    output = subprocess.run(
+        ["squeue", "-h", "-u", user, "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING,SUSPENDED", "-o", "%i"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return output.split()
+
+
+def batch_script(job_id: str) -> str:
+    return subprocess.run(
+        ["scontrol", "write", "batch_script", job_id, "-"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+
+
+def wait_no_jobs(user: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while user_jobs(user):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{user} still has jobs {user_jobs(user)}")
+        time.sleep(0.5)

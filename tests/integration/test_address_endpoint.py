@@ -1,0 +1,96 @@
+"""The host/port endpoint: only host and port, only with the starting server's own token."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from .hub import Hub, wait_for
+from .slurm import batch_script, job_details
+
+ENDPOINT = "/daas/server-address"
+
+
+def _server_token(job_id: str) -> str:
+    match = re.search(r"^export JUPYTERHUB_API_TOKEN='?([0-9a-f]+)'?$", batch_script(job_id), re.MULTILINE)
+    assert match, "no token in the batch script"
+    return match.group(1)
+
+
+def _report(hub: Hub, token: str | None, body: object) -> int:
+    headers = {"Authorization": f"token {token}"} if token else {}
+    kwargs = {"content": body} if isinstance(body, (bytes, str)) else {"json": body}
+    return hub.http.post(f"{hub.api_url}{ENDPOINT}", headers=headers, **kwargs).status_code
+
+
+def _hold_both_gpus() -> str:
+    job = subprocess.run(
+        [
+            "sudo",
+            "-u",
+            "bob",
+            "sbatch",
+            "--parsable",
+            "-p",
+            "gpu",
+            "--gres=gpu:tesla:2",
+            "-J",
+            "blocker",
+            "--chdir=/tmp",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 600",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    wait_for(lambda: job_details(job)["JobState"] == "RUNNING", 60, "the GPU blocker to run")
+    return job
+
+
+def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub) -> None:
+    # carol's running server: its token belongs to a server that is not starting.
+    assert hub.spawn("carol", {"profile": "cpu"}).status_code in (201, 202)
+    hub.wait_ready("carol")
+    carol_token = _server_token(hub.job_id("carol"))
+
+    blocker = _hold_both_gpus()
+    try:
+        assert hub.spawn("alice", {"profile": "gpu", "gpus": 1}).status_code == 202
+        job_id = wait_for(lambda: (hub.server_model("alice") or {}).get("state", {}).get("daas"), 60, "job id")
+        job_id = job_id["server"]["job_id"]
+        assert job_details(job_id)["JobState"] == "PENDING"
+        alice_token = _server_token(job_id)
+        alice_user_token = hub.token_for("alice", ["inherit"])
+
+        assert _report(hub, alice_token, {"host": "vm", "port": 1234, "cmd": ["/bin/sh"]}) == 400
+        assert _report(hub, alice_token, {"host": "vm", "port": 1234, "api_token": "x"}) == 400
+        assert _report(hub, alice_token, {"port": 1234}) == 400
+        assert _report(hub, alice_token, {"host": "vm;id", "port": 1234}) == 400
+        assert _report(hub, alice_token, {"host": "vm", "port": "1234"}) == 400
+        assert _report(hub, alice_token, {"host": "vm", "port": 70000}) == 400
+        assert _report(hub, alice_token, "not json") == 400
+        # Well-formed, but the job is not running anywhere yet: nothing to route to.
+        assert _report(hub, alice_token, {"host": "vm", "port": 1234}) == 400
+        assert _report(hub, carol_token, {"host": "vm", "port": 1234}) == 403
+        assert _report(hub, alice_user_token, {"host": "vm", "port": 1234}) == 403
+        assert _report(hub, None, {"host": "vm", "port": 1234}) == 403
+        assert hub.server_model("alice")["ready"] is False
+    finally:
+        subprocess.run(["scancel", blocker], check=True)
+
+    model = hub.wait_ready("alice")
+    target = hub.routes()["/user/alice/"]["target"]
+    assert target.startswith("http://127.0.0.1:")
+    assert model["url"] == "/user/alice/"
+    response = hub.http.get(
+        f"{hub.url}/user/alice/api/status",
+        headers={"Authorization": f"token {hub.token_for('alice', ['access:servers!user=alice'])}"},
+    )
+    assert response.status_code == 200
+
+    # Once running, the address is fixed: a new report is refused and the route stays.
+    assert _report(hub, alice_token, {"host": "vm", "port": 1}) == 403
+    assert hub.routes()["/user/alice/"]["target"] == target

@@ -1,0 +1,93 @@
+"""Ten running servers: one squeue per interval for all; outages, external cancels, hub restarts.
+
+The tests in this module share the same ten servers and run in file order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .conftest import SlurmHub
+from .hub import wait_for
+from .slurm import cluster, job_details
+
+SERVERS = [(user, f"s{n}") for user in ("alice", "bob", "carol") for n in range(4)][:10]
+
+
+@pytest.fixture(scope="module")
+def ten(slurm_hub: SlurmHub) -> Iterator[SlurmHub]:
+    hub = slurm_hub.hub
+    for user, server in SERVERS:
+        response = hub.spawn(user, {"profile": "cpu", "cores": 1, "memory": "1G"}, server=server)
+        assert response.status_code in (201, 202), response.text
+    for user, server in SERVERS:
+        hub.wait_ready(user, server, timeout=300)
+    yield slurm_hub
+
+
+def _running(slurm_hub: SlurmHub) -> list[tuple[str, str]]:
+    hub = slurm_hub.hub
+    return [(u, s) for u, s in SERVERS if (hub.server_model(u, s) or {}).get("ready")]
+
+
+def test_one_squeue_per_interval_for_ten_servers(ten: SlurmHub) -> None:
+    interval = ten.poll_interval
+    time.sleep(interval)  # let the start-up burst (busy interval) end
+    before = ten.commands.count("squeue")
+    window = 3 * interval
+    time.sleep(window)
+    stamps = [stamp for stamp, _, _ in ten.commands.entries("squeue")][before:]
+    # 10 servers, JupyterHub polling each every second: still one query per interval in all.
+    assert 2 <= len(stamps) <= window / interval + 1, stamps
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert min(gaps) >= interval - 0.5, gaps
+    assert all("--name=jupyterhub-daas" in args for _, _, args in ten.commands.entries("squeue"))
+
+
+def test_controller_outage_stops_no_server(ten: SlurmHub) -> None:
+    before = ten.commands.count("squeue")
+    cluster("stop-controller")
+    try:
+        time.sleep(2 * ten.poll_interval + 2)
+        assert ten.commands.count("squeue") > before, "the hub did not even try to query"
+        assert _running(ten) == SERVERS
+    finally:
+        cluster("start-controller")
+    after = ten.commands.count("squeue")
+    wait_for(lambda: ten.commands.count("squeue") > after, 3 * ten.poll_interval, "a query after recovery")
+    time.sleep(1)
+    assert _running(ten) == SERVERS
+    for user, server in SERVERS:
+        assert job_details(ten.hub.job_id(user, server))["JobState"] == "RUNNING"
+
+
+def test_external_scancel_is_noticed_within_one_interval(ten: SlurmHub) -> None:
+    user, server = SERVERS[-1]
+    job_id = ten.hub.job_id(user, server)
+    subprocess.run(["scancel", job_id], check=True)
+    # One poll interval, plus the time one squeue may take when the controller is busy.
+    ten.hub.wait_stopped(user, server, timeout=ten.poll_interval + 3)
+    SERVERS.pop()
+
+
+def test_hub_restart_reattaches_every_server(ten: SlurmHub) -> None:
+    hub = ten.hub
+    jobs = {key: hub.job_id(*key) for key in SERVERS}
+    cancels = ten.commands.count("scancel")
+    hub.stop()
+    assert all(job_details(job)["JobState"] == "RUNNING" for job in jobs.values())
+    hub.start()
+    wait_for(lambda: _running(ten) == SERVERS, 30, "every server to be re-attached")
+    assert {key: hub.job_id(*key) for key in SERVERS} == jobs
+    assert ten.commands.count("scancel") == cancels
+    routes = hub.routes()
+    for user, server in SERVERS:
+        assert f"/user/{user}/{server}/" in routes
+    token = hub.token_for("alice", ["access:servers!user=alice"])
+    response = hub.http.get(f"{hub.url}/user/alice/s0/api/status", headers={"Authorization": f"token {token}"})
+    assert response.status_code == 200

@@ -1,0 +1,82 @@
+"""REST spawns on the real Slurm cluster: the job gets exactly what the profile and options say."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+from .hub import Hub
+from .slurm import batch_script, job_details, user_jobs
+
+
+def _reachable_through_proxy(hub: Hub, user: str) -> None:
+    token = hub.token_for(user, [f"access:servers!user={user}"])
+    response = hub.http.get(f"{hub.url}/user/{user}/api/status", headers={"Authorization": f"token {token}"})
+    assert response.status_code == 200, response.text
+    assert "started" in response.json()
+
+
+def test_gpu_profile_job_has_requested_resources(hub: Hub) -> None:
+    response = hub.spawn("alice", {"profile": "gpu", "gpus": 1, "cores": 2, "memory": "3G", "walltime": "2:00:00"})
+    assert response.status_code in (201, 202), response.text
+    hub.wait_ready("alice")
+    _reachable_through_proxy(hub, "alice")
+
+    job = job_details(hub.job_id("alice"))
+    assert job["UserId"].startswith("alice(")
+    assert job["Partition"] == "gpu"
+    assert job["NodeList"] == "gpu01"
+    assert "gres/gpu:tesla=1" in job["TRES"] or "gpu:tesla:1" in job.get("TresPerNode", ""), job
+    assert job["NumCPUs"] == "2"
+    assert "mem=3G" in job["TRES"], job["TRES"]
+    assert job["TimeLimit"] == "02:00:00"
+    assert job["Account"] == "daas-demo"
+    assert job["JobName"] == "jupyterhub-daas"
+
+
+def test_rest_body_with_only_a_profile_uses_the_profile_defaults(hub: Hub) -> None:
+    assert hub.spawn("bob", {"profile": "cpu"}).status_code in (201, 202)
+    hub.wait_ready("bob")
+    job = job_details(hub.job_id("bob"))
+    assert (job["Partition"], job["NumCPUs"], job["TimeLimit"]) == ("cpu", "1", "01:00:00")
+    assert "mem=2G" in job["TRES"]
+
+
+def test_power9_profile_runs_on_the_power9_node(hub: Hub) -> None:
+    assert hub.spawn("carol", {"profile": "power9", "cores": "medium"}).status_code in (201, 202)
+    hub.wait_ready("carol")
+    job = job_details(hub.job_id("carol"))
+    assert job["Features"] == "power9"
+    assert job["NodeList"] == "p9-01"
+    assert job["NumCPUs"] == "4"
+
+
+def test_server_environment_and_script_carry_only_hub_values(hub: Hub) -> None:
+    assert hub.spawn("alice", {"profile": "cpu", "cores": "min"}).status_code in (201, 202)
+    hub.wait_ready("alice")
+    job_id = hub.job_id("alice")
+    script = batch_script(job_id)
+    assert not re.search(r"^#SBATCH", script, re.MULTILINE)
+    options = re.search(r"^export DAAS_OPTIONS='(.*)'$", script, re.MULTILINE)
+    assert options is not None
+    assert json.loads(options.group(1))["profile"] == "cpu"
+
+
+def test_stop_cancels_the_job_and_leaves_nothing(hub: Hub) -> None:
+    assert hub.spawn("bob", {"profile": "cpu"}).status_code in (201, 202)
+    hub.wait_ready("bob")
+    job_id = hub.job_id("bob")
+    hub.stop_server("bob")
+    assert job_id not in user_jobs("bob")
+    state = subprocess.run(["squeue", "-h", "-j", job_id, "-t", "all", "-o", "%T"], capture_output=True, text=True)
+    assert state.stdout.strip() in ("CANCELLED", "COMPLETED", "")
+
+
+def test_named_servers_are_separate_jobs(hub: Hub) -> None:
+    for name in ("one", "two"):
+        assert hub.spawn("alice", {"profile": "cpu"}, server=name).status_code in (201, 202)
+    for name in ("one", "two"):
+        hub.wait_ready("alice", name)
+    assert hub.job_id("alice", "one") != hub.job_id("alice", "two")
+    assert len(user_jobs("alice")) == 2
