@@ -187,12 +187,13 @@ class Hub:
         return model["state"]["daas"]["server"]["job_id"]
 
     def routes(self) -> dict[str, Any]:
+        """The proxy's routing table, keyed like the hub's routespecs (CHP drops the trailing slash)."""
         response = self.http.get(
             f"http://127.0.0.1:{self.proxy_api_port}/api/routes",
             headers={"Authorization": f"token {self.proxy_token}"},
         )
         response.raise_for_status()
-        return response.json()
+        return {key.rstrip("/") + "/": route for key, route in response.json().items()}
 
     def token_for(self, name: str, scopes: list[str]) -> str:
         response = self.api("POST", f"/users/{name}/tokens", json={"scopes": scopes, "note": "test"})

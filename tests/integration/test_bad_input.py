@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -64,17 +66,23 @@ def test_rest_rejects_in_new_body_schema(hub: Hub, no_new_jobs: None) -> None:
     assert "cores:" in response.json()["message"]
 
 
-def _logged_in(hub: Hub, user: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=hub.url, follow_redirects=True, timeout=30)
+@pytest.fixture
+def alice_browser(hub: Hub) -> Iterator[tuple[httpx.Client, str]]:
+    """alice logged in through the form, and the spawn form's action URL (it carries the xsrf token)."""
+    with httpx.Client(base_url=hub.url, follow_redirects=True, timeout=30) as client:
+        yield client, _log_in(client, "alice")
+
+
+def _log_in(client: httpx.Client, user: str) -> str:
     client.get("/hub/login")
     xsrf = client.cookies.get("_xsrf")
     response = client.post("/hub/login", data={"username": user, "password": "daas-test-password", "_xsrf": xsrf})
     assert response.status_code == 200, response.text
     page = client.get("/hub/spawn")
     assert page.status_code == 200
-    token = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
-    assert token, "spawn page has no xsrf field"
-    return client, token.group(1)
+    action = re.search(r'<form[^>]*action="([^"]+)"', page.text, re.DOTALL)
+    assert action and "_xsrf=" in action.group(1), "spawn form has no xsrf-carrying action"
+    return html.unescape(action.group(1))
 
 
 FORM_CASES: list[tuple[str, list[tuple[str, str]], str]] = (
@@ -93,21 +101,19 @@ FORM_CASES: list[tuple[str, list[tuple[str, str]], str]] = (
 
 
 @pytest.mark.parametrize(("fields", "field"), [c[1:] for c in FORM_CASES], ids=[c[0] for c in FORM_CASES])
-def test_form_rejects(hub: Hub, no_new_jobs: None, fields: list[tuple[str, str]], field: str) -> None:
-    client, xsrf = _logged_in(hub, "alice")
-    with client:
-        response = client.post(
-            "/hub/spawn",
-            content=urlencode([*fields, ("_xsrf", xsrf)]).encode(),
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
+def test_form_rejects(
+    alice_browser: tuple[httpx.Client, str], no_new_jobs: None, fields: list[tuple[str, str]], field: str
+) -> None:
+    client, action = alice_browser
+    response = client.post(
+        action, content=urlencode(fields).encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 400, response.text[:500]
     assert f"{field}:" in response.text
 
 
-def test_form_lists_only_the_users_profiles(hub: Hub) -> None:
-    client, _ = _logged_in(hub, "alice")
-    with client:
-        page = client.get("/hub/spawn").text
+def test_form_lists_only_the_users_profiles(alice_browser: tuple[httpx.Client, str]) -> None:
+    client, _ = alice_browser
+    page = client.get("/hub/spawn").text
     assert 'value="gpu"' in page
     assert 'value="staff-only"' not in page

@@ -17,11 +17,11 @@ def local_hub() -> Iterator[Hub]:
     # Default profiles (one local JupyterLab); servers run as the Unix user via sudo.
     hub = Hub(
         workdir / "hub",
-        """
+        f"""
         c.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{{username}}", "--"]
         c.LocalBackend.working_dir = "/home/{{username}}"
-        c.Spawner.cmd = ["{}/jupyterhub-singleuser"]
-        """.format(VENV_BIN),
+        c.Spawner.cmd = ["{VENV_BIN}/jupyterhub-singleuser"]
+        """,
     )
     hub.start()
     hub.create_users("alice")

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: set up everything on a fresh Debian 12 machine (as root), start the real Slurm
+# test cluster, run the whole suite on the newest JupyterHub and the JupyterHub-backed tests
+# again on a 5.x line, and stop the cluster.  Extra arguments go to pytest (first run only).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PREFIX=${DAAS_PREFIX:-/opt/jupyterhub-daas}
+cd "$REPO"
+
+bash tests/setup.sh
+DAAS_VENV=$PREFIX/venv-jh5 DAAS_JUPYTERHUB="jupyterhub>=5,<6" bash tests/setup.sh
+bash tests/cluster/slurm.sh start
+trap 'bash tests/cluster/slurm.sh stop' EXIT
+
+"$PREFIX/venv/bin/ruff" check .
+"$PREFIX/venv/bin/ruff" format --check .
+echo "== newest JupyterHub"
+"$PREFIX/venv/bin/python" -m pytest -p no:cacheprovider -q "$@"
+echo "== JupyterHub 5.x"
+"$PREFIX/venv-jh5/bin/python" -m pytest -p no:cacheprovider -q tests/integration/test_slurm_spawn.py \
+    tests/integration/test_local_backend.py tests/integration/test_address_endpoint.py

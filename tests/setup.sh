@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install what jupyterhub-daas needs to run its demo and tests on a fresh Debian 12 machine (as root):
+# Debian packages, a venv built from Debian's python3 outside root's home (job users must be able
+# to run it), this package with its test extras, and configurable-http-proxy from npm.
+#   DAAS_PREFIX      install prefix            (default /opt/jupyterhub-daas)
+#   DAAS_VENV        the venv to create/update (default $DAAS_PREFIX/venv)
+#   DAAS_JUPYTERHUB  pip requirement for JupyterHub (default "jupyterhub", e.g. "jupyterhub>=5,<6")
+set -euo pipefail
+
+PREFIX=${DAAS_PREFIX:-/opt/jupyterhub-daas}
+VENV=${DAAS_VENV:-$PREFIX/venv}
+JUPYTERHUB_REQ=${DAAS_JUPYTERHUB:-jupyterhub}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(python3 python3-venv sudo procps curl)
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+mkdir -p "$PREFIX"
+chmod 755 "$PREFIX"
+if [[ ! -x $VENV/bin/python ]]; then
+    echo "setup: creating $VENV"
+    /usr/bin/python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+echo "setup: installing jupyterhub-daas[test,demo] with $JUPYTERHUB_REQ into $VENV"
+"$VENV/bin/python" -m pip install -q "$REPO[test,demo]" "$JUPYTERHUB_REQ" 2>&1 | grep -v "^WARNING: Location" || true
+"$VENV/bin/python" -c "import jupyterhub, daas_spawner; print('setup: JupyterHub', jupyterhub.__version__)"
+
+if [[ ! -x $PREFIX/node/node_modules/.bin/configurable-http-proxy ]]; then
+    echo "setup: installing configurable-http-proxy"
+    mkdir -p "$PREFIX/node"
+    npm install --silent --no-audit --no-fund --prefix "$PREFIX/node" configurable-http-proxy >/dev/null
+fi
+chmod -R a+rX "$PREFIX"

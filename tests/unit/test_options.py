@@ -1,0 +1,323 @@
+"""resolve_options: every user value is checked against the chosen profile; defaults fill the rest."""
+
+from __future__ import annotations
+
+import pytest
+
+from daas_spawner.options import OPTION_FIELDS, OptionsError, options_from_form, resolve_options
+from daas_spawner.profiles import parse_profiles
+
+from .conftest import site_profiles_raw
+
+
+def test_profile_alone_fills_every_default(site):
+    resolved = resolve_options({"profile": "gpu"}, site, set())
+    assert resolved.profile.id == "gpu"
+    assert resolved.backend == "slurm"
+    assert resolved.environment.id == "daas"
+    assert resolved.partition == "gpu"
+    assert resolved.feature is None
+    assert (resolved.cores, resolved.whole_node) == (2, False)
+    assert resolved.memory_mb == 4096
+    assert (resolved.gpus, resolved.gpu_type) == (1, "tesla")
+    assert resolved.walltime_seconds == 2 * 3600
+
+
+def test_summary(site):
+    summary = resolve_options({"profile": "gpu"}, site, set()).summary()
+    assert summary == {
+        "profile": "gpu",
+        "environment": "daas",
+        "partition": "gpu",
+        "cores": 2,
+        "whole_node": False,
+        "memory_mb": 4096,
+        "memory": "4G",
+        "gpu_type": "tesla",
+        "gpus": 1,
+        "walltime_seconds": 7200,
+        "walltime": "2:00:00",
+    }
+
+
+@pytest.mark.parametrize("raw", [None, {}, {"profile": None}, {"profile": ""}, {"cores": ""}])
+def test_nothing_given_uses_the_default_profile(site, raw):
+    resolved = resolve_options(raw, site, set())
+    assert resolved.profile.id == "cpu"
+    assert (resolved.partition, resolved.cores, resolved.memory_mb, resolved.walltime_seconds) == ("cpu", 1, 2048, 3600)
+    assert (resolved.gpus, resolved.gpu_type, resolved.feature) == (0, None, None)
+
+
+def test_no_default_profile_and_several_allowed_requires_a_choice():
+    raw = site_profiles_raw()
+    del raw["default_profile"]
+    with pytest.raises(OptionsError) as info:
+        resolve_options({}, parse_profiles(raw, "t"), set())
+    assert info.value.field == "profile"
+
+
+def test_single_allowed_profile_is_the_default():
+    raw = site_profiles_raw()
+    del raw["default_profile"]
+    raw["profiles"] = [raw["profiles"][1]]
+    assert resolve_options(None, parse_profiles(raw, "t"), set()).profile.id == "gpu"
+
+
+def test_default_profile_restricted_falls_back_to_the_only_allowed():
+    raw = site_profiles_raw()
+    raw["default_profile"] = "staff"
+    raw["profiles"] = [raw["profiles"][1], raw["profiles"][3]]
+    profiles = parse_profiles(raw, "t")
+    assert resolve_options({}, profiles, set()).profile.id == "gpu"
+    assert resolve_options({}, profiles, {"staff"}).profile.id == "staff"
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"profile": "cpu", "cores": "4"}, {"cores": 4}),
+        ({"profile": "cpu", "cores": 4}, {"cores": 4}),
+        ({"profile": "cpu", "cores": "16"}, {"cores": 16}),
+        ({"profile": "cpu", "cores": "medium"}, {"cores": 4}),
+        ({"profile": "cpu", "cores": "max"}, {"cores": 8}),
+        ({"profile": "cpu", "partition": "cpu-long"}, {"partition": "cpu-long"}),
+        ({"profile": "cpu", "memory": "512M"}, {"memory_mb": 512}),
+        ({"profile": "cpu", "memory": "32G"}, {"memory_mb": 32768}),
+        ({"profile": "cpu", "memory": 1024}, {"memory_mb": 1024}),
+        ({"profile": "cpu", "walltime": "12:00:00"}, {"walltime_seconds": 12 * 3600}),
+        ({"profile": "cpu", "walltime": "90"}, {"walltime_seconds": 90 * 60}),
+        ({"profile": "cpu", "walltime": 1}, {"walltime_seconds": 60}),
+        ({"profile": "cpu", "environment": "box"}, {}),
+        ({"profile": "gpu", "gpus": "2"}, {"gpus": 2, "gpu_type": "tesla"}),
+        ({"profile": "gpu", "gpus": 0}, {"gpus": 0, "gpu_type": None}),
+        ({"profile": "gpu", "gpus": "0", "gpu_type": "tesla"}, {"gpus": 0, "gpu_type": None}),
+        ({"profile": "power9"}, {"feature": "power9", "partition": "power9"}),
+        ({"profile": "power9", "feature": "power9", "cores": "32"}, {"feature": "power9", "cores": 32}),
+    ],
+)
+def test_accepted(site, raw, expected):
+    resolved = resolve_options(raw, site, set())
+    for name, value in expected.items():
+        assert getattr(resolved, name) == value, name
+
+
+def test_whole_node(site):
+    resolved = resolve_options({"profile": "cpu", "cores": "whole_node"}, site, set())
+    assert resolved.whole_node is True
+    assert resolved.cores is None
+    assert resolved.memory_mb is None
+    assert resolved.walltime_seconds == 3600
+
+
+def test_local_profile(site):
+    resolved = resolve_options({"profile": "local"}, site, set())
+    assert resolved.backend == "local"
+    assert resolved.environment.id == "default"
+    assert (resolved.partition, resolved.cores, resolved.memory_mb, resolved.walltime_seconds) == (None,) * 4
+
+
+def test_restricted_profile_for_its_group(site):
+    assert resolve_options({"profile": "staff"}, site, {"staff"}).partition == "staff"
+
+
+LONG = "a" * 129
+
+# (raw options, the field OptionsError must name)
+REJECT = [
+    ({"colour": "blue"}, "colour"),
+    ({"profile": "cpu", "Cores": "1"}, "Cores"),
+    ({"profile": "cpu", "x" * 200: "1"}, "x" * 64),
+    ({"profile": "cpu", 7: "1"}, "7"),
+    ({"profile": "cpu", "partition": "gpu"}, "partition"),
+    ({"profile": "cpu", "partition": "CPU"}, "partition"),
+    ({"profile": "cpu", "partition": 1}, "partition"),
+    ({"profile": "cpu", "partition": ["cpu"]}, "partition"),
+    ({"profile": "cpu", "cores": 17}, "cores"),
+    ({"profile": "cpu", "cores": "17"}, "cores"),
+    ({"profile": "cpu", "cores": 0}, "cores"),
+    ({"profile": "cpu", "cores": "0"}, "cores"),
+    ({"profile": "cpu", "cores": -1}, "cores"),
+    ({"profile": "cpu", "cores": "-1"}, "cores"),
+    ({"profile": "cpu", "cores": 10**12}, "cores"),
+    ({"profile": "cpu", "cores": str(10**12)}, "cores"),
+    ({"profile": "cpu", "cores": 1.5}, "cores"),
+    ({"profile": "cpu", "cores": 2.0}, "cores"),
+    ({"profile": "cpu", "cores": "1.5"}, "cores"),
+    ({"profile": "cpu", "cores": True}, "cores"),
+    ({"profile": "cpu", "cores": False}, "cores"),
+    ({"profile": "cpu", "cores": [1]}, "cores"),
+    ({"profile": "cpu", "cores": {"a": 1}}, "cores"),
+    ({"profile": "cpu", "cores": "$(id)"}, "cores"),
+    ({"profile": "cpu", "cores": "`id`"}, "cores"),
+    ({"profile": "cpu", "cores": "1;id"}, "cores"),
+    ({"profile": "cpu", "cores": "1\n#SBATCH --uid=0"}, "cores"),
+    ({"profile": "cpu", "cores": "#SBATCH"}, "cores"),
+    ({"profile": "cpu", "cores": " 1"}, "cores"),
+    ({"profile": "cpu", "cores": "\u0663"}, "cores"),  # ARABIC-INDIC DIGIT THREE
+    ({"profile": "gpu", "cores": "max"}, "cores"),  # preset the profile does not have
+    ({"profile": "gpu", "cores": "whole_node"}, "cores"),
+    ({"profile": "cpu", "memory": "33G"}, "memory"),
+    ({"profile": "cpu", "memory": "511M"}, "memory"),
+    ({"profile": "cpu", "memory": 0}, "memory"),
+    ({"profile": "cpu", "memory": -1}, "memory"),
+    ({"profile": "cpu", "memory": 10**12}, "memory"),
+    ({"profile": "cpu", "memory": 1.5}, "memory"),
+    ({"profile": "cpu", "memory": True}, "memory"),
+    ({"profile": "cpu", "memory": "4G\n#SBATCH --mem=0"}, "memory"),
+    ({"profile": "cpu", "memory": "lots"}, "memory"),
+    ({"profile": "cpu", "cores": "whole_node", "memory": "4G"}, "memory"),
+    ({"profile": "gpu", "gpus": 3}, "gpus"),
+    ({"profile": "gpu", "gpus": "3"}, "gpus"),
+    ({"profile": "gpu", "gpus": -1}, "gpus"),
+    ({"profile": "gpu", "gpus": "-1"}, "gpus"),
+    ({"profile": "gpu", "gpus": 1.0}, "gpus"),
+    ({"profile": "gpu", "gpus": True}, "gpus"),
+    ({"profile": "gpu", "gpu_type": "a100"}, "gpu_type"),
+    ({"profile": "gpu", "gpu_type": "Tesla"}, "gpu_type"),
+    ({"profile": "cpu", "gpus": 1}, "gpus"),
+    ({"profile": "cpu", "gpu_type": "tesla"}, "gpu_type"),
+    ({"profile": "cpu", "feature": "power9"}, "feature"),
+    ({"profile": "power9", "feature": "x86"}, "feature"),
+    ({"profile": "cpu", "walltime": "12:00:01"}, "walltime"),
+    ({"profile": "cpu", "walltime": "1-00:00:00"}, "walltime"),
+    ({"profile": "cpu", "walltime": 0}, "walltime"),
+    ({"profile": "cpu", "walltime": "0:00:59"}, "walltime"),
+    ({"profile": "cpu", "walltime": "1:00:00; rm -rf ~"}, "walltime"),
+    ({"profile": "cpu", "walltime": "1:75:00"}, "walltime"),
+    ({"profile": "cpu", "walltime": "1h"}, "walltime"),
+    ({"profile": "cpu", "walltime": 1.5}, "walltime"),
+    ({"profile": "cpu", "walltime": False}, "walltime"),
+    ({"profile": "cpu", "environment": "conda"}, "environment"),
+    ({"profile": "gpu", "environment": "box"}, "environment"),  # another profile's environment
+    ({"profile": "cpu", "environment": 1}, "environment"),
+    ({"profile": "nope"}, "profile"),
+    ({"profile": "staff"}, "profile"),
+    ({"profile": "CPU"}, "profile"),
+    ({"profile": 1}, "profile"),
+    ({"profile": ["cpu"]}, "profile"),
+    ({"profile": {"id": "cpu"}}, "profile"),
+    ({"profile": True}, "profile"),
+    ({"profile": "local", "partition": "cpu"}, "partition"),
+    ({"profile": "local", "cores": "1"}, "cores"),
+    ({"profile": "local", "memory": "1G"}, "memory"),
+    ({"profile": "local", "walltime": "1:00:00"}, "walltime"),
+    ({"profile": "local", "gpus": "1"}, "gpus"),
+    ({"profile": "local", "environment": "daas"}, "environment"),
+    ({"profile": LONG}, "profile"),
+    ({"profile": "cpu", "partition": LONG}, "partition"),
+    ({"profile": "cpu", "cores": "1" * 129}, "cores"),
+    ({"profile": "cpu", "memory": "1" * 129}, "memory"),
+    ({"profile": "gpu", "gpus": "1" * 129}, "gpus"),
+    ({"profile": "gpu", "gpu_type": LONG}, "gpu_type"),
+    ({"profile": "cpu", "walltime": "1" * 129}, "walltime"),
+    ({"profile": "power9", "feature": LONG}, "feature"),
+    ({"profile": "cpu", "environment": LONG}, "environment"),
+]
+
+
+@pytest.mark.parametrize("raw, field", REJECT)
+def test_rejected(site, raw, field):
+    with pytest.raises(OptionsError) as info:
+        resolve_options(raw, site, set())
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("raw", [[], "cpu", 1, [("profile", "cpu")]])
+def test_options_must_be_an_object(site, raw):
+    with pytest.raises(OptionsError) as info:
+        resolve_options(raw, site, set())
+    assert info.value.field == "user_options"
+
+
+def test_unknown_and_forbidden_profiles_get_the_same_answer(site):
+    with pytest.raises(OptionsError) as unknown:
+        resolve_options({"profile": "nope"}, site, set())
+    with pytest.raises(OptionsError) as forbidden:
+        resolve_options({"profile": "staff"}, site, set())
+    assert unknown.value.message.replace("'nope'", "ID") == forbidden.value.message.replace("'staff'", "ID")
+    assert "staff" not in unknown.value.message.replace("'nope'", "")
+
+
+def test_long_value_is_not_echoed_in_full(site):
+    with pytest.raises(OptionsError) as info:
+        resolve_options({"profile": "cpu", "partition": "p" * 100}, site, set())
+    assert "p" * 100 not in str(info.value)
+
+
+# Each string field with the profile that offers it and one valid value.
+STRING_FIELDS = [
+    ("profile", "gpu", "gpu"),
+    ("partition", "cpu", "cpu"),
+    ("cores", "cpu", "4"),
+    ("memory", "cpu", "4G"),
+    ("gpus", "gpu", "1"),
+    ("gpu_type", "gpu", "tesla"),
+    ("walltime", "cpu", "1:00:00"),
+    ("feature", "power9", "power9"),
+    ("environment", "cpu", "daas"),
+]
+HOSTILE = [
+    "{}\n",
+    "\n{}",
+    "{}\r",
+    "{}\n#SBATCH --uid=0",
+    "#SBATCH --uid=0\n{}",
+    "{};id",
+    "{}; id",
+    "{}$(id)",
+    "$({})",
+    "{}`id`",
+    "`{}`",
+    "{}\x00",
+    "{}|id",
+    "{}&&id",
+]
+
+
+def test_string_fields_cover_every_option():
+    assert sorted(field for field, _, _ in STRING_FIELDS) == sorted(OPTION_FIELDS)
+
+
+@pytest.mark.parametrize("pattern", HOSTILE)
+@pytest.mark.parametrize("field, profile, valid", STRING_FIELDS)
+def test_shell_and_directive_characters_rejected_in_every_field(site, field, profile, valid, pattern):
+    raw = {"profile": profile, field: pattern.format(valid)}
+    assert resolve_options({"profile": profile, field: valid}, site, set())  # the valid value passes
+    with pytest.raises(OptionsError) as info:
+        resolve_options(raw, site, set())
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "form, expected",
+    [
+        ({}, {}),
+        ({"profile": ["gpu"]}, {"profile": "gpu"}),
+        ({"profile": ["gpu"], "cores": [""], "memory": []}, {"profile": "gpu"}),
+        ({"profile": ["gpu"], "gpus": ["", "2"]}, {"profile": "gpu", "gpus": "2"}),
+        ({"profile": ["gpu"], "colour": ["blue"]}, {"profile": "gpu", "colour": "blue"}),
+    ],
+)
+def test_options_from_form(form, expected):
+    assert options_from_form(form) == expected
+
+
+@pytest.mark.parametrize("values", [["1", "2"], ["1", "1"], ["1", "", "2"]])
+def test_options_from_form_refuses_duplicates(values):
+    with pytest.raises(OptionsError) as info:
+        options_from_form({"profile": ["cpu"], "cores": values})
+    assert info.value.field == "cores"
+
+
+def test_form_unknown_field_is_named_by_resolve(site):
+    with pytest.raises(OptionsError) as info:
+        resolve_options(options_from_form({"profile": ["cpu"], "colour": ["blue"]}), site, set())
+    assert info.value.field == "colour"
+
+
+def test_form_strings_resolve_like_json(site):
+    form = {"profile": ["gpu"], "cores": ["4"], "memory": ["8G"], "gpus": ["2"], "walltime": ["4:00:00"]}
+    from_form = resolve_options(options_from_form(form), site, set())
+    from_json = resolve_options({"profile": "gpu", "cores": 4, "memory": 8192, "gpus": 2, "walltime": 240}, site, set())
+    assert from_form == from_json
