@@ -13,6 +13,7 @@ server token, including commands the hub runs later. This endpoint instead:
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import re
 from typing import Any
@@ -28,7 +29,16 @@ PATH = r"/api/daas/server-address"
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
-_IPV6 = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
+
+
+def _is_ip_address(text: str) -> bool:
+    if "%" in text:  # a scoped IPv6 address names an interface of the sender, not a route
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_report(body: Any) -> ServerAddress:
@@ -36,7 +46,7 @@ def parse_report(body: Any) -> ServerAddress:
     if not isinstance(body, dict) or set(body) != {"host", "port"}:
         raise ValueError('body must be exactly {"host": <string>, "port": <integer>}')
     host, port = body["host"], body["port"]
-    if not isinstance(host, str) or not (_HOSTNAME.match(host) or (":" in host and _IPV6.match(host))):
+    if not isinstance(host, str) or not (_HOSTNAME.fullmatch(host) or _is_ip_address(host)):
         raise ValueError("host must be a host name or an IP address")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValueError("port must be an integer from 1 to 65535")

@@ -28,7 +28,7 @@ OPTION_FIELDS = (
     "feature",
     "environment",
 )
-_DIGITS = re.compile(r"^\d{1,9}$")
+_DIGITS = re.compile(r"^[0-9]{1,9}\Z")
 _MAX_TEXT = 128
 
 
@@ -218,7 +218,10 @@ def resolve_options(raw: Any, profiles: ProfileSet, groups: set[str]) -> Resolve
                 raise OptionsError(key, f"is not offered by profile {profile.id!r}")
 
     walltime = resources.walltime
-    walltime_seconds = _quantity("walltime", given.get("walltime", walltime.default), parse_walltime_seconds)
+    # The profile's default is already in seconds; only a user's value is parsed (a number there means minutes).
+    walltime_seconds = walltime.default
+    if "walltime" in given:
+        walltime_seconds = _quantity("walltime", given["walltime"], parse_walltime_seconds)
     _in_range("walltime", walltime_seconds, 60, walltime.max, shown=format_walltime(walltime_seconds))
 
     return ResolvedOptions(

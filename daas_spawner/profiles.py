@@ -22,6 +22,8 @@ from pydantic import (
     PositiveInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -205,16 +207,24 @@ class ProfileSet(_Strict):
 
     profiles: list[Profile] = Field(min_length=1)
     default_profile: Identifier | None = None
-    source: str = Field("<built-in>", exclude=True)
 
-    @model_validator(mode="after")
-    def _check(self) -> ProfileSet:
-        ids = [profile.id for profile in self.profiles]
-        if len(ids) != len(set(ids)):
-            raise ValueError("profile ids must be unique")
-        if self.default_profile is not None and self.default_profile not in ids:
-            raise ValueError(f"default_profile {self.default_profile!r} is not a profile id")
-        return self
+    # Field validators (not a model validator), so errors name `profiles` / `default_profile`.
+    @field_validator("profiles")
+    @classmethod
+    def _unique_ids(cls, profiles: list[Profile]) -> list[Profile]:
+        ids = [profile.id for profile in profiles]
+        repeated = sorted({profile_id for profile_id in ids if ids.count(profile_id) > 1})
+        if repeated:
+            raise ValueError(f"profile ids must be unique (repeated: {', '.join(repeated)})")
+        return profiles
+
+    @field_validator("default_profile")
+    @classmethod
+    def _default_exists(cls, default: str | None, info: ValidationInfo) -> str | None:
+        profiles = info.data.get("profiles")  # absent when the profiles themselves are invalid
+        if default is not None and profiles is not None and default not in {p.id for p in profiles}:
+            raise ValueError(f"default_profile {default!r} is not a profile id")
+        return default
 
     def get(self, profile_id: str) -> Profile | None:
         return next((p for p in self.profiles if p.id == profile_id), None)
@@ -246,7 +256,7 @@ def parse_profiles(raw: Any, source: str) -> ProfileSet:
     if not isinstance(raw, dict):
         raise ProfileConfigError(f"{source}: expected a mapping with a 'profiles' list")
     try:
-        return ProfileSet.model_validate({**raw, "source": source})
+        return ProfileSet.model_validate(raw)
     except ValidationError as err:
         lines = [f"{source}: {_field_path(e['loc'], raw)}: {e['msg']}" for e in err.errors(include_url=False)]
         raise ProfileConfigError("invalid profiles\n  " + "\n  ".join(lines)) from None

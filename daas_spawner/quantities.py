@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_MEMORY = re.compile(r"^(\d{1,9})(?:\.(\d{1,3}))?\s*([KMGT]?)(?:i?B)?$", re.IGNORECASE)
+_MEMORY = re.compile(r"^(\d{1,9})(?:\.(\d{1,3}))? *([KMGT]?)(?:i?B)?$", re.IGNORECASE | re.ASCII)
 _MEMORY_FACTOR_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 # Slurm's own --time grammar, restricted to the unambiguous forms:
@@ -17,7 +17,8 @@ _MEMORY_FACTOR_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 _WALLTIME = re.compile(
     r"^(?:(?P<days>\d{1,3})-(?P<dh>\d{1,2})(?::(?P<dm>\d{2})(?::(?P<ds>\d{2}))?)?"
     r"|(?P<h>\d{1,4}):(?P<m>\d{2})(?::(?P<s>\d{2}))?"
-    r"|(?P<minutes>\d{1,6}))$"
+    r"|(?P<minutes>\d{1,6}))$",
+    re.ASCII,
 )
 
 
@@ -29,7 +30,7 @@ def parse_memory_mb(value: str | int) -> int:
         if value < 0:
             raise ValueError("memory must not be negative")
         return value
-    match = _MEMORY.match(value.strip()) if isinstance(value, str) else None
+    match = _MEMORY.fullmatch(value.strip(" ")) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"memory {value!r} is not a size such as '4G' or '512M'")
     whole, fraction, unit = match.groups()
@@ -54,7 +55,7 @@ def parse_walltime_seconds(value: str | int) -> int:
         if value < 0:
             raise ValueError("walltime must not be negative")
         return value * 60
-    match = _WALLTIME.match(value.strip()) if isinstance(value, str) else None
+    match = _WALLTIME.fullmatch(value.strip(" ")) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"walltime {value!r} is not a duration such as '4:00:00', '90' (minutes) or '1-12:00:00'")
     parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}

@@ -16,7 +16,8 @@ from importlib.resources import files
 from ..options import ResolvedOptions
 from ..quantities import format_walltime
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _JOB_ID = re.compile(r"^(\d+)(?:;[\w.-]+)?$")
 LAUNCHER_EOF = "DAAS_LAUNCHER_EOF"
 
@@ -134,8 +135,10 @@ def batch_script(options: ResolvedOptions, spec: JobSpec) -> str:
         "set -eu",
     ]
     for name, value in sorted(spec.env.items()):
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"refusing environment variable name {name!r}")
+        if _CONTROL.search(value):
+            raise ValueError(f"refusing control characters in environment variable {name}")
         lines.append(f"export {name}={shlex.quote(value)}")
     if env.modules:
         lines.append("module load " + " ".join(map(shlex.quote, env.modules)))
@@ -168,7 +171,7 @@ def parse_squeue(text: str) -> dict[str, JobInfo]:
     jobs: dict[str, JobInfo] = {}
     for line in text.splitlines():
         fields = line.strip().split("|")
-        if len(fields) != 5 or not fields[0].isdigit():
+        if len(fields) != 5 or not fields[0].isdigit() or not fields[1].strip():
             continue
         job_id, state, reason, nodes, start = fields
         jobs[job_id] = JobInfo(job_id, state.split()[0], reason, nodes, start)

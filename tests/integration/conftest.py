@@ -70,27 +70,27 @@ def cancel_test_jobs() -> None:
         wait_no_jobs(user)
 
 
-def slurm_hub_config(profiles: Path, commands: CommandLog, poll_interval: float = POLL_INTERVAL) -> str:
+def slurm_hub_config(profiles: Path, commands: CommandLog, poll_interval: float, hub_poll_interval: float) -> str:
     return f"""
         from daas_spawner import load_profiles
         c.DaaSSpawner.profiles = load_profiles("{profiles}")
         c.SlurmBackend.slurm_bin_dir = "{commands.bin_dir}"
         c.SlurmBackend.poll_interval = {poll_interval}
         c.SlurmBackend.command_timeout = 5
-        # The hub polls every spawner each second: with the shared view that costs no query.
-        c.Spawner.poll_interval = 1
+        c.Spawner.poll_interval = {hub_poll_interval}
     """
 
 
 class SlurmHub:
     """A hub on the Slurm cluster with its scheduler-command log."""
 
-    def __init__(self, workdir: Path, poll_interval: float = POLL_INTERVAL) -> None:
+    def __init__(self, workdir: Path, poll_interval: float = POLL_INTERVAL, hub_poll_interval: float = 1) -> None:
         self.workdir = workdir
         self.commands = CommandLog(workdir / "slurm-bin")
         self.profiles = write_test_profiles(workdir / "profiles.yaml")
         self.poll_interval = poll_interval
-        self.hub = Hub(workdir / "hub", slurm_hub_config(self.profiles, self.commands, poll_interval))
+        config = slurm_hub_config(self.profiles, self.commands, poll_interval, hub_poll_interval)
+        self.hub = Hub(workdir / "hub", config)
 
     def start(self) -> Hub:
         self.hub.start()
@@ -102,13 +102,18 @@ class SlurmHub:
         cancel_test_jobs()
 
 
-@pytest.fixture(scope="module")
-def slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
+def running_slurm_hub(**kwargs: float) -> Iterator[SlurmHub]:
     cancel_test_jobs()
-    env = SlurmHub(public_tempdir("daas-it-"))
+    env = SlurmHub(public_tempdir("daas-it-"), **kwargs)
     env.start()
     yield env
     env.close()
+
+
+@pytest.fixture(scope="module")
+def slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
+    """A hub whose JupyterHub poll runs every second (it must cost no scheduler query)."""
+    yield from running_slurm_hub(hub_poll_interval=1)
 
 
 @pytest.fixture

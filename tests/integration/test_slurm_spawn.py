@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 
+from .conftest import SlurmHub
 from .hub import Hub
 from .slurm import batch_script, job_details, user_jobs
 
@@ -73,10 +75,16 @@ def test_stop_cancels_the_job_and_leaves_nothing(hub: Hub) -> None:
     assert state.stdout.strip() in ("CANCELLED", "COMPLETED", "")
 
 
-def test_named_servers_are_separate_jobs(hub: Hub) -> None:
+def test_named_servers_are_separate_jobs_and_hub_polls_cost_no_query(slurm_hub: SlurmHub, hub: Hub) -> None:
     for name in ("one", "two"):
         assert hub.spawn("alice", {"profile": "cpu"}, server=name).status_code in (201, 202)
     for name in ("one", "two"):
         hub.wait_ready("alice", name)
     assert hub.job_id("alice", "one") != hub.job_id("alice", "two")
     assert len(user_jobs("alice")) == 2
+
+    # JupyterHub polls both servers every second here; the shared view answers from memory.
+    time.sleep(slurm_hub.poll_interval)
+    before = slurm_hub.commands.count("squeue")
+    time.sleep(2 * slurm_hub.poll_interval)
+    assert slurm_hub.commands.count("squeue") - before <= 3

@@ -239,6 +239,32 @@ def test_unknown_and_forbidden_profiles_get_the_same_answer(site):
     assert "staff" not in unknown.value.message.replace("'nope'", "")
 
 
+@pytest.mark.parametrize(
+    "field, profile, valid",
+    [
+        ("profile", None, "gpu"),
+        ("partition", "cpu", "cpu"),
+        ("gpu_type", "gpu", "tesla"),
+        ("feature", "power9", "power9"),
+        ("environment", "cpu", "daas"),
+    ],
+)
+def test_long_text_refused_before_lookup(site, field, profile, valid):
+    raw = {"profile": profile} if profile else {}
+    with pytest.raises(OptionsError) as info:
+        resolve_options({**raw, field: valid + " " * (129 - len(valid))}, site, set())
+    assert info.value.field == field
+    assert "longer than 128 characters" in info.value.message
+
+
+@pytest.mark.parametrize("field", ["memory", "walltime"])
+def test_long_quantity_refused_before_parsing(site, field):
+    with pytest.raises(OptionsError) as info:
+        resolve_options({"profile": "cpu", field: "1" * 33}, site, set())
+    assert info.value.field == field
+    assert "too long" in info.value.message
+
+
 def test_long_value_is_not_echoed_in_full(site):
     with pytest.raises(OptionsError) as info:
         resolve_options({"profile": "cpu", "partition": "p" * 100}, site, set())

@@ -25,7 +25,6 @@ def test_example_files_load(name, default_profile, profile_ids):
     profiles = load_profiles(REPO / "profiles" / name)
     assert profiles.default_profile == default_profile
     assert [p.id for p in profiles.profiles] == profile_ids
-    assert profiles.source == str(REPO / "profiles" / name)
 
 
 def test_facility_gpu_profile_values():

@@ -180,11 +180,17 @@ def _hostile(tmp_path: Path) -> dict[str, str]:
     pwned = tmp_path / "pwned"
     return {
         "DAAS_QUOTE": f"x'; touch {pwned}; echo '",
-        "DAAS_DIRECTIVE": f"1\n#SBATCH --uid=0\ntouch {pwned}\n",
+        "DAAS_DIRECTIVE": f"1 #SBATCH --uid=0 && touch {pwned}",
         "DAAS_SUBST": f'$(touch {pwned})`touch {pwned}`${{HOME}}\\"\'" *',
-        "DAAS_EOF": "DAAS_LAUNCHER_EOF\nexec id",
+        "DAAS_EOF": "DAAS_LAUNCHER_EOF; exec id",
         "DAAS_EMPTY": "",
     }
+
+
+@pytest.mark.parametrize("value", ["1\n#SBATCH --uid=0", "a\rb", "DAAS_LAUNCHER_EOF\nexec id", "x\x00", "\x1b[2J"])
+def test_control_characters_in_env_values_are_refused(site, value):
+    with pytest.raises(ValueError, match="control characters"):
+        batch_script(resolved(site, profile="cpu"), make_spec(env={"DAAS_X": value}))
 
 
 def test_hostile_env_values_round_trip_and_run_nothing(site, tmp_path):
