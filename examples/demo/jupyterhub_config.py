@@ -1,0 +1,37 @@
+"""Demo hub: the DaaS spawner with the example profiles, a shared demo password, 127.0.0.1 only.
+
+Started by examples/demo/run.sh, which sets the DAAS_DEMO_* variables. Not for production:
+see examples/slurm/jupyterhub_config.py for a site configuration.
+"""
+
+import os
+import sys
+
+from daas_spawner import load_profiles
+
+c = get_config()  # noqa: F821 - provided by JupyterHub
+repo = os.environ["DAAS_DEMO_REPO"]
+state = os.environ["DAAS_DEMO_STATE"]
+mode = os.environ.get("DAAS_DEMO_MODE", "local")
+
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = int(os.environ.get("DAAS_DEMO_PORT", "8000"))
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.ConfigurableHTTPProxy.command = [os.environ["DAAS_DEMO_CHP"]]
+c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = f"{state}/jupyterhub_cookie_secret"
+c.JupyterHub.pid_file = f"{state}/jupyterhub.pid"
+
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = os.environ.get("DAAS_DEMO_PASSWORD", "daas-demo")
+c.Authenticator.allow_all = True
+
+c.JupyterHub.spawner_class = "daas"
+c.Spawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
+if mode == "slurm":
+    c.DaaSSpawner.profiles = load_profiles(os.path.join(repo, "profiles", "facility.yaml"))
+    c.Authenticator.allowed_users = {"alice", "bob", "carol"}
+    c.Authenticator.allow_all = False
+else:
+    c.DaaSSpawner.profiles = load_profiles(os.path.join(repo, "profiles", "demo.yaml"))
+    c.LocalBackend.working_dir = os.path.join(state, "users", "{username}")

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Demo: install everything and start a JupyterHub with the DaaS spawner on http://127.0.0.1:8000.
+#   sudo bash examples/demo/run.sh           local backend: JupyterLab as local processes
+#   sudo bash examples/demo/run.sh --slurm   the same hub on the local Slurm test cluster
+# Log in with any user name and the password printed below (local), or as alice / bob / carol
+# (Slurm: servers run as those Unix users). Ctrl-C stops the hub; servers stop with it.
+#   DAAS_DEMO_PORT      public port (default 8000)
+#   DAAS_DEMO_PASSWORD  the shared demo password (default daas-demo)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PREFIX=${DAAS_PREFIX:-/opt/jupyterhub-daas}
+MODE=local
+[[ ${1:-} == --slurm ]] && MODE=slurm
+export DAAS_DEMO_PORT=${DAAS_DEMO_PORT:-8000}
+export DAAS_DEMO_PASSWORD=${DAAS_DEMO_PASSWORD:-daas-demo}
+export DAAS_DEMO_MODE=$MODE
+export DAAS_DEMO_REPO=$REPO
+export DAAS_DEMO_CHP=$PREFIX/node/node_modules/.bin/configurable-http-proxy
+export PATH=$PREFIX/venv/bin:$PATH
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "run as root (it installs packages and creates the demo's service user)" >&2
+    exit 1
+fi
+bash "$REPO/tests/setup.sh"
+
+if [[ $MODE == slurm ]]; then
+    bash "$REPO/tests/cluster/slurm.sh" start
+    # sbatch runs as each user through sudo: the hub runs as root here (see README, "Security").
+    export DAAS_DEMO_STATE=/var/lib/jupyterhub-daas-demo/slurm
+    mkdir -p "$DAAS_DEMO_STATE"
+    cd "$DAAS_DEMO_STATE"
+    echo "demo: http://127.0.0.1:$DAAS_DEMO_PORT  (log in as alice, bob or carol; password: $DAAS_DEMO_PASSWORD)"
+    exec jupyterhub -f "$REPO/examples/demo/jupyterhub_config.py"
+fi
+
+# Local mode: an unprivileged service user runs the hub and every demo server.
+id daas-demo >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/jupyterhub-daas-demo daas-demo
+export DAAS_DEMO_STATE=/var/lib/jupyterhub-daas-demo/local
+install -d -o daas-demo -g daas-demo -m 0700 "$DAAS_DEMO_STATE" "$DAAS_DEMO_STATE/users"
+cd "$DAAS_DEMO_STATE"
+echo "demo: http://127.0.0.1:$DAAS_DEMO_PORT  (any user name; password: $DAAS_DEMO_PASSWORD)"
+exec runuser -u daas-demo -- env PATH="$PATH" HOME=/var/lib/jupyterhub-daas-demo \
+    DAAS_DEMO_PORT="$DAAS_DEMO_PORT" DAAS_DEMO_PASSWORD="$DAAS_DEMO_PASSWORD" DAAS_DEMO_MODE="$MODE" \
+    DAAS_DEMO_REPO="$REPO" DAAS_DEMO_CHP="$DAAS_DEMO_CHP" DAAS_DEMO_STATE="$DAAS_DEMO_STATE" \
+    jupyterhub -f "$REPO/examples/demo/jupyterhub_config.py"

@@ -1,0 +1,90 @@
+"""The README's demo command, as a person would use it: log in, pick a profile, get JupyterLab."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import ARTIFACTS, REPO
+from .hub import free_port, wait_for
+
+
+class Demo:
+    def __init__(self, mode: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log = ARTIFACTS / f"demo-{mode}.log"
+        args = ["bash", str(REPO / "examples" / "demo" / "run.sh")] + (["--slurm"] if mode == "slurm" else [])
+        env = dict(os.environ, DAAS_DEMO_PORT=str(self.port), DAAS_DEMO_PASSWORD="demo-test")
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def wait_up(self) -> None:
+        def up() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"demo exited:\n{Path(self.log).read_text()[-3000:]}")
+            try:
+                return httpx.get(f"{self.url}/hub/api/", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 300, "the demo hub")
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def demo(request: pytest.FixtureRequest) -> Iterator[Demo]:
+    running = Demo(request.param)
+    try:
+        running.wait_up()
+        yield running
+    finally:
+        running.stop()
+
+
+def _spawn_through_the_form(demo: Demo, user: str, profile: str) -> str:
+    with httpx.Client(base_url=demo.url, follow_redirects=True, timeout=60) as client:
+        client.get("/hub/login")
+        response = client.post(
+            "/hub/login", data={"username": user, "password": "demo-test", "_xsrf": client.cookies.get("_xsrf")}
+        )
+        assert response.status_code == 200
+        page = client.get("/hub/spawn")
+        assert f'value="{profile}"' in page.text
+        action = html.unescape(re.search(r'<form[^>]*action="([^"]+)"', page.text, re.DOTALL).group(1))
+        response = client.post(action, data={"profile": profile})
+        assert response.status_code == 200, response.text[:500]
+
+        def lab() -> str | None:
+            page = client.get(f"/user/{user}/lab")
+            return page.text if page.status_code == 200 and "<title>JupyterLab</title>" in page.text else None
+
+        return wait_for(lab, 180, f"JupyterLab for {user}", interval=1)
+
+
+@pytest.mark.parametrize("demo", ["local"], indirect=True)
+def test_demo_local(demo: Demo) -> None:
+    assert "JupyterLab" in _spawn_through_the_form(demo, "scientist", "lab")
+
+
+@pytest.mark.parametrize("demo", ["slurm"], indirect=True)
+def test_demo_on_the_slurm_test_cluster(slurm_cluster: None, demo: Demo) -> None:
+    assert "JupyterLab" in _spawn_through_the_form(demo, "bob", "cpu")
+    jobs = subprocess.run(["squeue", "-h", "-u", "bob", "-o", "%j %T"], capture_output=True, text=True).stdout
+    assert "jupyterhub-daas RUNNING" in jobs
