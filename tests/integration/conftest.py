@@ -32,12 +32,46 @@ def public_tempdir(prefix: str) -> Path:
     return path
 
 
-def write_test_profiles(path: Path) -> Path:
-    """The facility example, pointed at this venv, plus a profile only staff may use."""
+APPTAINER_STANDIN = """#!/bin/sh
+# Stand-in for Apptainer (not installable here): log and check the argv shape, then run the
+# inner command the way the image would, with the image's Python (here: the test venv) first.
+printf '%s\\n' "$(printf '%s ' "$@" | tr '\\n' ' ')" >> {log}
+[ "$1" = exec ] || {{ echo "apptainer stand-in: expected 'exec'" >&2; exit 64; }}
+shift
+while [ "${{1#-}}" != "$1" ]; do shift; done
+case "$1" in /*.sif) shift ;; *) echo "apptainer stand-in: no image path" >&2; exit 64 ;; esac
+PATH={venv_bin}:$PATH exec "$@"
+"""
+
+
+def write_apptainer_standin(prefix: Path) -> Path:
+    """A Python-environment prefix whose bin/ holds only the stand-in `apptainer`; returns its log."""
+    (prefix / "bin").mkdir(parents=True)
+    log = prefix / "apptainer.log"
+    log.touch()
+    log.chmod(0o666)
+    standin = prefix / "bin" / "apptainer"
+    standin.write_text(APPTAINER_STANDIN.format(log=log, venv_bin=Path(sys.executable).parent))
+    standin.chmod(0o755)
+    prefix.chmod(0o755)
+    return log
+
+
+def write_test_profiles(path: Path, apptainer_prefix: Path) -> Path:
+    """The facility example pointed at this venv, an Apptainer environment, a staff-only profile."""
     data = yaml.safe_load((REPO / "profiles" / "facility.yaml").read_text())
     for profile in data["profiles"]:
         for env in profile.get("environments", []):
             env["prefix"] = sys.prefix
+    data["profiles"][0]["environments"].append(
+        {
+            "id": "container",
+            "display_name": "Container",
+            "prefix": str(apptainer_prefix),
+            "image": "/images/daas.sif",
+            "apptainer_args": ["--bind=/tmp:/scratch:ro"],
+        }
+    )
     restricted = dict(data["profiles"][0], id="staff-only", display_name="Staff only", allowed_groups=["staff"])
     data["profiles"].append(restricted)
     path.write_text(yaml.safe_dump(data))
@@ -87,7 +121,8 @@ class SlurmHub:
     def __init__(self, workdir: Path, poll_interval: float = POLL_INTERVAL, hub_poll_interval: float = 1) -> None:
         self.workdir = workdir
         self.commands = CommandLog(workdir / "slurm-bin")
-        self.profiles = write_test_profiles(workdir / "profiles.yaml")
+        self.apptainer_log = write_apptainer_standin(workdir / "apptainer-env")
+        self.profiles = write_test_profiles(workdir / "profiles.yaml", workdir / "apptainer-env")
         self.poll_interval = poll_interval
         config = slurm_hub_config(self.profiles, self.commands, poll_interval, hub_poll_interval)
         self.hub = Hub(workdir / "hub", config)

@@ -88,3 +88,13 @@ def test_named_servers_are_separate_jobs_and_hub_polls_cost_no_query(slurm_hub: 
     before = slurm_hub.commands.count("squeue")
     time.sleep(2 * slurm_hub.poll_interval)
     assert slurm_hub.commands.count("squeue") - before <= 3
+
+
+def test_apptainer_environment_runs_the_server_through_apptainer_exec(slurm_hub: SlurmHub, hub: Hub) -> None:
+    assert hub.spawn("alice", {"profile": "cpu", "environment": "container"}).status_code in (201, 202)
+    hub.wait_ready("alice")
+    _reachable_through_proxy(hub, "alice")
+    calls = slurm_hub.apptainer_log.read_text().splitlines()
+    assert len(calls) == 1
+    assert calls[0].startswith("exec --bind=/tmp:/scratch:ro /images/daas.sif python3 -c ")
+    assert calls[0].rstrip().endswith(" jupyterhub-singleuser")
