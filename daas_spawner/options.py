@@ -192,7 +192,9 @@ def resolve_options(raw: Any, profiles: ProfileSet, groups: set[str]) -> Resolve
     memory_mb = None
     if not whole_node:
         memory = resources.memory
-        memory_mb = _quantity("memory", given.get("memory", memory.default), parse_memory_mb)
+        memory_mb = memory.default  # already MiB; only a user's value is parsed
+        if "memory" in given:
+            memory_mb = _quantity("memory", given["memory"], parse_memory_mb)
         _in_range(
             "memory",
             memory_mb,
