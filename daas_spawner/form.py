@@ -1,41 +1,96 @@
-"""Render the spawn form from the profiles a user may use (Jinja2, autoescaped).
+"""The spawn form: render it from the profiles a user may use, and read its post back.
 
-Sites can override templates by listing their own directories first (`template_paths`).
+Rendering uses Jinja2 with autoescaping; sites override templates by listing their own
+directories first (`DaaSSpawner.template_paths`). Each profile's widgets are named
+`<profile>.<field>`, so a plain HTML post (JavaScript off) carries the widgets of every
+profile: `form_to_options` keeps only the chosen profile's values and hands them, as plain
+user options, to the one validator (options.resolve_options).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
+from .options import OptionsError
 from .profiles import Profile
 from .quantities import format_memory, format_walltime
 
-FIELDS = (
-    ("partition", "Partition", "e.g. cpu"),
-    ("cores", "Cores", "a number, or min / medium / max / whole_node"),
-    ("memory", "Memory", "e.g. 4G"),
-    ("gpus", "GPUs", "number of GPUs"),
-    ("gpu_type", "GPU type", "e.g. tesla"),
-    ("feature", "Architecture", "e.g. power9"),
-    ("walltime", "Wall time", "e.g. 4:00:00"),
-)
+# Advanced-mode inputs that override a Simple-mode choice when filled in.
+OVERRIDES = {"cores_custom": "cores", "walltime_custom": "walltime"}
+ADVANCED_FIELDS = frozenset({"partition", "memory", "gpu_type", "feature", "environment"})
+PRESET_LABELS = {"min": "Minimum", "medium": "Medium", "max": "Maximum", "whole_node": "Entire node"}
 
 
 def template_environment(template_paths: Sequence[str] = ()) -> Environment:
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(list(template_paths)), PackageLoader("daas_spawner", "templates")]),
-        autoescape=select_autoescape(default=True),
+        autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["memory"] = format_memory
     env.filters["walltime"] = format_walltime
     return env
 
 
-def render_form(env: Environment, profiles: Sequence[Profile]) -> str:
+def render_form(
+    env: Environment,
+    profiles: Sequence[Profile],
+    availability: Mapping[str, Any] | None = None,
+    chosen: Mapping[str, str] | None = None,
+) -> str:
+    """The form's HTML; `chosen` pre-selects values (e.g. from the spawn URL)."""
+    chosen = dict(chosen or {})
+    partitions = sorted({p for profile in profiles if profile.resources for p in profile.resources.partitions})
     return env.get_template("form.html").render(
         profiles=profiles,
-        fields=FIELDS,
-        any_resources=any(profile.resources for profile in profiles),
+        preset_labels=PRESET_LABELS,
+        partitions=partitions,
+        availability=availability,
+        chosen=chosen,
+        advanced_open=bool(ADVANCED_FIELDS & chosen.keys()),
     )
+
+
+def _single_values(form: Mapping[str, list[str]]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, sent in form.items():
+        filled = [value for value in sent if value != ""]
+        if len(filled) > 1:
+            raise OptionsError(key[:64], "was sent more than once")
+        if filled:
+            values[key] = filled[0]
+    return values
+
+
+def form_to_options(form: Mapping[str, list[str]], profile_ids: Collection[str]) -> dict[str, str]:
+    """Turn a form post (or spawn-URL query) into user options for the chosen profile.
+
+    Empty fields are dropped so profile defaults apply; a field sent twice is refused; widgets
+    of profiles not chosen are ignored; unknown names pass through so the validator names them.
+    """
+    values = _single_values(form)
+    chosen = values.get("profile")
+    options: dict[str, str] = {} if chosen is None else {"profile": chosen}
+    overrides: dict[str, str] = {}
+    for key, value in values.items():
+        if key == "profile":
+            continue
+        owner, dot, field = key.partition(".")
+        if not dot:
+            target = key
+        elif owner not in profile_ids:
+            raise OptionsError(key[:64], "is not a known option")
+        elif owner != chosen:
+            continue
+        elif field in OVERRIDES:
+            overrides[OVERRIDES[field]] = value
+            continue
+        else:
+            target = field
+        if target in options:
+            raise OptionsError(target, "was sent more than once")
+        options[target] = value
+    options.update(overrides)
+    return options

@@ -238,19 +238,3 @@ def resolve_options(raw: Any, profiles: ProfileSet, groups: set[str]) -> Resolve
         gpus=gpus,
         walltime_seconds=walltime_seconds,
     )
-
-
-def options_from_form(form: Mapping[str, list[str]]) -> dict[str, str]:
-    """Turn a form post (dict of string lists) into user options; the same validator follows.
-
-    Empty fields are dropped so profile defaults apply; a field sent twice is refused rather
-    than guessed at. Unknown fields pass through so that `resolve_options` names them.
-    """
-    options: dict[str, str] = {}
-    for key, values in form.items():
-        values = [value for value in values if value != ""]
-        if len(values) > 1:
-            raise OptionsError(key[:64], "was sent more than once")
-        if values:
-            options[key] = values[0]
-    return options

@@ -8,16 +8,17 @@ from typing import Any
 
 from jupyterhub.spawner import Spawner
 from tornado import web
-from traitlets import Dict, Instance, List, Unicode, default
+from traitlets import Bool, Dict, Instance, List, Unicode, default
 from traitlets.utils.importstring import import_item
 
-from . import address
+from . import address, availability
 from .backends.base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
-from .form import render_form, template_environment
-from .options import OptionsError, ResolvedOptions, options_from_form, resolve_options
-from .profiles import LOCAL_DEMO, ProfileSet
+from .form import form_to_options, render_form, template_environment
+from .options import OptionsError, ResolvedOptions, resolve_options
+from .profiles import LOCAL_DEMO, Profile, ProfileSet
 
 address.register()
+availability.register()
 
 STATE_KEY = "daas"
 
@@ -45,6 +46,15 @@ class DaaSSpawner(Spawner):
         Unicode(),
         config=True,
         help="Directories searched before the built-in templates, so a site can override form.html.",
+    )
+
+    spawn_from_url = Bool(
+        False,
+        config=True,
+        help="""What a spawn link such as /hub/spawn?profile=gpu&gpus=1 does once its values validate.
+
+        False (the default): show the form filled in from the link, so the person checks what
+        will be charged to their account and presses Start. True: start at once.""",
     )
 
     @default("profiles")
@@ -79,6 +89,10 @@ class DaaSSpawner(Spawner):
     def _groups(self) -> set[str]:
         return {group.name for group in self.user.groups}
 
+    def allowed_profiles(self) -> list[Profile]:
+        """The profiles this user may start, in form order (form, availability endpoint)."""
+        return self.profiles.allowed_for(self._groups())
+
     def resolve(self, raw: Any) -> ResolvedOptions:
         """The single validation entry point for form and REST input; bad input is a 400."""
         try:
@@ -86,12 +100,37 @@ class DaaSSpawner(Spawner):
         except OptionsError as err:
             raise web.HTTPError(400, f"Invalid server options: {err}") from None
 
-    def render_options_form(self) -> str:
-        return render_form(template_environment(self.template_paths), self.profiles.allowed_for(self._groups()))
+    async def render_options_form(self) -> str:
+        profiles = self.allowed_profiles()
+        availability = None
+        if any(profile.backend == "slurm" for profile in profiles):
+            availability = (await self.backend("slurm").availability()).as_dict()
+        return render_form(template_environment(self.template_paths), profiles, availability, self._link_values())
+
+    def _link_values(self) -> dict[str, str]:
+        """Values of a spawn link (the form request's query), to pre-fill the form; never trusted."""
+        request = getattr(self.handler, "request", None)
+        if request is None or request.method != "GET":
+            return {}
+        query = {
+            key.removeprefix("opt-"): [v.decode("utf8", "replace") for v in values]
+            for key, values in request.query_arguments.items()
+        }
+        try:
+            return form_to_options(query, [profile.id for profile in self.profiles.profiles])
+        except OptionsError:
+            return {}
+
+    def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
+        options = self.options_from_form(query)  # the same parsing and validation as a form post
+        if self.spawn_from_url:
+            return options
+        # JupyterHub shows the form with this message instead of spawning: a pre-filled form.
+        raise web.HTTPError(200, "The link filled in the options below: check them and press Start.")
 
     def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         try:
-            options = options_from_form(formdata)
+            options = form_to_options(formdata, [profile.id for profile in self.profiles.profiles])
         except OptionsError as err:
             raise web.HTTPError(400, f"Invalid server options: {err}") from None
         self.resolve(options)  # refuse at once, before anything is stored or started

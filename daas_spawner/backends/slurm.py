@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from traitlets import Float, List, Unicode
 
+from ..availability import AvailabilityCache, ClusterAvailability
 from ..commands import CommandFailed, run_command
 from .base import UNIX_NAME, Backend, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from .slurm_availability import PartitionAvailability, parse_availability, sinfo_availability_argv
 from .slurm_commands import (
     JobInfo,
     JobSpec,
@@ -29,6 +31,18 @@ from .slurm_commands import (
 from .slurm_queue import JobStatus, Phase, SlurmQueue
 
 _NO_TIME = {"", "N/A", "Unknown", "None"}
+_ENDINGS = {
+    "OUT_OF_MEMORY": "ran out of memory (ask for more memory)",
+    "TIMEOUT": "reached its time limit",
+    "CANCELLED": "was cancelled",
+    "FAILED": "failed",
+    "NODE_FAIL": "lost its node",
+    "BOOT_FAIL": "could not boot its node",
+    "PREEMPTED": "was preempted by another job",
+    "DEADLINE": "missed its deadline",
+    "COMPLETED": "exited",
+    "COMPLETING": "exited",
+}
 
 
 class SlurmBackend(Backend):
@@ -91,11 +105,27 @@ class SlurmBackend(Backend):
         config=True,
         help="Seconds to wait after scancel until the job has left the node.",
     )
+    availability_ttl = Float(
+        30.0,
+        config=True,
+        help="""Seconds one cluster-availability view (a single sinfo for every partition) stays current.
+
+        All viewers and the spawn path share that view: at most one sinfo per ttl for the whole
+        hub, whatever the number of users, and a failed sinfo is retried after ttl at the earliest.""",
+    )
+    availability_first_wait = Float(
+        1.0,
+        config=True,
+        help="Seconds the very first availability request waits for the first sinfo; later ones never wait.",
+    )
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.queue = SlurmQueue(self._query_jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
         self._nodes: dict[str, NodeInfo] = {}
+        self.availability_cache = AvailabilityCache(
+            self._query_availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
+        )
 
     def _bin(self, name: str) -> str:
         return os.path.join(self.slurm_bin_dir, name)
@@ -112,6 +142,14 @@ class SlurmBackend(Backend):
             result = await run_command(sinfo_nodes_argv(self._bin("sinfo")), timeout=self.command_timeout)
             self._nodes = parse_sinfo_nodes(result.stdout)
         return self._nodes.get(name)
+
+    async def _query_availability(self) -> dict[str, PartitionAvailability]:
+        result = await run_command(sinfo_availability_argv(self._bin("sinfo")), timeout=self.command_timeout)
+        return parse_availability(result.stdout)
+
+    async def availability(self) -> ClusterAvailability:
+        """Free cores, GPUs, memory and nodes per partition, from the shared cache (never raises)."""
+        return await self.availability_cache.snapshot()
 
     # -- start ---------------------------------------------------------------------------
 
@@ -230,12 +268,14 @@ class SlurmBackend(Backend):
 
     @staticmethod
     def _ended_message(state: BackendState, status: JobStatus) -> str:
+        """Why the job ended, in words a scientist understands, and where its log is."""
         job_id = state["job_id"]
         if status.info is None:
             what = "left the queue"
         else:
-            what = f"ended ({status.info.state}"
-            what += f": {status.info.reason})" if status.info.reason not in ("", "None") else ")"
+            what = _ENDINGS.get(status.info.state, f"ended ({status.info.state.lower()})")
+            if status.info.reason not in ("", "None"):
+                what += f" [{status.info.reason}]"
         return f"Slurm job {job_id} {what} before the server started; see the job log at {state.get('log')}"
 
     # -- stop ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def test_gpu_profile_job_has_requested_resources(hub: Hub) -> None:
     assert job["UserId"].startswith("alice(")
     assert job["Partition"] == "gpu"
     assert job["NodeList"] == "gpu01"
-    assert "gres/gpu:tesla=1" in job["TRES"] or "gpu:tesla:1" in job.get("TresPerNode", ""), job
+    assert job["TresPerNode"] == "gres:gpu:tesla:1"
     assert job["NumCPUs"] == "2"
     assert "mem=3G" in job["TRES"], job["TRES"]
     assert job["TimeLimit"] == "02:00:00"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daas_spawner.options import OPTION_FIELDS, OptionsError, options_from_form, resolve_options
+from daas_spawner.options import OPTION_FIELDS, OptionsError, resolve_options
 from daas_spawner.profiles import parse_profiles
 
 from .conftest import site_profiles_raw
@@ -313,37 +313,3 @@ def test_shell_and_directive_characters_rejected_in_every_field(site, field, pro
     with pytest.raises(OptionsError) as info:
         resolve_options(raw, site, set())
     assert info.value.field == field
-
-
-@pytest.mark.parametrize(
-    "form, expected",
-    [
-        ({}, {}),
-        ({"profile": ["gpu"]}, {"profile": "gpu"}),
-        ({"profile": ["gpu"], "cores": [""], "memory": []}, {"profile": "gpu"}),
-        ({"profile": ["gpu"], "gpus": ["", "2"]}, {"profile": "gpu", "gpus": "2"}),
-        ({"profile": ["gpu"], "colour": ["blue"]}, {"profile": "gpu", "colour": "blue"}),
-    ],
-)
-def test_options_from_form(form, expected):
-    assert options_from_form(form) == expected
-
-
-@pytest.mark.parametrize("values", [["1", "2"], ["1", "1"], ["1", "", "2"]])
-def test_options_from_form_refuses_duplicates(values):
-    with pytest.raises(OptionsError) as info:
-        options_from_form({"profile": ["cpu"], "cores": values})
-    assert info.value.field == "cores"
-
-
-def test_form_unknown_field_is_named_by_resolve(site):
-    with pytest.raises(OptionsError) as info:
-        resolve_options(options_from_form({"profile": ["cpu"], "colour": ["blue"]}), site, set())
-    assert info.value.field == "colour"
-
-
-def test_form_strings_resolve_like_json(site):
-    form = {"profile": ["gpu"], "cores": ["4"], "memory": ["8G"], "gpus": ["2"], "walltime": ["4:00:00"]}
-    from_form = resolve_options(options_from_form(form), site, set())
-    from_json = resolve_options({"profile": "gpu", "cores": 4, "memory": 8192, "gpus": 2, "walltime": 240}, site, set())
-    assert from_form == from_json

@@ -1,0 +1,129 @@
+"""The spawn form: reading posts back into options, and rendering from profiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from daas_spawner.form import form_to_options, render_form, template_environment
+from daas_spawner.options import OptionsError, resolve_options
+
+IDS = ("cpu", "gpu", "power9", "staff-only", "local")
+
+
+@pytest.mark.parametrize(
+    "form, expected",
+    [
+        ({}, {}),
+        ({"profile": ["gpu"]}, {"profile": "gpu"}),
+        ({"profile": ["gpu"], "cores": [""], "memory": []}, {"profile": "gpu"}),
+        ({"profile": ["gpu"], "gpus": ["", "2"]}, {"profile": "gpu", "gpus": "2"}),
+        ({"profile": ["gpu"], "colour": ["blue"]}, {"profile": "gpu", "colour": "blue"}),
+        # namespaced widgets: only the chosen profile's count
+        ({"profile": ["gpu"], "gpu.gpus": ["1"], "cpu.cores": ["max"]}, {"profile": "gpu", "gpus": "1"}),
+        ({"profile": ["cpu"], "cpu.cores": ["min"], "cpu.cores_custom": ["6"]}, {"profile": "cpu", "cores": "6"}),
+        (
+            {"profile": ["cpu"], "cpu.walltime": ["1:00:00"], "cpu.walltime_custom": [""]},
+            {"profile": "cpu", "walltime": "1:00:00"},
+        ),
+        ({"profile": ["cpu"], "cpu.walltime_custom": ["2:30:00"]}, {"profile": "cpu", "walltime": "2:30:00"}),
+        ({"gpu.gpus": ["1"]}, {}),
+    ],
+)
+def test_form_to_options(form, expected):
+    assert form_to_options(form, IDS) == expected
+
+
+@pytest.mark.parametrize("values", [["1", "2"], ["1", "1"], ["1", "", "2"]])
+def test_duplicates_are_refused(values):
+    with pytest.raises(OptionsError) as info:
+        form_to_options({"profile": ["cpu"], "cores": values}, IDS)
+    assert info.value.field == "cores"
+
+
+def test_a_field_both_plain_and_namespaced_is_refused():
+    with pytest.raises(OptionsError) as info:
+        form_to_options({"profile": ["cpu"], "cores": ["1"], "cpu.cores": ["2"]}, IDS)
+    assert info.value.field == "cores"
+
+
+@pytest.mark.parametrize("key", ["nope.cores", "cpu;id.cores", "../x.cores"])
+def test_unknown_namespaces_are_refused(key):
+    with pytest.raises(OptionsError):
+        form_to_options({"profile": ["cpu"], key: ["1"]}, IDS)
+
+
+@pytest.mark.parametrize("key", ["colour", "cpu.colour"])
+def test_unknown_fields_are_named_by_the_validator(site, key):
+    with pytest.raises(OptionsError) as info:
+        resolve_options(form_to_options({"profile": ["cpu"], key: ["blue"]}, IDS), site, set())
+    assert info.value.field == "colour"
+
+
+def test_form_strings_resolve_like_json(site):
+    form = {
+        "profile": ["gpu"],
+        "gpu.cores": ["4"],
+        "gpu.memory": ["8G"],
+        "gpu.gpus": ["2"],
+        "gpu.walltime": ["4:00:00"],
+    }
+    from_form = resolve_options(form_to_options(form, IDS), site, set())
+    from_json = resolve_options({"profile": "gpu", "cores": 4, "memory": 8192, "gpus": 2, "walltime": 240}, site, set())
+    assert from_form == from_json
+
+
+AVAILABILITY = {
+    "stale": False,
+    "taken_at": "2026-11-22T04:00:00Z",
+    "partitions": {
+        "gpu": {
+            "nodes_idle": 0,
+            "nodes_total": 1,
+            "nodes_down": 0,
+            "cores_idle": 0,
+            "cores_total": 8,
+            "gpus_free": 0,
+            "gpus_total": 2,
+            "memory_free_mb": 1024,
+            "memory_total_mb": 16000,
+        },
+    },
+}
+
+
+def test_render_lists_given_profiles_with_labelled_fields(site):
+    profiles = [site.get("cpu"), site.get("gpu")]
+    page = render_form(template_environment(), profiles, AVAILABILITY)
+    assert 'value="cpu"' in page and 'value="gpu"' in page
+    assert 'value="power9"' not in page
+    for field in ("gpu.cores", "gpu.walltime", "gpu.gpus", "gpu.partition", "gpu.memory", "gpu.gpu_type"):
+        assert f'name="{field}"' in page
+    assert '<label for="daas-gpu-memory">' in page
+    assert "(full: jobs queue)" in page  # gpu has no idle core
+    assert 'data-partition="cpu"' in page  # unknown availability still listed
+
+
+def test_render_escapes_profile_text(site):
+    hostile = site.get("cpu").model_copy(update={"display_name": "<script>alert(1)</script>"})
+    page = render_form(template_environment(), [hostile], None)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_render_marks_stale_data(site):
+    page = render_form(template_environment(), [site.get("gpu")], dict(AVAILABILITY, stale=True))
+    assert "the scheduler is not answering" in page
+
+
+def test_chosen_values_preselect(site):
+    page = render_form(
+        template_environment(), [site.get("cpu"), site.get("gpu")], None, {"profile": "gpu", "gpus": "2"}
+    )
+    assert 'id="daas-profile-gpu" value="gpu" checked' in page
+    assert '<option value="2" selected>' in page
+
+
+def test_site_templates_override_the_builtin(site, tmp_path):
+    (tmp_path / "form.html").write_text("site form for {{ profiles|length }} profiles")
+    page = render_form(template_environment([str(tmp_path)]), [site.get("cpu")], None)
+    assert page == "site form for 1 profiles"
