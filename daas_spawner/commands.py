@@ -22,12 +22,13 @@ class CommandFailed(RuntimeError):
     For a scheduler this is not an answer about any job: callers treat it as transient.
     """
 
-    def __init__(self, argv: Sequence[str], reason: str, stderr: str = "") -> None:
+    def __init__(self, name: str, reason: str, stderr: str = "", *, timed_out: bool = False) -> None:
         detail = f": {stderr.strip()[-500:]}" if stderr.strip() else ""
-        super().__init__(f"{argv[0]} {reason}{detail}")
-        self.argv = list(argv)
+        super().__init__(f"{name} {reason}{detail}")
+        self.name = name
         self.reason = reason
         self.stderr = stderr
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,14 @@ class CommandResult:
     seconds: float
 
 
-async def run_command(argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> CommandResult:
-    """Run argv (no shell) and return its output; raise CommandFailed on any failure."""
+async def run_command(
+    argv: Sequence[str], *, timeout: float, stdin: str | None = None, name: str | None = None
+) -> CommandResult:
+    """Run argv (no shell) and return its output; raise CommandFailed on any failure.
+
+    `name` is what errors call the command (e.g. "sbatch" when argv starts with a sudo prefix).
+    """
+    name = name or argv[0]
     started = time.monotonic()
     try:
         process = await asyncio.create_subprocess_exec(
@@ -48,7 +55,7 @@ async def run_command(argv: Sequence[str], *, timeout: float, stdin: str | None 
             stderr=asyncio.subprocess.PIPE,
         )
     except OSError as err:
-        raise CommandFailed(argv, f"could not start ({err.strerror})") from None
+        raise CommandFailed(name, f"could not start ({err.strerror})") from None
     try:
         stdout, stderr = await asyncio.wait_for(
             process.communicate(stdin.encode() if stdin is not None else None), timeout
@@ -56,10 +63,10 @@ async def run_command(argv: Sequence[str], *, timeout: float, stdin: str | None 
     except asyncio.TimeoutError:
         process.kill()
         await process.wait()
-        raise CommandFailed(argv, f"timed out after {timeout:g} s") from None
+        raise CommandFailed(name, f"gave no answer within {timeout:g} s", timed_out=True) from None
     seconds = time.monotonic() - started
     out, err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
     if process.returncode != 0:
-        raise CommandFailed(argv, f"exited with status {process.returncode}", err)
-    log.debug("%s took %.3f s", argv[0], seconds)
+        raise CommandFailed(name, f"exited with status {process.returncode}", err)
+    log.debug("%s took %.3f s", name, seconds)
     return CommandResult(out, err, seconds)

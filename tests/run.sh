@@ -10,6 +10,10 @@ cd "$REPO"
 
 bash tests/setup.sh
 DAAS_VENV=$PREFIX/venv-jh5 DAAS_JUPYTERHUB="jupyterhub>=5,<6" bash tests/setup.sh
+# Browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 bash tests/cluster/slurm.sh start
 trap 'bash tests/cluster/slurm.sh stop' EXIT
 

@@ -181,9 +181,14 @@ class SlurmBackend(Backend):
         argv = sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec)
         submitted_at = time.monotonic()
         try:
-            result = await run_command(argv, timeout=self.command_timeout, stdin=batch_script(launch.options, spec))
+            script = batch_script(launch.options, spec)
+            result = await run_command(argv, timeout=self.command_timeout, stdin=script, name="sbatch")
             job_id = parse_job_id(result.stdout)
-        except (CommandFailed, ValueError) as err:
+        except CommandFailed as err:
+            if err.timed_out:
+                raise SpawnFailed(f"Slurm is not answering ({err}); please try again in a few minutes") from None
+            raise SpawnFailed(f"Slurm did not accept the job: {err}") from None
+        except ValueError as err:
             raise SpawnFailed(f"Slurm did not accept the job: {err}") from None
         self.log.info("Submitted %s as Slurm job %s", launch.server, job_id)
         self.queue.track(job_id, submitted_at=submitted_at)
@@ -292,6 +297,7 @@ class SlurmBackend(Backend):
                         await run_command(
                             scancel_argv(self._prefix(state["username"]), self._bin("scancel"), job_id),
                             timeout=self.command_timeout,
+                            name="scancel",
                         )
                         cancelled = True
                     except CommandFailed as err:

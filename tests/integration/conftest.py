@@ -104,13 +104,16 @@ def cancel_test_jobs() -> None:
         wait_no_jobs(user)
 
 
-def slurm_hub_config(profiles: Path, commands: CommandLog, poll_interval: float, hub_poll_interval: float) -> str:
+def slurm_hub_config(
+    profiles: Path, commands: CommandLog, poll_interval: float, hub_poll_interval: float, availability_ttl: float
+) -> str:
     return f"""
         from daas_spawner import load_profiles
         c.DaaSSpawner.profiles = load_profiles("{profiles}")
         c.SlurmBackend.slurm_bin_dir = "{commands.bin_dir}"
         c.SlurmBackend.poll_interval = {poll_interval}
         c.SlurmBackend.command_timeout = 5
+        c.SlurmBackend.availability_ttl = {availability_ttl}
         c.Spawner.poll_interval = {hub_poll_interval}
     """
 
@@ -118,13 +121,20 @@ def slurm_hub_config(profiles: Path, commands: CommandLog, poll_interval: float,
 class SlurmHub:
     """A hub on the Slurm cluster with its scheduler-command log."""
 
-    def __init__(self, workdir: Path, poll_interval: float = POLL_INTERVAL, hub_poll_interval: float = 1) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        poll_interval: float = POLL_INTERVAL,
+        hub_poll_interval: float = 1,
+        availability_ttl: float = 10,
+    ) -> None:
         self.workdir = workdir
         self.commands = CommandLog(workdir / "slurm-bin")
         self.apptainer_log = write_apptainer_standin(workdir / "apptainer-env")
         self.profiles = write_test_profiles(workdir / "profiles.yaml", workdir / "apptainer-env")
         self.poll_interval = poll_interval
-        config = slurm_hub_config(self.profiles, self.commands, poll_interval, hub_poll_interval)
+        self.availability_ttl = availability_ttl
+        config = slurm_hub_config(self.profiles, self.commands, poll_interval, hub_poll_interval, availability_ttl)
         self.hub = Hub(workdir / "hub", config)
 
     def start(self) -> Hub:

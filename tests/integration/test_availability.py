@@ -14,29 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import SlurmHub, cancel_test_jobs, public_tempdir
+from .conftest import SlurmHub, running_slurm_hub
 from .hub import Hub, wait_for
 from .slurm import cluster, job_details
 
 ENDPOINT = "/daas/availability"
 TTL = 10.0  # long enough for a burst of requests, short enough to outlast in an outage test
-EXTRA_CONFIG = f"""
-from daas_spawner import availability
-availability.register()  # idempotent; the spawner registers it too
-c.SlurmBackend.availability_ttl = {TTL}
-"""
 
 
 @pytest.fixture(scope="module")
 def slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
     """A hub of its own: the tests count every availability sinfo since it started."""
-    cancel_test_jobs()
-    env = SlurmHub(public_tempdir("daas-it-"))
-    with env.hub.config_path.open("a") as config:
-        config.write(EXTRA_CONFIG)
-    env.start()
-    yield env
-    env.close()
+    yield from running_slurm_hub(availability_ttl=TTL)
 
 
 @pytest.fixture(scope="module")

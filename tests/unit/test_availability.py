@@ -323,7 +323,7 @@ async def test_a_failed_refresh_keeps_the_data_marks_it_stale_and_backs_off(make
     cache = make_cache(query, clock)
     good = await cache.snapshot()
     clock.now += 31
-    query.default = CommandFailed(["/usr/bin/sinfo"], "exited with status 1", "Unable to contact slurm controller")
+    query.default = CommandFailed("sinfo", "exited with status 1", "Unable to contact slurm controller")
     await cache.snapshot()
     await settle(cache)
     view = await cache.snapshot()

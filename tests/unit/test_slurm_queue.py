@@ -21,7 +21,7 @@ def job(job_id: str, state: str) -> JobInfo:
 
 
 def failure() -> CommandFailed:
-    return CommandFailed(["squeue"], "timed out after 20 s")
+    return CommandFailed("squeue", "gave no answer within 20 s", timed_out=True)
 
 
 class FakeSqueue:
