@@ -19,7 +19,7 @@ trap 'bash tests/cluster/slurm.sh stop' EXIT
 
 "$PREFIX/venv/bin/ruff" check .
 "$PREFIX/venv/bin/ruff" format --check .
-echo "== newest JupyterHub"
+echo "== newest JupyterHub (hub logs and browser screenshots: /tmp/daas-test-artifacts)"
 "$PREFIX/venv/bin/python" -m pytest -p no:cacheprovider -q "$@"
 echo "== JupyterHub 5.x"
 "$PREFIX/venv-jh5/bin/python" -m pytest -p no:cacheprovider -q tests/integration/test_slurm_spawn.py \
