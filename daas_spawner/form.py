@@ -9,6 +9,7 @@ user options, to the one validator (options.resolve_options).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -24,7 +25,9 @@ ADVANCED_FIELDS = frozenset({"partition", "memory", "gpu_type", "feature", "envi
 PRESET_LABELS = {"min": "Minimum", "medium": "Medium", "max": "Maximum", "whole_node": "Entire node"}
 
 
-def template_environment(template_paths: Sequence[str] = ()) -> Environment:
+@functools.lru_cache(maxsize=8)
+def template_environment(template_paths: tuple[str, ...] = ()) -> Environment:
+    """One environment per template search path, so Jinja compiles form.html once, not per view."""
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(list(template_paths)), PackageLoader("daas_spawner", "templates")]),
         autoescape=select_autoescape(default=True, default_for_string=True),

@@ -105,7 +105,8 @@ class DaaSSpawner(Spawner):
         availability = None
         if any(profile.backend == "slurm" for profile in profiles):
             availability = (await self.backend("slurm").availability()).as_dict()
-        return render_form(template_environment(self.template_paths), profiles, availability, self._link_values())
+        env = template_environment(tuple(self.template_paths))
+        return render_form(env, profiles, availability, self._link_values())
 
     def _link_values(self) -> dict[str, str]:
         """Values of a spawn link (the form request's query), to pre-fill the form; never trusted."""

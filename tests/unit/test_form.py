@@ -125,5 +125,9 @@ def test_chosen_values_preselect(site):
 
 def test_site_templates_override_the_builtin(site, tmp_path):
     (tmp_path / "form.html").write_text("site form for {{ profiles|length }} profiles")
-    page = render_form(template_environment([str(tmp_path)]), [site.get("cpu")], None)
+    page = render_form(template_environment((str(tmp_path),)), [site.get("cpu")], None)
     assert page == "site form for 1 profiles"
+
+
+def test_the_environment_is_reused_so_templates_compile_once():
+    assert template_environment(()) is template_environment(())
