@@ -183,6 +183,8 @@ class DaaSSpawner(Spawner):
         self._submitted.set()
         try:
             server = await backend.wait_for_address(state, self._reported)
+        except SpawnFailed as err:
+            raise web.HTTPError(500, str(err)) from None
         finally:
             self._reported = None
         self._watch()

@@ -179,11 +179,13 @@ class SlurmBackend(Backend):
             command=launch.command,
         )
         argv = sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec)
-        submitted_at = time.monotonic()
         try:
             script = batch_script(launch.options, spec)
             result = await run_command(argv, timeout=self.command_timeout, stdin=script, name="sbatch")
             job_id = parse_job_id(result.stdout)
+            # Only a query that starts after sbatch returned must list the job: earlier ones
+            # (even ones started while sbatch ran) may not know it yet.
+            submitted_at = time.monotonic()
         except CommandFailed as err:
             if err.timed_out:
                 raise SpawnFailed(f"Slurm is not answering ({err}); please try again in a few minutes") from None
