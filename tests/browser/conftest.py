@@ -23,8 +23,9 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = ARTIFACTS / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module-scoped: Playwright's sync API runs an event loop that must be gone before async tests run."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     print(f"\nbrowser screenshots: {SCREENSHOTS}")
     with sync_playwright() as playwright:
