@@ -10,35 +10,8 @@ from playwright.sync_api import Browser, expect
 
 from ..integration.conftest import SlurmHub
 from ..integration.hub import Hub, wait_for
-from ..integration.slurm import cluster, job_details
+from ..integration.slurm import cluster, hold_gpus, job_details
 from .conftest import log_in, screenshot
-
-
-def _hold_both_gpus() -> str:
-    job = subprocess.run(
-        [
-            "sudo",
-            "-u",
-            "bob",
-            "sbatch",
-            "--parsable",
-            "-p",
-            "gpu",
-            "--gres=gpu:tesla:2",
-            "-J",
-            "blocker",
-            "--chdir=/tmp",
-            "-o",
-            "/dev/null",
-            "--wrap",
-            "sleep 600",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    wait_for(lambda: job_details(job)["JobState"] == "RUNNING", 60, "the GPU blocker to run")
-    return job
 
 
 def test_gpu_spawn_waits_with_the_queue_reason_then_opens_jupyterlab(browser: Browser, hub: Hub) -> None:
@@ -52,7 +25,7 @@ def test_gpu_spawn_waits_with_the_queue_reason_then_opens_jupyterlab(browser: Br
     expect(page.locator('#daas-availability tr[data-partition="gpu"]')).to_contain_text("/ 2")
     screenshot(page, "01-spawn-form")
 
-    blocker = _hold_both_gpus()
+    blocker = hold_gpus("bob", 2)
     try:
         page.locator("#daas-profile-gpu").check()
         options = page.locator("#daas-options-gpu")

@@ -82,6 +82,41 @@ def batch_script(job_id: str) -> str:
     ).stdout
 
 
+def hold_gpus(user: str, count: int) -> str:
+    """A plain batch job of `user` holding `count` of gpu01's GPUs (1 CPU, 1000 MB); returns once it runs."""
+    job = subprocess.run(
+        [
+            "sudo",
+            "-u",
+            user,
+            "sbatch",
+            "--parsable",
+            "-p",
+            "gpu",
+            f"--gres=gpu:tesla:{count}",
+            "--cpus-per-task=1",
+            "--mem=1000",
+            "-J",
+            "gpu-holder",
+            "--chdir=/tmp",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 600",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    deadline = time.monotonic() + 60
+    while job_details(job)["JobState"] != "RUNNING":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"GPU holder {job} did not start")
+        time.sleep(0.25)
+    return job
+
+
 def wait_no_jobs(user: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while user_jobs(user):

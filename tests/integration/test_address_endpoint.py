@@ -6,7 +6,7 @@ import re
 import subprocess
 
 from .hub import Hub, wait_for
-from .slurm import batch_script, job_details
+from .slurm import batch_script, hold_gpus, job_details
 
 ENDPOINT = "/daas/server-address"
 
@@ -23,40 +23,13 @@ def _report(hub: Hub, token: str | None, body: object) -> int:
     return hub.http.post(f"{hub.api_url}{ENDPOINT}", headers=headers, **kwargs).status_code
 
 
-def _hold_both_gpus() -> str:
-    job = subprocess.run(
-        [
-            "sudo",
-            "-u",
-            "bob",
-            "sbatch",
-            "--parsable",
-            "-p",
-            "gpu",
-            "--gres=gpu:tesla:2",
-            "-J",
-            "blocker",
-            "--chdir=/tmp",
-            "-o",
-            "/dev/null",
-            "--wrap",
-            "sleep 600",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    wait_for(lambda: job_details(job)["JobState"] == "RUNNING", 60, "the GPU blocker to run")
-    return job
-
-
 def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub) -> None:
     # carol's running server: its token belongs to a server that is not starting.
     assert hub.spawn("carol", {"profile": "cpu"}).status_code in (201, 202)
     hub.wait_ready("carol")
     carol_token = _server_token(hub.job_id("carol"))
 
-    blocker = _hold_both_gpus()
+    blocker = hold_gpus("bob", 2)
     try:
         assert hub.spawn("alice", {"profile": "gpu", "gpus": 1}).status_code == 202
         job_id = wait_for(lambda: (hub.server_model("alice") or {}).get("state", {}).get("daas"), 60, "job id")

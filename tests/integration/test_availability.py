@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import SlurmHub, running_slurm_hub
 from .hub import Hub, wait_for
-from .slurm import cluster, job_details
+from .slurm import cluster, hold_gpus
 
 ENDPOINT = "/daas/availability"
 TTL = 10.0  # long enough for a burst of requests, short enough to outlast in an outage test
@@ -36,32 +36,8 @@ def alice_token(slurm_hub: SlurmHub) -> str:
 @pytest.fixture(scope="module")
 def gpu_job(slurm_hub: SlurmHub) -> Iterator[str]:
     """bob's batch job holding one of gpu01's two GPUs (1 CPU, 1000 MB)."""
-    job = subprocess.run(
-        [
-            "sudo",
-            "-u",
-            "bob",
-            "sbatch",
-            "--parsable",
-            "-p",
-            "gpu",
-            "--gres=gpu:tesla:1",
-            "--cpus-per-task=1",
-            "--mem=1000",
-            "-J",
-            "gpu-holder",
-            "--chdir=/tmp",
-            "-o",
-            "/dev/null",
-            "--wrap",
-            "sleep 600",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    job = hold_gpus("bob", 1)
     try:
-        wait_for(lambda: job_details(job)["JobState"] == "RUNNING", 60, "the GPU job to run")
         yield job
     finally:
         subprocess.run(["scancel", job], check=False, timeout=30)
