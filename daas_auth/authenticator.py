@@ -1,0 +1,275 @@
+"""DaaSAuthenticator: OIDC login (Keycloak, Umbrella/eduTEAMS) that knows a person's proposals.
+
+All logic lives in `DaaSAuthenticator`; the provider presets below only change defaults.
+At login and at refresh the person's proposals are assembled from the identity claims
+(claim rules) and the user office (with its metadata), stored in the encrypted auth_state
+and mirrored as JupyterHub groups (`proposal-<id>`), so roles, sharing and the spawner's
+profile restrictions can use them.
+
+Tokens are renewed only once they have expired: renewing early would rotate the refresh
+token under servers that were handed the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler
+from pydantic import ValidationError
+from tornado import web
+from tornado.httpclient import HTTPClientError
+from traitlets import Bool, Dict, Float, Instance, List, TraitError, Unicode, default, validate
+
+from .discovery import DiscoveryError, discovery_url, endpoints_from_discovery
+from .proposals import (
+    ClaimRule,
+    Proposal,
+    merge_proposals,
+    proposals_from_auth_state,
+    proposals_from_claims,
+)
+from .useroffice import ProposalCache, UserOffice, UserOfficeError
+
+OFFICE_DOWN_WARNING = (
+    "The user office could not be reached: you see the proposals named by your login only, "
+    "without titles or data folders, until it answers again."
+)
+
+
+class DiscoveringLoginHandler(OAuthLoginHandler):
+    """Read the provider's endpoints (once) before sending the browser there."""
+
+    async def get(self) -> None:
+        await self.authenticator.discover()
+        super().get()
+
+
+class DaaSAuthenticator(GenericOAuthenticator):
+    """OIDC login whose users carry their experiment proposals into auth_state and groups."""
+
+    login_handler = DiscoveringLoginHandler
+
+    issuer = Unicode(
+        config=True,
+        help="""The OpenID provider's issuer URL, e.g. `https://keycloak.example.org/realms/facility`.
+
+        The authorize, token and userinfo URLs are read from its
+        `.well-known/openid-configuration` at the first login. URLs set explicitly
+        (`authorize_url`, `token_url`, `userdata_url`) take precedence.""",
+    )
+    proposal_claim_rules = List(
+        Dict(),
+        config=True,
+        help="""How proposal ids are read from the identity claims: a list of
+        `{"claim": "<dotted claim name>", "pattern": "<regex with (?P<id>...)>"}`.
+
+        Every claim value that fully matches a rule's pattern gives one proposal id, e.g.
+        `{"claim": "groups", "pattern": "/proposals/(?P<id>[0-9]+)"}`.""",
+    )
+    user_office = Instance(
+        UserOffice,
+        allow_none=True,
+        config=True,
+        help="""Where proposal membership and metadata come from, e.g.
+        `HttpUserOffice(url=...)` or `FileUserOffice(path=...)` from `daas_auth.useroffice`.
+        None: the claims alone decide.""",
+    )
+    proposals_max_age = Float(
+        600.0,
+        config=True,
+        help="""Seconds a person's proposals are trusted before refresh asks the user office again.
+
+        This is also the user-office cache lifetime. When the user office is down, the last
+        answer is used however old it is (and the failure logged).""",
+    )
+    proposal_group_template = Unicode(
+        "proposal-{id}",
+        config=True,
+        help="Name of the JupyterHub group that mirrors a proposal; `{id}` is the proposal id.",
+    )
+    allow_proposal_members = Bool(
+        True,
+        config=True,
+        help="""Let anyone with at least one proposal log in (besides allowed_users, allowed_groups,
+        ...). A facility's users are the people on its proposals.""",
+    )
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self) -> bool:
+        return True  # proposals and tokens live there (needs JUPYTERHUB_CRYPT_KEY)
+
+    @default("manage_groups")
+    def _manage_groups_default(self) -> bool:
+        return True
+
+    @default("username_claim")
+    def _username_claim_default(self) -> str:
+        return "preferred_username"
+
+    @default("scope")
+    def _scope_default(self) -> list[str]:
+        return ["openid", "profile", "email"]
+
+    @default("login_service")
+    def _login_service_default(self) -> str:
+        return "your facility account"
+
+    @validate("proposal_claim_rules")
+    def _valid_rules(self, proposal: Any) -> list[dict[str, Any]]:
+        for index, rule in enumerate(proposal.value):
+            try:
+                ClaimRule.model_validate(rule)
+            except ValidationError as err:
+                first = err.errors(include_url=False)[0]
+                raise TraitError(f"proposal_claim_rules[{index}]: {first['loc'] or ''} {first['msg']}") from None
+        return proposal.value
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._discovery_lock = asyncio.Lock()
+        self._discovered = not self.issuer
+        self._office_cache = ProposalCache(max_age=self.proposals_max_age)
+
+    # -- discovery -----------------------------------------------------------------------
+
+    async def discover(self) -> None:
+        """Fill the endpoint URLs from the issuer's discovery document, once; 503 while it is unreachable."""
+        if self._discovered:
+            return
+        async with self._discovery_lock:
+            if self._discovered:
+                return
+            url = discovery_url(self.issuer)
+            try:
+                document = await self.httpfetch(url, "Fetching OIDC discovery", method="GET")
+                endpoints = endpoints_from_discovery(self.issuer, document)
+            except (HTTPClientError, OSError, ValueError, DiscoveryError) as err:
+                self.log.error("OIDC discovery failed: %s: %s", url, err)
+                message = "The login service cannot reach the identity provider; try again shortly."
+                raise web.HTTPError(503, message) from None
+            for trait, endpoint in endpoints.items():
+                if not getattr(self, trait):
+                    setattr(self, trait, endpoint)
+            self._discovered = True
+            self.log.info("OIDC discovery of %s: %s", self.issuer, endpoints)
+
+    async def authenticate(self, handler: web.RequestHandler, data: Any = None, **kwargs: Any) -> Any:
+        await self.discover()
+        return await super().authenticate(handler, data, **kwargs)
+
+    # -- proposals -----------------------------------------------------------------------
+
+    def claim_rules(self) -> list[ClaimRule]:
+        return [ClaimRule.model_validate(rule) for rule in self.proposal_claim_rules]
+
+    async def _office_proposals(self, username: str, claims: Mapping[str, Any]) -> list[Proposal] | None:
+        """The user office's answer, a cached one when it fails, or None when there is neither."""
+        if self.user_office is None:
+            return []
+        fresh = self._office_cache.fresh(username)
+        if fresh is not None:
+            return fresh
+        try:
+            proposals = await self.user_office.proposals(username, claims)
+        except UserOfficeError as err:
+            last = self._office_cache.last(username)
+            if last is not None:
+                age = time.time() - last[0]
+                self.log.warning("User office failed for %s (%s); using its answer from %.0f s ago", username, err, age)
+                return last[1]
+            self.log.warning("User office failed for %s (%s) and nothing is cached; claims only", username, err)
+            return None
+        self._office_cache.put(username, proposals)
+        return proposals
+
+    async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
+        """Add the person's proposals (and a warning when the user office could not help) to auth_state."""
+        auth_state = auth_model["auth_state"]
+        claims = auth_state.get(self.user_auth_state_key) or {}
+        from_claims = proposals_from_claims(claims, self.claim_rules())
+        from_office = await self._office_proposals(auth_model["name"], claims)
+        proposals = merge_proposals(from_office or [], from_claims)
+        auth_state["proposals"] = [proposal.model_dump(mode="json") for proposal in proposals]
+        auth_state["proposals_refreshed_at"] = time.time()
+        auth_state["proposals_warning"] = OFFICE_DOWN_WARNING if from_office is None else None
+        return auth_model
+
+    async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
+        return {self.proposal_group_template.format(id=p.id) for p in proposals_from_auth_state(auth_state)}
+
+    async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:
+        if await super().check_allowed(username, auth_model):
+            return True
+        return bool(self.allow_proposal_members and auth_model and (auth_model["auth_state"] or {}).get("proposals"))
+
+    # -- tokens --------------------------------------------------------------------------
+
+    def build_auth_state_dict(self, token_info: dict[str, Any], user_info: dict[str, Any]) -> dict[str, Any]:
+        auth_state = super().build_auth_state_dict(token_info, user_info)
+        expires_in = token_info.get("expires_in")
+        auth_state["token_expires_at"] = time.time() + float(expires_in) if expires_in else None
+        return auth_state
+
+    async def refresh_user(self, user: Any, handler: web.RequestHandler | None = None, **kwargs: Any) -> Any:
+        """Ask the provider only when the access token has expired or the proposals are due."""
+        auth_state = await user.get_auth_state()
+        if auth_state:
+            refreshed_at = auth_state.get("proposals_refreshed_at") or 0.0
+            if not auth_state.get("proposals_warning"):
+                # After a hub restart, the stored answer is the user office's last word.
+                self._office_cache.seed(user.name, proposals_from_auth_state(auth_state), refreshed_at)
+            expires_at = auth_state.get("token_expires_at")
+            token_valid = expires_at is None or time.time() < expires_at
+            proposals_current = time.time() - refreshed_at < self.proposals_max_age
+            if token_valid and proposals_current:
+                return True
+        await self.discover()
+        return await super().refresh_user(user, handler, **kwargs)
+
+
+class KeycloakAuthenticator(DaaSAuthenticator):
+    """A Keycloak realm whose `groups` claim lists proposals as `/proposals/<id>`.
+
+    Set `issuer` to the realm URL (`https://<host>/realms/<realm>`) and add a
+    "Group Membership" mapper (full group path) to the client, so the claim is in userinfo.
+    """
+
+    @default("proposal_claim_rules")
+    def _keycloak_rules(self) -> list[dict[str, str]]:
+        return [{"claim": "groups", "pattern": r"/proposals/(?P<id>[A-Za-z0-9][A-Za-z0-9_.-]*)"}]
+
+    @default("login_service")
+    def _keycloak_login_service(self) -> str:
+        return "Keycloak"
+
+
+class UmbrellaAuthenticator(DaaSAuthenticator):
+    """Umbrella / eduTEAMS: proposals arrive as `eduperson_entitlement` values.
+
+    e.g. `urn:geant:umbrellaid.org:group:<facility>:proposal:20231234#umbrellaid.org`.
+    """
+
+    facility = Unicode(
+        config=True,
+        help="The facility's name inside the entitlements (e.g. `esrf`); empty accepts any facility.",
+    )
+
+    @default("proposal_claim_rules")
+    def _umbrella_rules(self) -> list[dict[str, str]]:
+        facility = re.escape(self.facility) if self.facility else "[^:#]+"
+        proposal_id = r"(?P<id>[A-Za-z0-9][A-Za-z0-9_.-]*)"
+        pattern = rf"urn:geant:umbrellaid\.org:group:{facility}:proposal:{proposal_id}#umbrellaid\.org"
+        return [{"claim": "eduperson_entitlement", "pattern": pattern}]
+
+    @default("scope")
+    def _umbrella_scope(self) -> list[str]:
+        return ["openid", "profile", "email", "eduperson_entitlement"]
+
+    @default("login_service")
+    def _umbrella_login_service(self) -> str:
+        return "Umbrella"

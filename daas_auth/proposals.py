@@ -1,0 +1,126 @@
+"""Experiment proposals: the model, and the rules that read proposal ids out of identity claims.
+
+A proposal (e.g. 20231234 at beamline ID11) is the unit a facility grants compute, data and
+quotas to. Ids end up in JupyterHub group names, Slurm accounts and paths, so they are held
+to a conservative character set here, whatever the identity provider or user office sends.
+This module has no JupyterHub or OAuth imports: the spawner reads the same model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+PROPOSAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ProposalId = Annotated[str, StringConstraints(pattern=PROPOSAL_ID_PATTERN)]
+# Shown on pages and in the server's environment: no control characters.
+Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{0,500}$")]
+DataPath = Annotated[str, StringConstraints(pattern=r"^/[^\x00-\x1f\x7f]{0,4095}$")]
+
+
+class Proposal(BaseModel):
+    """One experiment proposal a person takes part in."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: ProposalId
+    title: Text = ""
+    instrument: Text = Field("", description="Instrument or beamline, e.g. ID11.")
+    start: date | None = None
+    end: date | None = None
+    role: Text = Field("", description="The person's role in it, e.g. PI, member, local contact.")
+    raw_data: DataPath | None = Field(None, description="Directory of the raw data (read-only for users).")
+    processed_data: DataPath | None = Field(None, description="Directory for processed data (writable).")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: Any) -> Any:
+        # User offices often send numeric ids (20231234); they are names here.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def parse_proposals(items: Iterable[Any], source: str) -> tuple[list[Proposal], list[str]]:
+    """Validate proposals one by one: a bad entry is skipped and reported, not fatal to the rest."""
+    proposals: list[Proposal] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        try:
+            proposal = Proposal.model_validate(item)
+        except ValidationError as err:
+            first = err.errors(include_url=False)[0]
+            field = ".".join(str(part) for part in first["loc"]) or "<entry>"
+            problems.append(f"{source}: proposal #{index}: {field}: {first['msg']}")
+            continue
+        if proposal.id not in seen:
+            seen.add(proposal.id)
+            proposals.append(proposal)
+    return proposals, problems
+
+
+class ClaimRule(BaseModel):
+    """Read proposal ids from one claim: every value that fully matches `pattern` gives one id.
+
+    `claim` is a dotted path into the userinfo claims (`groups`, `eduperson_entitlement`,
+    `realm_access.roles`); `pattern` is a regular expression with a group named `id`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    claim: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _has_id_group(cls, pattern: str) -> str:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"not a regular expression: {err}") from None
+        if "id" not in compiled.groupindex:
+            raise ValueError("needs a named group (?P<id>...) for the proposal id")
+        return pattern
+
+    def ids(self, claims: Mapping[str, Any]) -> list[str]:
+        value = _claim(claims, self.claim)
+        values = value if isinstance(value, list) else [value]
+        compiled = re.compile(self.pattern)
+        found = []
+        for item in values:
+            match = compiled.fullmatch(item) if isinstance(item, str) else None
+            if match and re.match(PROPOSAL_ID_PATTERN, match["id"]):
+                found.append(match["id"])
+        return found
+
+
+def _claim(claims: Mapping[str, Any], path: str) -> Any:
+    node: Any = claims
+    for key in path.split("."):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node
+
+
+def proposals_from_claims(claims: Mapping[str, Any], rules: Sequence[ClaimRule]) -> list[Proposal]:
+    """Proposals named by the identity claims (ids only; the user office adds the metadata)."""
+    ids: dict[str, None] = {}
+    for rule in rules:
+        ids.update(dict.fromkeys(rule.ids(claims)))
+    return [Proposal(id=proposal_id) for proposal_id in ids]
+
+
+def merge_proposals(from_office: Sequence[Proposal], from_claims: Sequence[Proposal]) -> list[Proposal]:
+    """The user office's proposals (with metadata) first, then claim-only ids it did not list."""
+    known = {proposal.id for proposal in from_office}
+    return [*from_office, *(proposal for proposal in from_claims if proposal.id not in known)]
+
+
+def proposals_from_auth_state(auth_state: Mapping[str, Any] | None) -> list[Proposal]:
+    """The proposals the authenticator stored for a user (empty without auth_state)."""
+    if not auth_state:
+        return []
+    proposals, _ = parse_proposals(auth_state.get("proposals") or [], "auth_state")
+    return proposals
