@@ -161,10 +161,10 @@ class AvailabilityCache:
                 await self._inflight
 
 
-def _user_slurm_partitions(spawner: Any) -> list[str]:
+async def _user_slurm_partitions(spawner: Any) -> list[str]:
     """Partitions of the slurm profiles this user may use, in profile order."""
     partitions: list[str] = []
-    for profile in spawner.allowed_profiles():
+    for profile in await spawner.allowed_profiles():
         if profile.backend == "slurm" and profile.resources is not None:
             partitions += [name for name in profile.resources.partitions if name not in partitions]
     return partitions
@@ -185,7 +185,7 @@ class AvailabilityAPIHandler(APIHandler):
         spawner = user.spawner
         answer = ClusterAvailability(stale=False)
         if hasattr(spawner, "allowed_profiles") and hasattr(spawner, "backend"):
-            partitions = _user_slurm_partitions(spawner)
+            partitions = await _user_slurm_partitions(spawner)
             if partitions:
                 try:
                     backend = spawner.backend("slurm")

@@ -15,7 +15,9 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
-from .options import OptionsError
+from daas_auth.proposals import Proposal
+
+from .options import OptionsError, UserAccess, proposal_choices
 from .profiles import Profile
 from .quantities import format_memory, format_walltime
 
@@ -42,9 +44,23 @@ def render_form(
     profiles: Sequence[Profile],
     availability: Mapping[str, Any] | None = None,
     chosen: Mapping[str, str] | None = None,
+    proposals: Sequence[Proposal] = (),
+    access: UserAccess | None = None,
+    warning: str | None = None,
 ) -> str:
-    """The form's HTML; `chosen` pre-selects values (e.g. from the spawn URL)."""
+    """The form's HTML; `chosen` pre-selects values (e.g. from the spawn URL).
+
+    Each profile offers the user's proposals it may work for (none: no proposal field); a
+    server named after a proposal shows that proposal only. `warning` is shown on top.
+    """
     chosen = dict(chosen or {})
+    access = access or UserAccess()
+    by_id = {proposal.id: proposal for proposal in proposals}
+    proposal_choices_by_profile = {}
+    for profile in profiles:
+        candidates, fixed = proposal_choices(profile, access)
+        ids = [fixed] if fixed is not None else candidates
+        proposal_choices_by_profile[profile.id] = [by_id.get(pid) or Proposal(id=pid) for pid in ids]
     partitions = sorted({p for profile in profiles if profile.resources for p in profile.resources.partitions})
     return env.get_template("form.html").render(
         profiles=profiles,
@@ -53,6 +69,8 @@ def render_form(
         availability=availability,
         chosen=chosen,
         advanced_open=bool(ADVANCED_FIELDS & chosen.keys()),
+        proposal_choices=proposal_choices_by_profile,
+        warning=warning,
     )
 
 

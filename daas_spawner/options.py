@@ -19,6 +19,7 @@ from .quantities import format_memory, format_walltime, parse_memory_mb, parse_w
 
 OPTION_FIELDS = (
     "profile",
+    "proposal",
     "partition",
     "cores",
     "memory",
@@ -42,11 +43,21 @@ class OptionsError(ValueError):
 
 
 @dataclass(frozen=True)
+class UserAccess:
+    """What decides a user's choices besides the profiles: groups, proposals, the server's name."""
+
+    groups: frozenset[str] = frozenset()
+    proposals: tuple[str, ...] = ()  # the user's proposal ids, in the order the authenticator gave
+    server_name: str = ""
+
+
+@dataclass(frozen=True)
 class ResolvedOptions:
     """Validated, complete options for one server; the only input backends get."""
 
     profile: Profile
     environment: Environment
+    proposal: str | None = None
     partition: str | None = None
     feature: str | None = None
     cores: int | None = None
@@ -126,8 +137,8 @@ def _quantity(field: str, value: Any, parse) -> int:
         raise OptionsError(field, str(err)) from None
 
 
-def _choose_profile(requested: Any, profiles: ProfileSet, groups: set[str]) -> Profile:
-    allowed = profiles.allowed_for(groups)
+def _choose_profile(requested: Any, profiles: ProfileSet, user: UserAccess) -> Profile:
+    allowed = profiles.allowed_for(user.groups, user.proposals)
     if requested is None:
         if profiles.default_profile and any(p.id == profiles.default_profile for p in allowed):
             return profiles.get(profiles.default_profile)  # type: ignore[return-value]
@@ -140,6 +151,43 @@ def _choose_profile(requested: Any, profiles: ProfileSet, groups: set[str]) -> P
         # Same answer for unknown and forbidden profiles: do not reveal what exists.
         raise OptionsError("profile", f"{_shown(profile_id)} is not available to you")
     return profile
+
+
+def _via_proposals_only(profile: Profile, user: UserAccess) -> bool:
+    return bool(profile.allowed_proposals) and not profile.allows_group(user.groups)
+
+
+def proposal_choices(profile: Profile, user: UserAccess) -> tuple[list[str], str | None]:
+    """The user's proposals this profile may work for, and the one a proposal-named server is fixed to."""
+    if _via_proposals_only(profile, user):
+        candidates = profile.proposals_allowed(user.proposals)
+    else:
+        candidates = list(user.proposals)
+    fixed = user.server_name if user.server_name in user.proposals else None
+    return candidates, fixed
+
+
+def _proposal(requested: Any, profile: Profile, user: UserAccess) -> str | None:
+    """The proposal this server works for (and its job is billed to): one of the user's own.
+
+    A named server called like one of the user's proposals is that proposal's server. A
+    profile open to the user only through its proposal patterns takes only matching ones.
+    """
+    candidates, fixed = proposal_choices(profile, user)
+    chosen = fixed
+    if requested is not None:
+        chosen = _text("proposal", requested)
+        if chosen not in user.proposals:
+            raise OptionsError("proposal", f"{_shown(chosen)} is not one of your proposals")
+        if fixed is not None and chosen != fixed:
+            raise OptionsError("proposal", f"this server is for proposal {fixed}, not {_shown(chosen)}")
+    if chosen is not None and chosen not in candidates:
+        raise OptionsError("proposal", f"proposal {chosen} may not use profile {profile.id!r}")
+    if chosen is None and candidates:
+        chosen = candidates[0]
+    if chosen is None and (_via_proposals_only(profile, user) or "{proposal}" in (profile.slurm.account or "")):
+        raise OptionsError("proposal", f"profile {profile.id!r} is billed to a proposal, and you have none")
+    return chosen
 
 
 def _cores(value: Any, profile: Profile) -> tuple[int | None, bool]:
@@ -155,7 +203,7 @@ def _cores(value: Any, profile: Profile) -> tuple[int | None, bool]:
     return _in_range("cores", _integer("cores", value), 1, cores.max), False
 
 
-def resolve_options(raw: Any, profiles: ProfileSet, groups: set[str]) -> ResolvedOptions:
+def resolve_options(raw: Any, profiles: ProfileSet, user: UserAccess) -> ResolvedOptions:
     """Check raw user options against the profiles this user may use; fill in defaults.
 
     Raises OptionsError naming the first offending field. `None` and empty strings mean
@@ -170,15 +218,16 @@ def resolve_options(raw: Any, profiles: ProfileSet, groups: set[str]) -> Resolve
             raise OptionsError(_shown(key) if not isinstance(key, str) else key[:64], "is not a known option")
     given = {key: value for key, value in raw.items() if value is not None and value != ""}
 
-    profile = _choose_profile(given.get("profile"), profiles, groups)
+    profile = _choose_profile(given.get("profile"), profiles, user)
+    proposal = _proposal(given.get("proposal"), profile, user)
     env_ids = [env.id for env in profile.environments]
     environment = profile.environment(_choice("environment", given.get("environment", env_ids[0]), env_ids, profile))
     resources = profile.resources
     if resources is None:
-        offered = [key for key in given if key not in ("profile", "environment")]
+        offered = [key for key in given if key not in ("profile", "proposal", "environment")]
         if offered:
             raise OptionsError(offered[0], f"is not offered by profile {profile.id!r}")
-        return ResolvedOptions(profile=profile, environment=environment)  # type: ignore[arg-type]
+        return ResolvedOptions(profile=profile, environment=environment, proposal=proposal)  # type: ignore[arg-type]
 
     partition = _choice("partition", given.get("partition", resources.partitions[0]), resources.partitions, profile)
     feature = None
@@ -229,6 +278,7 @@ def resolve_options(raw: Any, profiles: ProfileSet, groups: set[str]) -> Resolve
     return ResolvedOptions(
         profile=profile,
         environment=environment,  # type: ignore[arg-type]
+        proposal=proposal,
         partition=partition,
         feature=feature,
         cores=cores,

@@ -9,11 +9,15 @@ at start-up instead of surfacing as a strange job later.
 
 from __future__ import annotations
 
+import fnmatch
+import re
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +39,17 @@ Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.
 SchedulerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")]
 ModuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}$")]
 AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[^\x00-\x1f\x7f]{0,4095}$")]
+
+
+def _account_template(value: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_.:+-]{1,100}", value.replace("{proposal}", "P")) is None:
+        raise ValueError("an account is letters, digits and _ . : + - with at most a {proposal} placeholder")
+    return value
+
+
+AccountTemplate = Annotated[str, AfterValidator(_account_template)]
+# Glob patterns over proposal ids (fnmatch: * ? [..]); the same character set plus wildcards.
+ProposalPattern = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
 SchedulerArg = Annotated[str, StringConstraints(pattern=r"^--?[A-Za-z][^\x00-\x1f\x7f]{0,255}$")]
 UrlPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./?=&%-]{0,255}$")]
 PlainText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]{0,2000}$")]
@@ -159,7 +174,11 @@ class Environment(_Strict):
 class SlurmSettings(_Strict):
     """Admin-only Slurm settings of a profile; users never set these."""
 
-    account: SchedulerName | None = None
+    account: AccountTemplate | None = Field(
+        None,
+        description="Slurm account; `{proposal}` stands for the chosen proposal. Unset: the backend's "
+        "account_template when a proposal is chosen, else Slurm's default account.",
+    )
     qos: SchedulerName | None = None
     reservation: SchedulerName | None = None
     extra_args: list[SchedulerArg] = Field(default_factory=list)
@@ -181,7 +200,12 @@ class Profile(_Strict):
     environments: list[Environment] = Field(default_factory=_default_environments, min_length=1)
     default_url: UrlPath | None = None
     allowed_groups: list[str] = Field(
-        default_factory=list, description="JupyterHub groups that may use it; empty = everyone."
+        default_factory=list, description="JupyterHub groups that may use it (with allowed_proposals: either)."
+    )
+    allowed_proposals: list[ProposalPattern] = Field(
+        default_factory=list,
+        description="Proposal id patterns (`2023*`, `MX-*`) whose members may use it, billed to that proposal; "
+        "with allowed_groups empty too, everyone may.",
     )
 
     @model_validator(mode="after")
@@ -198,8 +222,19 @@ class Profile(_Strict):
     def environment(self, env_id: str) -> Environment | None:
         return next((env for env in self.environments if env.id == env_id), None)
 
-    def allows(self, groups: set[str]) -> bool:
-        return not self.allowed_groups or bool(groups.intersection(self.allowed_groups))
+    @property
+    def restricted(self) -> bool:
+        return bool(self.allowed_groups or self.allowed_proposals)
+
+    def proposals_allowed(self, proposals: Iterable[str]) -> list[str]:
+        """Those of a user's proposals that open this profile (in the user's order)."""
+        return [p for p in proposals if any(fnmatch.fnmatchcase(p, pattern) for pattern in self.allowed_proposals)]
+
+    def allows_group(self, groups: Collection[str]) -> bool:
+        return bool(set(groups).intersection(self.allowed_groups))
+
+    def allows(self, groups: Collection[str], proposals: Iterable[str] = ()) -> bool:
+        return not self.restricted or self.allows_group(groups) or bool(self.proposals_allowed(proposals))
 
 
 class ProfileSet(_Strict):
@@ -229,8 +264,8 @@ class ProfileSet(_Strict):
     def get(self, profile_id: str) -> Profile | None:
         return next((p for p in self.profiles if p.id == profile_id), None)
 
-    def allowed_for(self, groups: set[str]) -> list[Profile]:
-        return [profile for profile in self.profiles if profile.allows(groups)]
+    def allowed_for(self, groups: Collection[str], proposals: Sequence[str] = ()) -> list[Profile]:
+        return [profile for profile in self.profiles if profile.allows(groups, proposals)]
 
 
 def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:

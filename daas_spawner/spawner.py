@@ -11,10 +11,12 @@ from tornado import web
 from traitlets import Bool, Dict, Instance, List, Unicode, default
 from traitlets.utils.importstring import import_item
 
+from daas_auth.proposals import Proposal, proposals_from_auth_state
+
 from . import address, availability
 from .backends.base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
 from .form import form_to_options, render_form, template_environment
-from .options import OptionsError, ResolvedOptions, resolve_options
+from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
 from .profiles import LOCAL_DEMO, Profile, ProfileSet
 
 address.register()
@@ -57,6 +59,14 @@ class DaaSSpawner(Spawner):
         will be charged to their account and presses Start. True: start at once.""",
     )
 
+    pass_access_token = Bool(
+        False,
+        config=True,
+        help="""Give the server the user's OIDC access token as $DAAS_ACCESS_TOKEN (e.g. for a
+        facility data API). Off by default: a token in a job's environment is readable by
+        whoever can read that job's processes.""",
+    )
+
     @default("profiles")
     def _default_profiles(self) -> ProfileSet:
         return LOCAL_DEMO
@@ -83,30 +93,50 @@ class DaaSSpawner(Spawner):
         self._submitted = asyncio.Event()
         self._unwatch: Callable[[], None] | None = None
         self._notify_tasks: set[asyncio.Future[Any]] = set()
+        self._auth_state: dict[str, Any] = {}
+        self.proposals: list[Proposal] = []
 
     # -- options -------------------------------------------------------------------------
 
-    def _groups(self) -> set[str]:
-        return {group.name for group in self.user.groups}
+    async def user_access(self) -> UserAccess:
+        """Groups, proposals (from the authenticator's auth_state) and this server's name."""
+        self._auth_state = await self.user.get_auth_state() or {}
+        self.proposals = proposals_from_auth_state(self._auth_state)
+        return UserAccess(
+            groups=frozenset(group.name for group in self.user.groups),
+            proposals=tuple(proposal.id for proposal in self.proposals),
+            server_name=self.name,
+        )
 
-    def allowed_profiles(self) -> list[Profile]:
+    async def allowed_profiles(self) -> list[Profile]:
         """The profiles this user may start, in form order (form, availability endpoint)."""
-        return self.profiles.allowed_for(self._groups())
+        access = await self.user_access()
+        return self.profiles.allowed_for(access.groups, access.proposals)
 
-    def resolve(self, raw: Any) -> ResolvedOptions:
+    async def resolve(self, raw: Any) -> ResolvedOptions:
         """The single validation entry point for form and REST input; bad input is a 400."""
+        access = await self.user_access()
         try:
-            return resolve_options(raw, self.profiles, self._groups())
+            return resolve_options(raw, self.profiles, access)
         except OptionsError as err:
             raise web.HTTPError(400, f"Invalid server options: {err}") from None
 
     async def render_options_form(self) -> str:
-        profiles = self.allowed_profiles()
+        access = await self.user_access()
+        profiles = self.profiles.allowed_for(access.groups, access.proposals)
         availability = None
         if any(profile.backend == "slurm" for profile in profiles):
             availability = (await self.backend("slurm").availability()).as_dict()
         env = template_environment(tuple(self.template_paths))
-        return render_form(env, profiles, availability, self._link_values())
+        return render_form(
+            env,
+            profiles,
+            availability,
+            self._link_values(),
+            proposals=self.proposals,
+            access=access,
+            warning=self._auth_state.get("proposals_warning"),
+        )
 
     def _link_values(self) -> dict[str, str]:
         """Values of a spawn link (the form request's query), to pre-fill the form; never trusted."""
@@ -122,19 +152,19 @@ class DaaSSpawner(Spawner):
         except OptionsError:
             return {}
 
-    def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
-        options = self.options_from_form(query)  # the same parsing and validation as a form post
+    async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
+        options = await self.options_from_form(query)  # the same parsing and validation as a form post
         if self.spawn_from_url:
             return options
         # JupyterHub shows the form with this message instead of spawning: a pre-filled form.
         raise web.HTTPError(200, "The link filled in the options below: check them and press Start.")
 
-    def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
+    async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         try:
             options = form_to_options(formdata, [profile.id for profile in self.profiles.profiles])
         except OptionsError as err:
             raise web.HTTPError(400, f"Invalid server options: {err}") from None
-        self.resolve(options)  # refuse at once, before anything is stored or started
+        await self.resolve(options)  # refuse at once, before anything is stored or started
         return options
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -161,7 +191,7 @@ class DaaSSpawner(Spawner):
             self._reported.set_result(routed)
 
     async def start(self) -> tuple[str, int]:
-        options = self.resolve(self.user_options)
+        options = await self.resolve(self.user_options)
         backend = self.backend(options.backend)
         if options.profile.default_url:
             self.default_url = options.profile.default_url
@@ -169,7 +199,7 @@ class DaaSSpawner(Spawner):
             username=self.user.name,
             server=self._log_name,
             options=options,
-            env=self.get_env(),
+            env=self.get_env() | self.proposal_env(options),
             command=[*self.cmd, *self.get_args()],
         )
         self._reported = asyncio.get_running_loop().create_future()
@@ -178,7 +208,7 @@ class DaaSSpawner(Spawner):
         except SpawnFailed as err:
             raise web.HTTPError(503, str(err)) from None
         self.backend_name, self.backend_state = backend.name, state
-        self.resolved_summary = options.summary()
+        self.resolved_summary = self._summary(options)
         self._save_state()
         self._submitted.set()
         try:

@@ -8,18 +8,21 @@ import os
 import pwd
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-from traitlets import Float, List, Unicode
+from traitlets import Float, List, TraitError, Unicode, validate
 
 from ..availability import AvailabilityCache, ClusterAvailability
 from ..commands import CommandFailed, run_command
 from .base import UNIX_NAME, Backend, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
 from .slurm_availability import PartitionAvailability, parse_availability, sinfo_availability_argv
 from .slurm_commands import (
+    ACCOUNT,
     JobInfo,
     JobSpec,
     NodeInfo,
     batch_script,
+    job_account,
     parse_job_id,
     parse_sinfo_nodes,
     parse_squeue,
@@ -80,6 +83,13 @@ class SlurmBackend(Backend):
         config=True,
         help="Job output file (--output), relative to working_dir unless absolute; %j is the job id.",
     )
+    account_template = Unicode(
+        "{proposal}",
+        config=True,
+        help="""Slurm account of a job that works for a proposal, when its profile names no account;
+        `{proposal}` is the proposal id (e.g. "p{proposal}" for accounts named p20231234). Empty:
+        such jobs use Slurm's default account.""",
+    )
     server_bind_ip = Unicode(
         "0.0.0.0",  # noqa: S104 (the hub reaches the server on the node's address)
         config=True,
@@ -118,6 +128,12 @@ class SlurmBackend(Backend):
         config=True,
         help="Seconds the very first availability request waits for the first sinfo; later ones never wait.",
     )
+
+    @validate("account_template")
+    def _valid_account_template(self, proposal: Any) -> str:
+        if proposal.value and not ACCOUNT.fullmatch(proposal.value.replace("{proposal}", "P")):
+            raise TraitError(f"account_template {proposal.value!r}: letters, digits, _ . : + - and {{proposal}} only")
+        return proposal.value
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -174,7 +190,7 @@ class SlurmBackend(Backend):
             job_name=self.job_name,
             working_dir=working_dir,
             output=output,
-            account=launch.options.profile.slurm.account,
+            account=job_account(launch.options, self.account_template),
             env=env,
             command=launch.command,
         )

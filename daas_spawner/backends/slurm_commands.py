@@ -18,6 +18,7 @@ from ..quantities import format_walltime
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ACCOUNT = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")
 _JOB_ID = re.compile(r"^(\d+)(?:;[\w.-]+)?$")
 LAUNCHER_EOF = "DAAS_LAUNCHER_EOF"
 
@@ -72,6 +73,17 @@ class JobSpec:
     account: str | None
     env: dict[str, str]
     command: list[str]
+
+
+def job_account(options: ResolvedOptions, default_template: str) -> str | None:
+    """The account a job is billed to: the profile's (or the default) template, filled with the proposal."""
+    template = options.profile.slurm.account or (default_template if options.proposal else "")
+    if not template:
+        return None
+    account = template.replace("{proposal}", options.proposal or "")
+    if not ACCOUNT.fullmatch(account):
+        raise ValueError(f"refusing Slurm account {account!r}")
+    return account
 
 
 def sbatch_argv(prefix: list[str], sbatch: str, options: ResolvedOptions, spec: JobSpec) -> list[str]:

@@ -216,13 +216,13 @@ class _UserProfiles:
         self.profiles = profiles
         self.groups = groups
 
-    def allowed_profiles(self):
+    async def allowed_profiles(self):
         return self.profiles.allowed_for(self.groups)
 
 
-def test_partitions_of_the_users_slurm_profiles(site: ProfileSet):
-    assert _user_slurm_partitions(_UserProfiles(site, set())) == ["cpu", "cpu-long", "gpu", "power9"]
-    assert _user_slurm_partitions(_UserProfiles(site, {"staff"}))[-1] == "staff"
+async def test_partitions_of_the_users_slurm_profiles(site: ProfileSet):
+    assert await _user_slurm_partitions(_UserProfiles(site, set())) == ["cpu", "cpu-long", "gpu", "power9"]
+    assert (await _user_slurm_partitions(_UserProfiles(site, {"staff"})))[-1] == "staff"
 
 
 # -- the cache --------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from daas_auth.proposals import Proposal
 from daas_spawner.form import form_to_options, render_form, template_environment
-from daas_spawner.options import OptionsError, resolve_options
+from daas_spawner.options import OptionsError, UserAccess, resolve_options
 
 IDS = ("cpu", "gpu", "power9", "staff-only", "local")
 
@@ -55,7 +56,7 @@ def test_unknown_namespaces_are_refused(key):
 @pytest.mark.parametrize("key", ["colour", "cpu.colour"])
 def test_unknown_fields_are_named_by_the_validator(site, key):
     with pytest.raises(OptionsError) as info:
-        resolve_options(form_to_options({"profile": ["cpu"], key: ["blue"]}, IDS), site, set())
+        resolve_options(form_to_options({"profile": ["cpu"], key: ["blue"]}, IDS), site, UserAccess())
     assert info.value.field == "colour"
 
 
@@ -67,8 +68,9 @@ def test_form_strings_resolve_like_json(site):
         "gpu.gpus": ["2"],
         "gpu.walltime": ["4:00:00"],
     }
-    from_form = resolve_options(form_to_options(form, IDS), site, set())
-    from_json = resolve_options({"profile": "gpu", "cores": 4, "memory": 8192, "gpus": 2, "walltime": 240}, site, set())
+    from_form = resolve_options(form_to_options(form, IDS), site, UserAccess())
+    raw = {"profile": "gpu", "cores": 4, "memory": 8192, "gpus": 2, "walltime": 240}
+    from_json = resolve_options(raw, site, UserAccess())
     assert from_form == from_json
 
 
@@ -131,3 +133,40 @@ def test_site_templates_override_the_builtin(site, tmp_path):
 
 def test_the_environment_is_reused_so_templates_compile_once():
     assert template_environment(()) is template_environment(())
+
+
+def test_proposals_are_offered_with_titles_and_escaped(site):
+    proposals = [
+        Proposal(id="20231234", title="Strain in <b>alloys</b>", instrument="ID11"),
+        Proposal(id="20220001"),
+    ]
+    access = UserAccess(proposals=("20231234", "20220001"))
+    page = render_form(template_environment(), [site.get("cpu")], None, proposals=proposals, access=access)
+    assert 'name="cpu.proposal"' in page
+    assert '<option value="20231234">20231234 — Strain in &lt;b&gt;alloys&lt;/b&gt; (ID11)</option>' in page
+    assert '<option value="20220001">20220001</option>' in page
+
+
+def test_no_proposals_no_proposal_field(site):
+    page = render_form(template_environment(), [site.get("cpu")], None)
+    assert 'name="cpu.proposal"' not in page
+    assert "Proposal</label>" not in page
+
+
+def test_a_proposal_server_offers_only_its_proposal(site):
+    access = UserAccess(proposals=("20231234", "20220001"), server_name="20220001")
+    page = render_form(template_environment(), [site.get("cpu")], None, access=access)
+    assert '<option value="20220001">' in page
+    assert '<option value="20231234">' not in page
+
+
+def test_a_proposal_from_the_link_is_preselected(site):
+    access = UserAccess(proposals=("20231234", "20220001"))
+    chosen = {"profile": "cpu", "proposal": "20220001"}
+    page = render_form(template_environment(), [site.get("cpu")], None, chosen, access=access)
+    assert '<option value="20220001" selected>' in page
+
+
+def test_the_user_office_warning_is_shown(site):
+    page = render_form(template_environment(), [site.get("cpu")], None, warning="The user office <is> down")
+    assert 'role="alert">The user office &lt;is&gt; down</div>' in page

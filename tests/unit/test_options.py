@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from daas_spawner.options import OPTION_FIELDS, OptionsError, resolve_options
+from daas_spawner.options import OPTION_FIELDS, OptionsError, UserAccess, resolve_options
 from daas_spawner.profiles import parse_profiles
 
 from .conftest import site_profiles_raw
 
 
 def test_profile_alone_fills_every_default(site):
-    resolved = resolve_options({"profile": "gpu"}, site, set())
+    resolved = resolve_options({"profile": "gpu"}, site, UserAccess())
     assert resolved.profile.id == "gpu"
     assert resolved.backend == "slurm"
     assert resolved.environment.id == "daas"
@@ -24,7 +24,7 @@ def test_profile_alone_fills_every_default(site):
 
 
 def test_summary(site):
-    summary = resolve_options({"profile": "gpu"}, site, set()).summary()
+    summary = resolve_options({"profile": "gpu"}, site, UserAccess()).summary()
     assert summary == {
         "profile": "gpu",
         "environment": "daas",
@@ -42,7 +42,7 @@ def test_summary(site):
 
 @pytest.mark.parametrize("raw", [None, {}, {"profile": None}, {"profile": ""}, {"cores": ""}])
 def test_nothing_given_uses_the_default_profile(site, raw):
-    resolved = resolve_options(raw, site, set())
+    resolved = resolve_options(raw, site, UserAccess())
     assert resolved.profile.id == "cpu"
     assert (resolved.partition, resolved.cores, resolved.memory_mb, resolved.walltime_seconds) == ("cpu", 1, 2048, 3600)
     assert (resolved.gpus, resolved.gpu_type, resolved.feature) == (0, None, None)
@@ -52,7 +52,7 @@ def test_no_default_profile_and_several_allowed_requires_a_choice():
     raw = site_profiles_raw()
     del raw["default_profile"]
     with pytest.raises(OptionsError) as info:
-        resolve_options({}, parse_profiles(raw, "t"), set())
+        resolve_options({}, parse_profiles(raw, "t"), UserAccess())
     assert info.value.field == "profile"
 
 
@@ -60,7 +60,7 @@ def test_single_allowed_profile_is_the_default():
     raw = site_profiles_raw()
     del raw["default_profile"]
     raw["profiles"] = [raw["profiles"][1]]
-    assert resolve_options(None, parse_profiles(raw, "t"), set()).profile.id == "gpu"
+    assert resolve_options(None, parse_profiles(raw, "t"), UserAccess()).profile.id == "gpu"
 
 
 def test_default_profile_restricted_falls_back_to_the_only_allowed():
@@ -68,8 +68,8 @@ def test_default_profile_restricted_falls_back_to_the_only_allowed():
     raw["default_profile"] = "staff"
     raw["profiles"] = [raw["profiles"][1], raw["profiles"][3]]
     profiles = parse_profiles(raw, "t")
-    assert resolve_options({}, profiles, set()).profile.id == "gpu"
-    assert resolve_options({}, profiles, {"staff"}).profile.id == "staff"
+    assert resolve_options({}, profiles, UserAccess()).profile.id == "gpu"
+    assert resolve_options({}, profiles, UserAccess(groups=frozenset({"staff"}))).profile.id == "staff"
 
 
 @pytest.mark.parametrize(
@@ -96,13 +96,13 @@ def test_default_profile_restricted_falls_back_to_the_only_allowed():
     ],
 )
 def test_accepted(site, raw, expected):
-    resolved = resolve_options(raw, site, set())
+    resolved = resolve_options(raw, site, UserAccess())
     for name, value in expected.items():
         assert getattr(resolved, name) == value, name
 
 
 def test_whole_node(site):
-    resolved = resolve_options({"profile": "cpu", "cores": "whole_node"}, site, set())
+    resolved = resolve_options({"profile": "cpu", "cores": "whole_node"}, site, UserAccess())
     assert resolved.whole_node is True
     assert resolved.cores is None
     assert resolved.memory_mb is None
@@ -110,14 +110,14 @@ def test_whole_node(site):
 
 
 def test_local_profile(site):
-    resolved = resolve_options({"profile": "local"}, site, set())
+    resolved = resolve_options({"profile": "local"}, site, UserAccess())
     assert resolved.backend == "local"
     assert resolved.environment.id == "default"
     assert (resolved.partition, resolved.cores, resolved.memory_mb, resolved.walltime_seconds) == (None,) * 4
 
 
 def test_restricted_profile_for_its_group(site):
-    assert resolve_options({"profile": "staff"}, site, {"staff"}).partition == "staff"
+    assert resolve_options({"profile": "staff"}, site, UserAccess(groups=frozenset({"staff"}))).partition == "staff"
 
 
 LONG = "a" * 129
@@ -218,7 +218,7 @@ REJECT = [
 @pytest.mark.parametrize("raw, field", REJECT)
 def test_rejected(site, raw, field):
     with pytest.raises(OptionsError) as info:
-        resolve_options(raw, site, set())
+        resolve_options(raw, site, UserAccess())
     assert info.value.field == field
     assert str(info.value).startswith(f"{field}: ")
 
@@ -226,15 +226,15 @@ def test_rejected(site, raw, field):
 @pytest.mark.parametrize("raw", [[], "cpu", 1, [("profile", "cpu")]])
 def test_options_must_be_an_object(site, raw):
     with pytest.raises(OptionsError) as info:
-        resolve_options(raw, site, set())
+        resolve_options(raw, site, UserAccess())
     assert info.value.field == "user_options"
 
 
 def test_unknown_and_forbidden_profiles_get_the_same_answer(site):
     with pytest.raises(OptionsError) as unknown:
-        resolve_options({"profile": "nope"}, site, set())
+        resolve_options({"profile": "nope"}, site, UserAccess())
     with pytest.raises(OptionsError) as forbidden:
-        resolve_options({"profile": "staff"}, site, set())
+        resolve_options({"profile": "staff"}, site, UserAccess())
     assert unknown.value.message.replace("'nope'", "ID") == forbidden.value.message.replace("'staff'", "ID")
     assert "staff" not in unknown.value.message.replace("'nope'", "")
 
@@ -252,7 +252,7 @@ def test_unknown_and_forbidden_profiles_get_the_same_answer(site):
 def test_long_text_refused_before_lookup(site, field, profile, valid):
     raw = {"profile": profile} if profile else {}
     with pytest.raises(OptionsError) as info:
-        resolve_options({**raw, field: valid + " " * (129 - len(valid))}, site, set())
+        resolve_options({**raw, field: valid + " " * (129 - len(valid))}, site, UserAccess())
     assert info.value.field == field
     assert "longer than 128 characters" in info.value.message
 
@@ -260,14 +260,14 @@ def test_long_text_refused_before_lookup(site, field, profile, valid):
 @pytest.mark.parametrize("field", ["memory", "walltime"])
 def test_long_quantity_refused_before_parsing(site, field):
     with pytest.raises(OptionsError) as info:
-        resolve_options({"profile": "cpu", field: "1" * 33}, site, set())
+        resolve_options({"profile": "cpu", field: "1" * 33}, site, UserAccess())
     assert info.value.field == field
     assert "too long" in info.value.message
 
 
 def test_long_value_is_not_echoed_in_full(site):
     with pytest.raises(OptionsError) as info:
-        resolve_options({"profile": "cpu", "partition": "p" * 100}, site, set())
+        resolve_options({"profile": "cpu", "partition": "p" * 100}, site, UserAccess())
     assert "p" * 100 not in str(info.value)
 
 
@@ -282,7 +282,9 @@ STRING_FIELDS = [
     ("walltime", "cpu", "1:00:00"),
     ("feature", "power9", "power9"),
     ("environment", "cpu", "daas"),
+    ("proposal", "cpu", "20231234"),
 ]
+MEMBER = UserAccess(proposals=("20231234",))
 HOSTILE = [
     "{}\n",
     "\n{}",
@@ -309,7 +311,7 @@ def test_string_fields_cover_every_option():
 @pytest.mark.parametrize("field, profile, valid", STRING_FIELDS)
 def test_shell_and_directive_characters_rejected_in_every_field(site, field, profile, valid, pattern):
     raw = {"profile": profile, field: pattern.format(valid)}
-    assert resolve_options({"profile": profile, field: valid}, site, set())  # the valid value passes
+    assert resolve_options({"profile": profile, field: valid}, site, MEMBER)  # the valid value passes
     with pytest.raises(OptionsError) as info:
-        resolve_options(raw, site, set())
+        resolve_options(raw, site, MEMBER)
     assert info.value.field == field

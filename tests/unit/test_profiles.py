@@ -78,7 +78,7 @@ BAD_CHANGES = [
     ("profiles.0.resources.partitions", [], "profiles[cpu].resources.partitions", "at least 1"),
     ("profiles.2.resources.features", ["$(id)"], "profiles[power9].resources.features[0]", "pattern"),
     ("profiles.1.resources.gpus.types", ["tesla`id`"], "profiles[gpu].resources.gpus.types[0]", "pattern"),
-    ("profiles.0.slurm.account", "a b", "profiles[cpu].slurm.account", "pattern"),
+    ("profiles.0.slurm.account", "a b", "profiles[cpu].slurm.account", "an account is letters"),
     ("profiles.0.slurm.extra_args", ["--x\n#SBATCH"], "profiles[cpu].slurm.extra_args[0]", "pattern"),
     ("profiles.0.environments.1.modules", ["py;id"], "profiles[cpu].environments[mods].modules[0]", "pattern"),
     ("profiles.0.environments.0.prefix", "relative/venv", "profiles[cpu].environments[daas].prefix", "pattern"),

@@ -25,7 +25,7 @@ from daas_spawner.backends.slurm_commands import (
     sinfo_nodes_argv,
     squeue_argv,
 )
-from daas_spawner.options import resolve_options
+from daas_spawner.options import UserAccess, resolve_options
 from daas_spawner.profiles import parse_profiles
 
 from .conftest import site_profiles_raw
@@ -57,7 +57,7 @@ def make_spec(env: dict[str, str] | None = None, command: list[str] | None = Non
 
 
 def resolved(site, **raw):
-    return resolve_options(raw, site, set())
+    return resolve_options(raw, site, UserAccess())
 
 
 def run_bash(script: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -108,7 +108,7 @@ def test_sbatch_argv_admin_settings_and_untyped_gpus():
     gpu = raw["profiles"][1]
     gpu["slurm"] = {"qos": "interactive", "reservation": "beamtime", "extra_args": ["--comment=daas", "-Q"]}
     gpu["resources"]["gpus"]["types"] = []
-    options = resolve_options({"profile": "gpu", "gpus": 2}, parse_profiles(raw, "t"), set())
+    options = resolve_options({"profile": "gpu", "gpus": 2}, parse_profiles(raw, "t"), UserAccess())
     argv = sbatch_argv([], "sbatch", options, make_spec(account=None))
     assert argv[argv.index("--partition=gpu") :] == [
         "--partition=gpu",
