@@ -44,11 +44,11 @@ class OptionsError(ValueError):
 
 @dataclass(frozen=True)
 class UserAccess:
-    """What decides a user's choices besides the profiles: groups, proposals, the server's name."""
+    """What decides a user's choices besides the profiles: groups, proposals, the server's own proposal."""
 
     groups: frozenset[str] = frozenset()
     proposals: tuple[str, ...] = ()  # the user's proposal ids, in the order the authenticator gave
-    server_name: str = ""
+    server_proposal: str | None = None  # set for a named server that is one proposal's (e.g. "proposal-20231234")
 
 
 @dataclass(frozen=True)
@@ -163,14 +163,13 @@ def proposal_choices(profile: Profile, user: UserAccess) -> tuple[list[str], str
         candidates = profile.proposals_allowed(user.proposals)
     else:
         candidates = list(user.proposals)
-    fixed = user.server_name if user.server_name in user.proposals else None
-    return candidates, fixed
+    return candidates, user.server_proposal
 
 
 def _proposal(requested: Any, profile: Profile, user: UserAccess) -> str | None:
     """The proposal this server works for (and its job is billed to): one of the user's own.
 
-    A named server called like one of the user's proposals is that proposal's server. A
+    A named server called after one of the user's proposals is that proposal's server. A
     profile open to the user only through its proposal patterns takes only matching ones.
     """
     candidates, fixed = proposal_choices(profile, user)

@@ -67,6 +67,14 @@ class DaaSSpawner(Spawner):
         whoever can read that job's processes.""",
     )
 
+    proposal_server_name = Unicode(
+        "proposal-{id}",
+        config=True,
+        help="""Name of a named server that works for one proposal, `{id}` being the proposal id
+        (lower-cased, as JupyterHub's server names are). Such a server takes only that proposal,
+        and on JupyterHub >= 6 shows the proposal's title as its display name.""",
+    )
+
     @default("profiles")
     def _default_profiles(self) -> ProfileSet:
         return LOCAL_DEMO
@@ -102,10 +110,11 @@ class DaaSSpawner(Spawner):
         """Groups, proposals (from the authenticator's auth_state) and this server's name."""
         self._auth_state = await self.user.get_auth_state() or {}
         self.proposals = proposals_from_auth_state(self._auth_state)
+        ids = tuple(proposal.id for proposal in self.proposals)
         return UserAccess(
             groups=frozenset(group.name for group in self.user.groups),
-            proposals=tuple(proposal.id for proposal in self.proposals),
-            server_name=self.name,
+            proposals=ids,
+            server_proposal=next((p for p in ids if self.proposal_server_name.format(id=p).lower() == self.name), None),
         )
 
     async def allowed_profiles(self) -> list[Profile]:
@@ -151,6 +160,32 @@ class DaaSSpawner(Spawner):
             return form_to_options(query, [profile.id for profile in self.profiles.profiles])
         except OptionsError:
             return {}
+
+    def proposal_env(self, options: ResolvedOptions) -> dict[str, str]:
+        """The server's view of its proposal: ids only, plus the access token where the site allows it."""
+        env = {"DAAS_PROPOSALS": ",".join(proposal.id for proposal in self.proposals)}
+        if options.proposal:
+            env["DAAS_PROPOSAL"] = options.proposal
+        if self.pass_access_token and self._auth_state.get("access_token"):
+            env["DAAS_ACCESS_TOKEN"] = self._auth_state["access_token"]
+        return env
+
+    def _summary(self, options: ResolvedOptions) -> dict[str, Any]:
+        summary = options.summary()
+        title = next((p.title for p in self.proposals if p.id == options.proposal and p.title), None)
+        if title:
+            summary["proposal_title"] = title
+        return summary
+
+    def _show_proposal_title(self, options: ResolvedOptions) -> None:
+        """Name a proposal's server after it on the home page (JupyterHub >= 6 has display names)."""
+        title = (self.resolved_summary or {}).get("proposal_title")
+        orm = self.orm_spawner
+        if not title or options.proposal is None or orm is None or not hasattr(orm, "display_name"):
+            return
+        own_name = self.proposal_server_name.format(id=options.proposal).lower()
+        if self.name == own_name and orm.display_name in (None, "", self.name):
+            orm.display_name = " ".join(f"{options.proposal}: {title}".split())[:255]
 
     async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
         options = await self.options_from_form(query)  # the same parsing and validation as a form post
@@ -209,6 +244,7 @@ class DaaSSpawner(Spawner):
             raise web.HTTPError(503, str(err)) from None
         self.backend_name, self.backend_state = backend.name, state
         self.resolved_summary = self._summary(options)
+        self._show_proposal_title(options)
         self._save_state()
         self._submitted.set()
         try:

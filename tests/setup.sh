@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what jupyterhub-daas needs to run its demo and tests on a fresh Debian 12 machine (as root):
 # Debian packages, a venv built from Debian's python3 outside root's home (job users must be able
-# to run it), this package with its test extras, and configurable-http-proxy from npm.
+# to run it), this package with its test extras, and configurable-http-proxy and oidc-provider from npm.
 #   DAAS_PREFIX      install prefix            (default /opt/jupyterhub-daas)
 #   DAAS_VENV        the venv to create/update (default $DAAS_PREFIX/venv)
 #   DAAS_JUPYTERHUB  pip requirement for JupyterHub (default "jupyterhub", e.g. "jupyterhub>=5,<6")
@@ -40,5 +40,11 @@ if [[ ! -x $PREFIX/node/node_modules/.bin/configurable-http-proxy ]]; then
     echo "setup: installing configurable-http-proxy"
     mkdir -p "$PREFIX/node"
     npm install --silent --no-audit --no-fund --prefix "$PREFIX/node" configurable-http-proxy >/dev/null
+fi
+# A real OpenID Connect provider for the integration tests (tests/oidc/provider.mjs imports it by path).
+if [[ ! -f $PREFIX/node/node_modules/oidc-provider/package.json ]]; then
+    echo "setup: installing oidc-provider"
+    mkdir -p "$PREFIX/node"
+    npm install --silent --no-audit --no-fund --prefix "$PREFIX/node" oidc-provider@9 >/dev/null
 fi
 chmod -R a+rX "$PREFIX"

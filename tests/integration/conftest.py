@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +128,8 @@ class SlurmHub:
         poll_interval: float = POLL_INTERVAL,
         hub_poll_interval: float = 1,
         availability_ttl: float = 10,
+        extra_config: str = "",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.commands = CommandLog(workdir / "slurm-bin")
@@ -135,11 +138,12 @@ class SlurmHub:
         self.poll_interval = poll_interval
         self.availability_ttl = availability_ttl
         config = slurm_hub_config(self.profiles, self.commands, poll_interval, hub_poll_interval, availability_ttl)
-        self.hub = Hub(workdir / "hub", config)
+        self.hub = Hub(workdir / "hub", textwrap.dedent(config) + textwrap.dedent(extra_config), env)
 
-    def start(self) -> Hub:
+    def start(self, create_users: bool = True) -> Hub:
         self.hub.start()
-        self.hub.create_users(*TEST_USERS)
+        if create_users:
+            self.hub.create_users(*TEST_USERS)
         return self.hub
 
     def close(self) -> None:

@@ -54,8 +54,9 @@ def chp_command() -> str:
 class Hub:
     """A JupyterHub process with a test admin service token; REST helpers for tests."""
 
-    def __init__(self, workdir: Path, extra_config: str) -> None:
+    def __init__(self, workdir: Path, extra_config: str, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.env = env or {}
         workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(workdir, 0o755)
         self.port, self.hub_port, self.proxy_api_port = free_port(), free_port(), free_port()
@@ -98,7 +99,7 @@ class Hub:
     # -- process -------------------------------------------------------------------------
 
     def start(self, timeout: float = 60) -> Hub:
-        env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", **self.env)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(VENV_BIN / "jupyterhub"), "-f", str(self.config_path)],

@@ -154,7 +154,7 @@ def test_no_proposals_no_proposal_field(site):
 
 
 def test_a_proposal_server_offers_only_its_proposal(site):
-    access = UserAccess(proposals=("20231234", "20220001"), server_name="20220001")
+    access = UserAccess(proposals=("20231234", "20220001"), server_proposal="20220001")
     page = render_form(template_environment(), [site.get("cpu")], None, access=access)
     assert '<option value="20220001">' in page
     assert '<option value="20231234">' not in page

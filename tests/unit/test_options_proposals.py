@@ -81,7 +81,7 @@ def test_group_members_may_bill_any_of_their_own_proposals(site):
 
 
 def test_a_server_named_after_a_proposal_works_for_it(site):
-    named = UserAccess(proposals=ALICE.proposals, server_name="20220001")
+    named = UserAccess(proposals=ALICE.proposals, server_proposal="20220001")
     assert resolve_options({"profile": "cpu"}, site, named).proposal == "20220001"
     assert proposal_choices(site.get("cpu"), named) == (["20231234", "20220001"], "20220001")
     with pytest.raises(OptionsError) as info:
@@ -90,11 +90,6 @@ def test_a_server_named_after_a_proposal_works_for_it(site):
     with pytest.raises(OptionsError) as info:  # named after a proposal the profile does not take
         resolve_options({"profile": "mx"}, site, named)
     assert info.value.message == "proposal 20220001 may not use profile 'mx'"
-
-
-def test_a_server_with_another_name_is_not_fixed(site):
-    named = UserAccess(proposals=ALICE.proposals, server_name="analysis")
-    assert resolve_options({"profile": "cpu", "proposal": "20220001"}, site, named).proposal == "20220001"
 
 
 def test_an_account_template_needs_a_proposal():

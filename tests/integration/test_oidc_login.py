@@ -1,0 +1,335 @@
+"""OIDC login end to end: a real JupyterHub, a real OpenID provider (oidc-provider), a user-office API, Slurm.
+
+The hub is configured with the provider's issuer URL only (discovery), Keycloak-style and
+Umbrella-style claim rules, and the HTTP user office. Logins are driven like a browser:
+hub -> provider login form -> callback -> hub. Access tokens live a few seconds, so expiry
+and refresh happen within the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import yaml
+
+from daas_auth.authenticator import OFFICE_DOWN_WARNING
+
+from .conftest import SlurmHub, cancel_test_jobs, public_tempdir
+from .hub import Hub
+from .oidc import OidcProvider, complete_login, deny_login
+from .slurm import batch_script, job_details
+from .user_office import UserOfficeService
+
+pytestmark = pytest.mark.slurm
+
+PASSWORD = "correct horse battery"
+ACCESS_TOKEN_TTL = 8
+PROPOSALS_MAX_AGE = 3
+ENTITLEMENT = "urn:geant:umbrellaid.org:group:daas-demo:proposal:{}#umbrellaid.org"
+ACCOUNTS = {
+    "alice": {  # Keycloak style: proposals as groups
+        "password": PASSWORD,
+        "claims": {
+            "preferred_username": "alice",
+            "name": "Alice Example",
+            "email": "alice@example.org",
+            "groups": ["/proposals/20231234", "/proposals/20220001", "/staff"],
+        },
+    },
+    "bob": {  # Umbrella / eduTEAMS style: proposals as entitlements
+        "password": PASSWORD,
+        "claims": {
+            "preferred_username": "bob",
+            "name": "Bob Example",
+            "eduperson_entitlement": [ENTITLEMENT.format("20230042"), "urn:geant:umbrellaid.org:group:other"],
+        },
+    },
+    "carol": {"password": PASSWORD, "claims": {"preferred_username": "carol", "groups": ["/proposals/20225555"]}},
+    "eve": {"password": PASSWORD, "claims": {"preferred_username": "eve", "groups": ["/visitors"]}},
+}
+OFFICE = {
+    "alice": [
+        {
+            "id": "20231234",
+            "title": "Strain in additively manufactured alloys",
+            "instrument": "ID11",
+            "start": "2026-11-20",
+            "end": "2026-11-25",
+            "role": "PI",
+            "raw_data": "/data/visitor/20231234/raw",
+            "processed_data": "/data/visitor/20231234/processed",
+        },
+        {"id": "20220001", "title": "Earlier beamtime", "instrument": "BM02", "role": "member"},
+    ],
+    "bob": [{"id": "20230042", "title": "SANS on micelles", "instrument": "D22", "role": "PI"}],
+    "carol": [{"id": "20225555", "title": "Carol's proposal"}],
+}
+RULES = [
+    {"claim": "groups", "pattern": r"/proposals/(?P<id>[0-9]+)"},
+    {
+        "claim": "eduperson_entitlement",
+        "pattern": r"urn:geant:umbrellaid\.org:group:daas-demo:proposal:(?P<id>[0-9]+)"
+        r"#umbrellaid\.org",
+    },
+]
+
+
+def add_proposal_profiles(path) -> None:
+    """`mx` for alice's two proposals, `sans` for bob's; neither names an account, so jobs bill the proposal."""
+    data = yaml.safe_load(path.read_text())
+    cpu = data["profiles"][0]
+    data["profiles"] += [
+        dict(cpu, id="mx", display_name="MX beamtime", slurm={}, allowed_proposals=["20231234", "20220001"]),
+        dict(cpu, id="sans", display_name="SANS beamtime", slurm={}, allowed_proposals=["2023004?"]),
+    ]
+    path.write_text(yaml.safe_dump(data))
+
+
+class OidcSite:
+    """Provider, user office and a Slurm hub logging in through them."""
+
+    def __init__(self) -> None:
+        workdir = public_tempdir("daas-oidc-")
+        self.client_secret = secrets.token_hex(16)
+        self.provider = OidcProvider(workdir / "oidc", ACCOUNTS, clients=[], access_token_ttl=ACCESS_TOKEN_TTL)
+        self.office = UserOfficeService(workdir / "office", OFFICE)
+        config = f"""
+            from daas_auth.useroffice import HttpUserOffice
+            c.JupyterHub.authenticator_class = "daas"
+            c.Authenticator.allow_all = False
+            c.Authenticator.auth_refresh_age = 1
+            c.DaaSAuthenticator.issuer = "{self.provider.issuer}"
+            c.DaaSAuthenticator.client_id = "jupyterhub"
+            c.DaaSAuthenticator.client_secret = "{self.client_secret}"
+            c.DaaSAuthenticator.oauth_callback_url = f"http://127.0.0.1:{{c.JupyterHub.port}}/hub/oauth_callback"
+            c.DaaSAuthenticator.scope = ["openid", "profile", "email", "groups", "eduperson_entitlement"]
+            c.DaaSAuthenticator.proposal_claim_rules = {RULES!r}
+            c.DaaSAuthenticator.user_office = HttpUserOffice(url="{self.office.url}", token="{self.office.token}")
+            c.DaaSAuthenticator.proposals_max_age = {PROPOSALS_MAX_AGE}
+        """
+        self.slurm = SlurmHub(workdir, extra_config=config, env={"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)})
+        add_proposal_profiles(self.slurm.profiles)
+        self.hub = self.slurm.hub
+        self.provider.clients = [
+            {
+                "client_id": "jupyterhub",
+                "client_secret": self.client_secret,
+                "redirect_uris": [f"{self.hub.url}/hub/oauth_callback"],
+            }
+        ]
+
+    def start(self) -> OidcSite:
+        self.provider.start()
+        self.office.start()
+        self.slurm.start(create_users=False)
+        return self
+
+    def close(self) -> None:
+        self.slurm.close()
+        self.office.stop()
+        self.provider.stop()
+
+    def login_page(self) -> tuple[httpx.Client, httpx.Response]:
+        """A fresh browser at the hub's login: the provider's login form (its session cookie is per client)."""
+        http = httpx.Client(timeout=30)
+        return http, http.get(f"{self.hub.url}/hub/oauth_login", follow_redirects=False)
+
+    def login(self, username: str, password: str = PASSWORD) -> tuple[httpx.Client, httpx.Response]:
+        http, response = self.login_page()
+        return http, complete_login(http, response, username, password)
+
+    def auth_state(self, username: str) -> dict:
+        return self.hub.user_model(username)["auth_state"]
+
+
+@pytest.fixture(scope="module")
+def site(slurm_cluster: None) -> Iterator[OidcSite]:
+    cancel_test_jobs()
+    site = OidcSite().start()
+    yield site
+    site.close()
+
+
+def logged_in(http: httpx.Client, hub: Hub) -> bool:
+    return http.get(f"{hub.url}/hub/home", follow_redirects=False).status_code == 200
+
+
+def test_wrong_password_is_no_login(site: OidcSite) -> None:
+    http, page = site.login("alice", "wrong password")
+    assert page.status_code == 200 and "Invalid username or password" in page.text
+    assert site.hub.api("GET", "/users/alice").status_code == 404
+    assert not logged_in(http, site.hub)
+
+
+def test_keycloak_style_login_through_discovery(site: OidcSite) -> None:
+    assert "authorize_url" not in site.hub.config_path.read_text()  # the issuer alone is configured
+    http, page = site.login("alice")
+    assert page.status_code == 200, page.text[:500]
+    assert str(page.url).startswith(f"{site.hub.url}/hub/")
+    assert logged_in(http, site.hub)
+
+    model = site.hub.user_model("alice")
+    assert sorted(model["groups"]) == ["proposal-20220001", "proposal-20231234"]
+    state = model["auth_state"]
+    assert [p["id"] for p in state["proposals"]] == ["20231234", "20220001"]
+    first = state["proposals"][0]
+    assert (first["title"], first["instrument"], first["role"]) == (
+        "Strain in additively manufactured alloys",
+        "ID11",
+        "PI",
+    )
+    assert (first["start"], first["end"], first["raw_data"]) == (
+        "2026-11-20",
+        "2026-11-25",
+        "/data/visitor/20231234/raw",
+    )
+    assert state["proposals_warning"] is None
+    assert state["refresh_token"] and state["oauth_user"]["groups"][0] == "/proposals/20231234"
+    # The form offers the proposals with their titles.
+    assert "20231234 — Strain in additively manufactured alloys (ID11)" in page.text
+
+
+def test_umbrella_style_login(site: OidcSite) -> None:
+    _http, page = site.login("bob")
+    assert page.status_code == 200
+    model = site.hub.user_model("bob")
+    assert model["groups"] == ["proposal-20230042"]
+    assert [(p["id"], p["instrument"]) for p in model["auth_state"]["proposals"]] == [("20230042", "D22")]
+
+
+def test_people_without_proposals_are_refused(site: OidcSite) -> None:
+    http, page = site.login("eve")
+    assert page.status_code == 403
+    assert not logged_in(http, site.hub)
+
+
+def test_provider_denial_is_a_clear_error(site: OidcSite) -> None:
+    http, response = site.login_page()
+    page = deny_login(http, response)
+    assert page.status_code == 400
+    assert "The user denied access" in page.text
+    assert not logged_in(http, site.hub)
+
+
+def test_tampered_state_is_refused(site: OidcSite) -> None:
+    http, response = site.login_page()
+    callback = site.hub.url + "/hub/oauth_callback"
+    redirect = complete_login(http, response, "carol", PASSWORD, stop_at=callback)
+    url = httpx.URL(redirect.headers["location"])
+    assert url.params.get("code") and url.params.get("state")
+    forged = base64.urlsafe_b64encode(json.dumps({"state_id": secrets.token_hex(16)}).encode()).decode()
+    page = http.get(url.copy_set_param("state", forged))
+    assert page.status_code == 400
+    assert "OAuth state mismatch" in page.text
+    assert site.hub.api("GET", "/users/carol").status_code == 404
+
+
+def test_token_is_renewed_only_after_expiry_with_the_proposals(site: OidcSite) -> None:
+    http, _ = site.login("alice")
+    before = site.auth_state("alice")
+    assert logged_in(http, site.hub)
+    assert site.auth_state("alice")["access_token"] == before["access_token"]  # not expired: not renewed
+
+    time.sleep(max(0.0, before["token_expires_at"] - time.time()) + 1)
+    assert logged_in(http, site.hub)  # this request makes the hub refresh
+    after = site.auth_state("alice")
+    assert after["access_token"] != before["access_token"]
+    assert after["token_expires_at"] > before["token_expires_at"]
+    assert after["proposals_refreshed_at"] > before["proposals_refreshed_at"]
+    assert [p["id"] for p in after["proposals"]] == ["20231234", "20220001"]
+
+
+def test_revoked_refresh_token_forces_a_new_login(site: OidcSite) -> None:
+    http, _ = site.login("bob")
+    state = site.auth_state("bob")
+    site.provider.revoke(state["refresh_token"], "jupyterhub", site.client_secret)
+    time.sleep(max(0.0, state["token_expires_at"] - time.time()) + 1)
+    response = http.get(f"{site.hub.url}/hub/home", follow_redirects=False)
+    assert response.status_code == 302
+    assert "/hub/login" in response.headers["location"]
+
+
+def test_user_office_down(site: OidcSite) -> None:
+    site.office.stop()
+    try:
+        time.sleep(PROPOSALS_MAX_AGE + 0.5)  # the hub's cached answer is no longer fresh: it asks, and fails
+        # alice has logged in before: her cached proposals, metadata included, and no warning.
+        _, page = site.login("alice")
+        state = site.auth_state("alice")
+        assert [p["title"] for p in state["proposals"]] == [
+            "Strain in additively manufactured alloys",
+            "Earlier beamtime",
+        ]
+        assert state["proposals_warning"] is None
+        assert OFFICE_DOWN_WARNING not in page.text
+        # carol never has: she gets in with the proposals her login names, and is told why titles are missing.
+        _http, page = site.login("carol")
+        assert page.status_code == 200
+        state = site.auth_state("carol")
+        assert state["proposals"] == [
+            {
+                "id": "20225555",
+                **dict.fromkeys(("title", "instrument", "role"), ""),
+                **dict.fromkeys(("start", "end", "raw_data", "processed_data")),
+            }
+        ]
+        assert state["proposals_warning"] == OFFICE_DOWN_WARNING
+        assert OFFICE_DOWN_WARNING in page.text
+        assert site.hub.user_model("carol")["groups"] == ["proposal-20225555"]
+    finally:
+        site.office.start()
+
+
+def test_spawns_only_for_own_proposals_billed_to_them(site: OidcSite) -> None:
+    site.login("alice")
+    hub = site.hub
+    token = hub.token_for("alice", ["servers!user=alice"])
+
+    def spawn(options: dict, server: str = "") -> httpx.Response:
+        return hub.http.post(
+            f"{hub.api_url}{hub.server_path('alice', server)}",
+            headers={"Authorization": f"token {token}"},
+            json=options,
+        )
+
+    sbatch_before = site.slurm.commands.count("sbatch")
+    refused = [
+        ({"profile": "sans"}, "profile: 'sans' is not available to you"),
+        ({"profile": "cpu", "proposal": "20230042"}, "proposal: '20230042' is not one of your proposals"),
+        ({"profile": "mx", "proposal": "20230042"}, "proposal: '20230042' is not one of your proposals"),
+    ]
+    for options, message in refused:
+        response = spawn(options)
+        assert response.status_code == 400, response.text
+        assert message in response.json()["message"]
+    assert site.slurm.commands.count("sbatch") == sbatch_before
+    assert hub.server_model("alice") is None
+
+    assert spawn({"profile": "mx"}).status_code in (201, 202)
+    hub.wait_ready("alice")
+    job_id = hub.job_id("alice")
+    assert job_details(job_id)["Account"] == "20231234"
+    script = batch_script(job_id)
+    assert "DAAS_PROPOSAL=20231234" in script and "DAAS_PROPOSALS=20231234,20220001" in script
+
+    # One server per proposal: a server named after a proposal works (and bills) for it only.
+    server = "proposal-20220001"
+    response = spawn({"profile": "mx", "proposal": "20231234"}, server=server)
+    assert response.status_code == 400 and "this server is for proposal 20220001" in response.json()["message"]
+    assert spawn({"profile": "mx"}, server=server).status_code in (201, 202)
+    hub.wait_ready("alice", server)
+    assert job_details(hub.job_id("alice", server))["Account"] == "20220001"
+    model = hub.server_model("alice", server)
+    assert model["state"]["daas"]["options"]["proposal"] == "20220001"
+    assert model["display_name"] == "20220001: Earlier beamtime"  # the home page shows it
+    home = site.login("alice")[0].get(f"{hub.url}/hub/home")
+    assert "20220001: Earlier beamtime" in home.text
+
+    for name in ("", server):
+        hub.stop_server("alice", name)

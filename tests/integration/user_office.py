@@ -1,0 +1,57 @@
+"""Run the test user-office API (user_office_app.py) as its own process, so tests can take it down."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .hub import free_port, wait_for
+
+APP = Path(__file__).resolve().parent / "user_office_app.py"
+
+
+class UserOfficeService:
+    """The user office: `{username: [proposal, ...]}` served over HTTP with a bearer token."""
+
+    def __init__(self, workdir: Path, proposals: dict[str, list[dict[str, Any]]]) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.data_path = workdir / "user-office.json"
+        self.log_path = workdir / "user-office.log"
+        self.data_path.write_text(json.dumps(proposals))
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}/api/users/{{username}}/proposals"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> UserOfficeService:
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(APP), str(self.port), str(self.data_path), self.token],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+        def up() -> bool:
+            try:
+                return httpx.get(self.url.format(username="nobody"), timeout=2).status_code == 401
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 20, "the user office to answer", interval=0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(10)
+        self.process = None

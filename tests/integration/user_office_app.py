@@ -1,0 +1,43 @@
+"""A tiny user-office REST API for the integration tests (it stands at the boundary the hub calls).
+
+    python user_office_app.py PORT DATA.json TOKEN
+
+GET /api/users/<username>/proposals with `Authorization: Bearer TOKEN` answers
+{"proposals": [...]} from DATA.json ({username: [proposal, ...]}), re-read on every request;
+an unknown user gets 404, a wrong token 401. Stopping the process is "the user office is down".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from tornado import web
+
+
+class ProposalsHandler(web.RequestHandler):
+    def initialize(self, data: Path, token: str) -> None:
+        self.data = data
+        self.token = token
+
+    def get(self, username: str) -> None:
+        if self.request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise web.HTTPError(401)
+        table = json.loads(self.data.read_text())
+        if username not in table:
+            raise web.HTTPError(404)
+        self.write({"proposals": table[username]})
+
+
+async def main() -> None:
+    port, data, token = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    app = web.Application([(r"/api/users/([^/]+)/proposals", ProposalsHandler, {"data": data, "token": token})])
+    app.listen(port, address="127.0.0.1")
+    print(f"listening http://127.0.0.1:{port}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
