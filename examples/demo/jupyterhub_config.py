@@ -22,9 +22,29 @@ c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = f"{state}/jupyterhub_cookie_secret"
 c.JupyterHub.pid_file = f"{state}/jupyterhub.pid"
 
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = os.environ.get("DAAS_DEMO_PASSWORD", "daas-demo")
-c.Authenticator.allow_all = True
+issuer = os.environ.get("DAAS_DEMO_ISSUER")
+if issuer:
+    # --oidc: log in through the demo identity provider; proposals from examples/demo/proposals.yaml.
+    from daas_auth import FileUserOffice
+
+    c.JupyterHub.authenticator_class = "daas"
+    c.DaaSAuthenticator.issuer = issuer
+    c.DaaSAuthenticator.client_id = "jupyterhub-demo"
+    c.DaaSAuthenticator.client_secret = os.environ["DAAS_DEMO_CLIENT_SECRET"]
+    c.DaaSAuthenticator.oauth_callback_url = f"http://127.0.0.1:{c.JupyterHub.port}/hub/oauth_callback"
+    c.DaaSAuthenticator.scope = ["openid", "profile", "groups", "eduperson_entitlement"]
+    c.DaaSAuthenticator.proposal_claim_rules = [
+        {"claim": "groups", "pattern": r"/proposals/(?P<id>[0-9]+)"},
+        {
+            "claim": "eduperson_entitlement",
+            "pattern": r"urn:geant:umbrellaid\.org:group:daas-demo:proposal:(?P<id>[0-9]+)#umbrellaid\.org",
+        },
+    ]
+    c.DaaSAuthenticator.user_office = FileUserOffice(path=os.path.join(repo, "examples", "demo", "proposals.yaml"))
+else:
+    c.JupyterHub.authenticator_class = "dummy"
+    c.DummyAuthenticator.password = os.environ.get("DAAS_DEMO_PASSWORD", "daas-demo")
+    c.Authenticator.allow_all = True
 
 c.JupyterHub.spawner_class = "daas"
 c.Spawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]

@@ -15,6 +15,7 @@ import pytest
 
 from .conftest import ARTIFACTS, REPO
 from .hub import free_port, wait_for
+from .oidc import complete_login
 
 
 class Demo:
@@ -23,8 +24,14 @@ class Demo:
         self.url = f"http://127.0.0.1:{self.port}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.log = ARTIFACTS / f"demo-{mode}.log"
-        args = ["bash", str(REPO / "examples" / "demo" / "run.sh")] + (["--slurm"] if mode == "slurm" else [])
-        env = dict(os.environ, DAAS_DEMO_PORT=str(self.port), DAAS_DEMO_PASSWORD="demo-test")
+        flags = {"local": [], "slurm": ["--slurm"], "oidc": ["--oidc"]}[mode]
+        args = ["bash", str(REPO / "examples" / "demo" / "run.sh"), *flags]
+        env = dict(
+            os.environ,
+            DAAS_DEMO_PORT=str(self.port),
+            DAAS_DEMO_OIDC_PORT=str(free_port()),
+            DAAS_DEMO_PASSWORD="demo-test",
+        )
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -58,15 +65,19 @@ def demo(request: pytest.FixtureRequest) -> Iterator[Demo]:
         running.stop()
 
 
-def _spawn_through_the_form(demo: Demo, user: str, profile: str) -> str:
+def _spawn_through_the_form(demo: Demo, user: str, profile: str, oidc: bool = False, shows: str = "") -> str:
     with httpx.Client(base_url=demo.url, follow_redirects=True, timeout=60) as client:
-        client.get("/hub/login")
-        response = client.post(
-            "/hub/login", data={"username": user, "password": "demo-test", "_xsrf": client.cookies.get("_xsrf")}
-        )
+        if oidc:
+            response = complete_login(client, client.get("/hub/oauth_login", follow_redirects=False), user, "demo-test")
+        else:
+            client.get("/hub/login")
+            response = client.post(
+                "/hub/login", data={"username": user, "password": "demo-test", "_xsrf": client.cookies.get("_xsrf")}
+            )
         assert response.status_code == 200
         page = client.get("/hub/spawn")
         assert f'value="{profile}"' in page.text
+        assert shows in page.text
         action = html.unescape(re.search(r'<form[^>]*action="([^"]+)"', page.text, re.DOTALL).group(1))
         response = client.post(action, data={"profile": profile})
         assert response.status_code == 200, response.text[:500]
@@ -88,3 +99,9 @@ def test_demo_on_the_slurm_test_cluster(slurm_cluster: None, demo: Demo) -> None
     assert "JupyterLab" in _spawn_through_the_form(demo, "bob", "cpu")
     jobs = subprocess.run(["squeue", "-h", "-u", "bob", "-o", "%j %T"], capture_output=True, text=True).stdout
     assert "jupyterhub-daas RUNNING" in jobs
+
+
+@pytest.mark.parametrize("demo", ["oidc"], indirect=True)
+def test_demo_with_oidc_login_and_file_proposals(demo: Demo) -> None:
+    proposal = "20231234 — Strain in additively manufactured alloys (ID11)"  # from examples/demo/proposals.yaml
+    assert "JupyterLab" in _spawn_through_the_form(demo, "alice", "lab", oidc=True, shows=proposal)
