@@ -6,38 +6,17 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from .process import LoggedProcess, free_port, wait_for
+
 VENV_BIN = Path(sys.executable).parent
 CHP_DIRS = [Path(os.environ.get("DAAS_PREFIX", "/opt/jupyterhub-daas")) / "node/node_modules/.bin"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Poll until predicate returns something truthy; fail the test with `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 def chp_command() -> str:
@@ -67,7 +46,7 @@ class Hub:
         self.log_path = workdir / "jupyterhub.log"
         self.config_path = workdir / "jupyterhub_config.py"
         self.config_path.write_text(self._config(extra_config))
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process = LoggedProcess("the hub", self.log_path)
         self.http = httpx.Client(timeout=30)
 
     def _config(self, extra: str) -> str:
@@ -100,43 +79,22 @@ class Hub:
 
     def start(self, timeout: float = 60) -> Hub:
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", **self.env)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(self.config_path)],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        log.close()
+        self.process.start([str(VENV_BIN / "jupyterhub"), "-f", str(self.config_path)], env=env, cwd=self.workdir)
 
         def up() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"hub exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 return self.http.get(f"{self.api_url}/", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, timeout, "the hub to answer")
+        self.process.wait_answering(up, timeout)
         return self
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.process = None
+        self.process.stop(30)
 
     def log_tail(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.process.log_tail(lines)
 
     # -- REST ----------------------------------------------------------------------------
 

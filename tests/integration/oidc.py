@@ -18,14 +18,12 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from .hub import free_port, wait_for
+from .process import LoggedProcess, free_port
 
 SCRIPT = Path(__file__).resolve().parents[1] / "oidc" / "provider.mjs"
 NODE_MODULES = Path(os.environ.get("DAAS_PREFIX", "/opt/jupyterhub-daas")) / "node/node_modules"
@@ -53,7 +51,7 @@ class OidcProvider:
         self.refresh_token_ttl = refresh_token_ttl
         self.config_path = workdir / "oidc-provider.json"
         self.log_path = workdir / "oidc-provider.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process = LoggedProcess("the OIDC provider", self.log_path)
         self.http = httpx.Client(timeout=30)
         self._discovery: dict[str, Any] | None = None
 
@@ -66,7 +64,6 @@ class OidcProvider:
     def start(self, timeout: float = 30) -> OidcProvider:
         if not (NODE_MODULES / "oidc-provider/package.json").exists():
             raise RuntimeError(f"oidc-provider not found in {NODE_MODULES}; run tests/setup.sh")
-        node = shutil.which("node") or "/usr/bin/node"
         config = {
             "port": self.port,
             "issuer": self.issuer,
@@ -76,43 +73,24 @@ class OidcProvider:
             "refresh_token_ttl": self.refresh_token_ttl,
         }
         self.config_path.write_text(json.dumps(config, indent=2))
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [node, str(SCRIPT), str(self.config_path)],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, DAAS_NODE_MODULES=str(NODE_MODULES)),
-            start_new_session=True,
-        )
-        log.close()
+        node = shutil.which("node") or "/usr/bin/node"
+        env = dict(os.environ, DAAS_NODE_MODULES=str(NODE_MODULES))
+        self.process.start([node, str(SCRIPT), str(self.config_path)], env=env, cwd=self.workdir)
 
         def up() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"oidc-provider exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 return self.http.get(f"{self.issuer}/.well-known/openid-configuration", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, timeout, "the OIDC provider to answer", interval=0.1)
+        self.process.wait_answering(up, timeout, interval=0.1)
         return self
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        self.process = None
+        self.process.stop(10)
 
     def log_tail(self, lines: int = 60) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.process.log_tail(lines)
 
     # -- protocol ------------------------------------------------------------------------
 

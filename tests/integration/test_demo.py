@@ -5,17 +5,15 @@ from __future__ import annotations
 import html
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from .conftest import ARTIFACTS, REPO
-from .hub import free_port, wait_for
 from .oidc import complete_login
+from .process import LoggedProcess, free_port, wait_for
 
 
 class Demo:
@@ -32,27 +30,21 @@ class Demo:
             DAAS_DEMO_OIDC_PORT=str(free_port()),
             DAAS_DEMO_PASSWORD="demo-test",
         )
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.log.unlink(missing_ok=True)
+        self.process = LoggedProcess("the demo", self.log)
+        self.process.start(args, env=env)
 
     def wait_up(self) -> None:
         def up() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"demo exited:\n{Path(self.log).read_text()[-3000:]}")
             try:
                 return httpx.get(f"{self.url}/hub/api/", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 300, "the demo hub")
+        self.process.wait_answering(up, 300)
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        self.process.stop(60, whole_group=True)
 
 
 @pytest.fixture

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from .hub import free_port, wait_for
+from .process import LoggedProcess, free_port
 
 APP = Path(__file__).resolve().parent / "user_office_app.py"
 
@@ -29,17 +26,10 @@ class UserOfficeService:
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}/api/users/{{username}}/proposals"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process = LoggedProcess("the user office", self.log_path)
 
     def start(self) -> UserOfficeService:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, str(APP), str(self.port), str(self.data_path), self.token],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        self.process.start([sys.executable, str(APP), str(self.port), str(self.data_path), self.token])
 
         def up() -> bool:
             try:
@@ -47,11 +37,8 @@ class UserOfficeService:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 20, "the user office to answer", interval=0.1)
+        self.process.wait_answering(up, 20, interval=0.1)
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(10)
-        self.process = None
+        self.process.stop(10)
