@@ -209,6 +209,14 @@ def test_people_without_proposals_are_refused(site: OidcSite) -> None:
     assert not logged_in(http, site.hub)
 
 
+def test_authorization_request_uses_pkce_and_a_state(site: OidcSite) -> None:
+    _, response = site.login_page()
+    location = httpx.URL(response.headers["location"])
+    assert str(location).startswith(site.provider.authorize_url)  # read from the discovery document
+    assert location.params["code_challenge_method"] == "S256" and len(location.params["code_challenge"]) >= 43
+    assert location.params["state"] and location.params["response_type"] == "code"
+
+
 def test_provider_denial_is_a_clear_error(site: OidcSite) -> None:
     http, response = site.login_page()
     page = deny_login(http, response)
