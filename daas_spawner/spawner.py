@@ -106,15 +106,19 @@ class DaaSSpawner(Spawner):
 
     # -- options -------------------------------------------------------------------------
 
+    def _proposal_server(self, proposal_id: str) -> str:
+        """The name of the named server that works for this proposal."""
+        return self.proposal_server_name.format(id=proposal_id).lower()
+
     async def user_access(self) -> UserAccess:
-        """Groups, proposals (from the authenticator's auth_state) and this server's name."""
+        """Groups, proposals (from the authenticator's auth_state), and the proposal this server is named after."""
         self._auth_state = await self.user.get_auth_state() or {}
         self.proposals = proposals_from_auth_state(self._auth_state)
         ids = tuple(proposal.id for proposal in self.proposals)
         return UserAccess(
             groups=frozenset(group.name for group in self.user.groups),
             proposals=ids,
-            server_proposal=next((p for p in ids if self.proposal_server_name.format(id=p).lower() == self.name), None),
+            server_proposal=next((p for p in ids if self._proposal_server(p) == self.name), None),
         )
 
     async def allowed_profiles(self) -> list[Profile]:
@@ -183,8 +187,7 @@ class DaaSSpawner(Spawner):
         orm = self.orm_spawner
         if not title or options.proposal is None or orm is None or not hasattr(orm, "display_name"):
             return
-        own_name = self.proposal_server_name.format(id=options.proposal).lower()
-        if self.name == own_name and orm.display_name in (None, "", self.name):
+        if self.name == self._proposal_server(options.proposal) and orm.display_name in (None, "", self.name):
             orm.display_name = " ".join(f"{options.proposal}: {title}".split())[:255]
 
     async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
