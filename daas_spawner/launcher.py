@@ -1,12 +1,14 @@
-"""Start a single-user server on a free port and tell the hub where it is.
+"""Prepare the server's working tree, start it on a free port and tell the hub where it is.
 
-Runs inside the job (Slurm node, container), so it uses the standard library only: the
-batch script embeds this file and runs it with the environment's `python3`, so compute
-nodes need JupyterHub's single-user server but not this package.
+Runs inside the job (Slurm node, container), as the user, so it uses the standard library
+only: the batch script embeds this file and runs it with the environment's `python3`, so
+compute nodes need JupyterHub's single-user server but not this package.
 
-It reports exactly two fields, host and port, to the hub's `/api/daas/server-address`
-with the server's own token, then execs the server command.
-Usage: python3 launcher.py jupyterhub-singleuser [args...]
+It links the proposals' data locations ($DAAS_DATA) into `<working dir>/$DAAS_DATA_DIR/
+<proposal>/<location>`, reports exactly two fields, host and port, to the hub's
+`/api/daas/server-address` with the server's own token, then execs the server command.
+With --no-report (the local backend, which picks the port itself) it only links.
+Usage: python3 launcher.py [--no-report] jupyterhub-singleuser [args...]
 """
 
 import json
@@ -49,10 +51,40 @@ def report(api_url, token, host, port):
     sys.exit("daas launcher: could not reach the hub at " + api_url)
 
 
+def link_data(mounts, link_dir):
+    """Keep <link_dir>/<proposal>/<location> links in step with the mounts; touch nothing but links."""
+    wanted = {os.path.join(link_dir, m["proposal"], m["name"]): m["source"] for m in mounts}
+    if os.path.isdir(link_dir) and not os.path.islink(link_dir):
+        for proposal in os.listdir(link_dir):
+            folder = os.path.join(link_dir, proposal)
+            if os.path.islink(folder) or not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                link = os.path.join(folder, name)
+                if os.path.islink(link) and wanted.get(link) != os.readlink(link):
+                    os.unlink(link)  # a proposal or location that is gone, or moved
+            if not os.listdir(folder):
+                os.rmdir(folder)
+    for link, source in sorted(wanted.items()):
+        if os.path.islink(link):
+            continue  # already right: wrong ones were removed above
+        if os.path.lexists(link):
+            print(f"daas launcher: not replacing {link}: it is not a link", file=sys.stderr)
+            continue
+        os.makedirs(os.path.dirname(link), mode=0o700, exist_ok=True)
+        os.symlink(source, link)
+
+
 def main(argv=None):
     command = list(sys.argv[1:] if argv is None else argv)
+    report_address = command[:1] != ["--no-report"]
+    command = command if report_address else command[1:]
     if not command:
-        sys.exit("usage: launcher.py COMMAND [ARGS...]")
+        sys.exit("usage: launcher.py [--no-report] COMMAND [ARGS...]")
+    if os.environ.get("DAAS_DATA_DIR"):
+        link_data(json.loads(os.environ.get("DAAS_DATA") or "[]"), os.environ["DAAS_DATA_DIR"])
+    if not report_address:
+        os.execvp(command[0], command)  # noqa: S606 (argv from the hub, no shell)
     bind_ip = os.environ.get("DAAS_BIND_IP", "0.0.0.0")  # noqa: S104 (the hub must reach the node)
     host = os.environ.get("DAAS_REPORT_HOST") or socket.gethostname()
     port = free_port(bind_ip)

@@ -12,6 +12,7 @@ from traitlets import Bool, Dict, Instance, List, Unicode, default
 from traitlets.utils.importstring import import_item
 
 from daas_auth.proposals import Proposal, proposals_from_auth_state
+from daas_services.data.mounts import DataLocations, Mount, mounts_env, resolve_mounts
 
 from . import address, availability
 from .backends.base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
@@ -73,6 +74,17 @@ class DaaSSpawner(Spawner):
         help="""Name of a named server that works for one proposal, `{id}` being the proposal id
         (lower-cased, as JupyterHub's server names are). Such a server takes only that proposal,
         and on JupyterHub >= 6 shows the proposal's title as its display name.""",
+    )
+
+    data_locations = Instance(
+        DataLocations,
+        allow_none=True,
+        config=True,
+        help="""The site's data locations per proposal, usually
+        `daas_services.data.load_data_locations("/etc/jupyterhub/data.yaml")` (the data service
+        reads the same file). Each server gets its proposals' locations as links in
+        `<working dir>/data/<proposal>/<location>`, as `$DAAS_DATA`, and as Apptainer binds.
+        A server named after a proposal gets only that proposal's data. None: no data links.""",
     )
 
     @default("profiles")
@@ -174,6 +186,12 @@ class DaaSSpawner(Spawner):
             env["DAAS_ACCESS_TOKEN"] = self._auth_state["access_token"]
         return env
 
+    def data_mounts(self, options: ResolvedOptions) -> list[Mount]:
+        """The data this server sees: its proposal's, on a proposal's server; else all the user's."""
+        own = self.name == self._proposal_server(options.proposal) if options.proposal else False
+        proposals = [p for p in self.proposals if p.id == options.proposal] if own else self.proposals
+        return resolve_mounts(self.data_locations, proposals)
+
     def _summary(self, options: ResolvedOptions) -> dict[str, Any]:
         summary = options.summary()
         title = next((p.title for p in self.proposals if p.id == options.proposal and p.title), None)
@@ -233,12 +251,14 @@ class DaaSSpawner(Spawner):
         backend = self.backend(options.backend)
         if options.profile.default_url:
             self.default_url = options.profile.default_url
+        mounts = self.data_mounts(options)
         launch = Launch(
             username=self.user.name,
             server=self._log_name,
             options=options,
-            env=self.get_env() | self.proposal_env(options),
+            env=self.get_env() | self.proposal_env(options) | mounts_env(self.data_locations, mounts),
             command=[*self.cmd, *self.get_args()],
+            mounts=tuple(mounts),
         )
         self._reported = asyncio.get_running_loop().create_future()
         try:

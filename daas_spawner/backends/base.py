@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from traitlets.config import SingletonConfigurable
 
+from daas_services.data.mounts import Mount
+
 from ..options import ResolvedOptions
 
 # A Unix user name we are willing to pass to sudo or a scheduler: the portable POSIX set.
@@ -40,6 +42,7 @@ class Launch:
     options: ResolvedOptions
     env: dict[str, str] = field(repr=False)  # holds the server's API token
     command: list[str]  # the single-user command and its arguments (no ip/port)
+    mounts: tuple[Mount, ...] = ()  # the proposals' data locations (also in env as DAAS_DATA)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable
+from importlib.resources import files
 
 from jupyterhub.utils import random_port
 from traitlets import Float, List, Unicode
@@ -61,7 +63,7 @@ class LocalBackend(Backend):
         if self.working_dir:
             cwd = self.working_dir.replace("{username}", launch.username)
             os.makedirs(cwd, mode=0o700, exist_ok=True)
-        argv = [part.replace("{username}", launch.username) for part in self.user_prefix] + launch.command
+        argv = [part.replace("{username}", launch.username) for part in self.user_prefix] + self._command(launch)
         try:
             process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, start_new_session=True)
         except OSError as err:
@@ -69,6 +71,14 @@ class LocalBackend(Backend):
         self._processes[process.pid] = process
         self.log.info("Started %s as local process %d on port %d", launch.server, process.pid, port)
         return {"pid": process.pid, "host": self.ip, "port": port}
+
+    @staticmethod
+    def _command(launch: Launch) -> list[str]:
+        """The server command; with data locations, through the launcher, which links them as the user."""
+        if "DAAS_DATA_DIR" not in launch.env:
+            return launch.command
+        launcher = str(files("daas_spawner").joinpath("launcher.py"))
+        return [sys.executable, "-I", launcher, "--no-report", *launch.command]
 
     async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
         if await self.poll(state) is not None:

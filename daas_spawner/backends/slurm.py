@@ -193,6 +193,7 @@ class SlurmBackend(Backend):
             account=job_account(launch.options, self.account_template),
             env=env,
             command=launch.command,
+            mounts=launch.mounts,
         )
         argv = sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec)
         try:

@@ -13,6 +13,9 @@ import shlex
 from dataclasses import dataclass
 from importlib.resources import files
 
+from daas_services.data.builders import apptainer_bind_args
+from daas_services.data.mounts import Mount
+
 from ..options import ResolvedOptions
 from ..quantities import format_walltime
 
@@ -73,6 +76,7 @@ class JobSpec:
     account: str | None
     env: dict[str, str]
     command: list[str]
+    mounts: tuple[Mount, ...] = ()
 
 
 def job_account(options: ResolvedOptions, default_template: str) -> str | None:
@@ -129,12 +133,13 @@ def launcher_source() -> str:
     return source
 
 
-def server_exec_words(options: ResolvedOptions, command: list[str]) -> list[str]:
-    """Shell words (already quoted) that start the server: the launcher, in Apptainer if asked."""
+def server_exec_words(options: ResolvedOptions, command: list[str], mounts: tuple[Mount, ...] = ()) -> list[str]:
+    """Shell words (already quoted) that start the server: the launcher, in Apptainer (binding the data) if asked."""
     run = ["python3", "-c", '"$DAAS_LAUNCHER"', *map(shlex.quote, command)]
     env = options.environment
     if env.image:
-        return ["apptainer", "exec", *map(shlex.quote, env.apptainer_args), shlex.quote(env.image), *run]
+        args = [*env.apptainer_args, *apptainer_bind_args(mounts)]
+        return ["apptainer", "exec", *map(shlex.quote, args), shlex.quote(env.image), *run]
     return run
 
 
@@ -160,7 +165,7 @@ def batch_script(options: ResolvedOptions, spec: JobSpec) -> str:
         f"IFS= read -r -d '' DAAS_LAUNCHER <<'{LAUNCHER_EOF}' || true",
         launcher_source().rstrip("\n"),
         LAUNCHER_EOF,
-        "exec " + " ".join(server_exec_words(options, spec.command)),
+        "exec " + " ".join(server_exec_words(options, spec.command, spec.mounts)),
     ]
     return "\n".join(lines) + "\n"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from daas_services.data.mounts import Mount
 from daas_spawner.backends.slurm_commands import (
     ACTIVE_STATES,
     PENDING_STATES,
@@ -44,7 +45,12 @@ HEAD = [
 ]
 
 
-def make_spec(env: dict[str, str] | None = None, command: list[str] | None = None, account: str | None = "proj-42"):
+def make_spec(
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    account: str | None = "proj-42",
+    mounts: tuple[Mount, ...] = (),
+):
     return JobSpec(
         username="alice",
         job_name="jupyterhub-daas",
@@ -53,6 +59,7 @@ def make_spec(env: dict[str, str] | None = None, command: list[str] | None = Non
         account=account,
         env={"JUPYTERHUB_API_TOKEN": "secret-token", **(env or {})},
         command=command or ["jupyterhub-singleuser"],
+        mounts=mounts,
     )
 
 
@@ -386,3 +393,22 @@ sinfo: error: something
         "node01": NodeInfo("node01", "node01", "10.0.0.1"),
         "node02": NodeInfo("node02", "node02.cluster", "10.0.0.2"),
     }
+
+
+def test_exec_line_apptainer_binds_the_data_at_the_same_paths(site, tmp_path):
+    mounts = (
+        Mount("20231234", "raw", "/data/visitor/20231234/id11/raw", writable=False),
+        Mount("20231234", "processed", "/data/visitor/20231234/processed", writable=True),
+    )
+    options = resolved(site, profile="cpu", environment="box")
+    script = batch_script(options, make_spec(command=["jupyterhub-singleuser"], mounts=mounts))
+    assert _exec_argv(script, tmp_path)[:6] == [
+        "apptainer",
+        "exec",
+        "--nv",
+        "--bind=/data",
+        "--bind=/data/visitor/20231234/id11/raw:/data/visitor/20231234/id11/raw:ro",
+        "--bind=/data/visitor/20231234/processed:/data/visitor/20231234/processed:rw",
+    ]
+    plain = batch_script(resolved(site, profile="cpu", environment="daas"), make_spec(mounts=mounts))
+    assert "--bind" not in plain.splitlines()[-1]
