@@ -1,0 +1,151 @@
+"""The data service's reader: one short process per request, running as the requesting user.
+
+The service starts it through its user prefix (`sudo -n -u <user> --`), writes one JSON
+request to its stdin and reads one JSON answer from its stdout; for `read`, a JSON header
+line and then the file's bytes. Because it runs as the user, the kernel applies their
+own permissions (groups, ACLs, read-only mounts) to every open: the service never reads
+data with its own rights. The service has already checked the request (paths.py); the
+reader re-checks that symlinks stay inside the location, on the real filesystem.
+
+    {"op": "list", "root": "/data/visitor/A/raw", "names": ["scan1"], "offset": 0, "limit": 100}
+    {"op": "read", "root": ..., "names": [...], "start": 0, "end": 99}     # end inclusive; or "suffix": 100
+    {"op": "hdf5", "root": ..., "names": [...], "dataset": "/entry/data"}  # dataset optional: the tree
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from typing import Any, BinaryIO
+
+from .paths import PathRefused, resolve_inside
+
+CHUNK = 1 << 20
+
+
+def entry_type(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "other"
+
+
+def list_directory(target: str, offset: int, limit: int) -> dict[str, Any]:
+    """One page of a directory, sorted by name; links are shown as links, not followed."""
+    if not os.path.isdir(target):
+        raise PathRefused(400, "not a directory")
+    with os.scandir(target) as scan:
+        names = sorted(entry.name for entry in scan)
+    entries = []
+    for name in names[offset : offset + limit]:
+        try:
+            info = os.lstat(os.path.join(target, name))
+        except OSError:
+            continue  # vanished since the scan
+        entries.append({"name": name, "type": entry_type(info.st_mode), "size": info.st_size, "mtime": info.st_mtime})
+    return {"total": len(names), "offset": offset, "limit": limit, "entries": entries}
+
+
+def byte_range(size: int, start: int | None, end: int | None, suffix: int | None) -> tuple[int, int] | None:
+    """Inclusive (first, last) bytes of a Range request, or None when it cannot be satisfied."""
+    if suffix is not None:
+        if suffix <= 0 or size == 0:
+            return None
+        return max(size - suffix, 0), size - 1
+    first = start or 0
+    last = size - 1 if end is None else min(end, size - 1)
+    if first >= size or last < first:
+        return None
+    return first, last
+
+
+def stream_file(target: str, request: dict[str, Any], out: BinaryIO) -> None:
+    """Header line {size, first, last, mtime} (or an error), then exactly those bytes."""
+    fd = os.open(target, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)  # a FIFO must not block us
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise PathRefused(400, "not a file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb", buffering=0) as source:
+        whole = request.get("start") is None and request.get("end") is None and request.get("suffix") is None
+        span = (
+            (0, info.st_size - 1)
+            if whole
+            else byte_range(info.st_size, request.get("start"), request.get("end"), request.get("suffix"))
+        )
+        if span is None:
+            write_json(out, {"error": {"status": 416, "message": "range not satisfiable"}, "size": info.st_size})
+            return
+        first, last = span
+        write_json(out, {"size": info.st_size, "first": first, "last": last, "mtime": info.st_mtime})
+        source.seek(first)
+        remaining = last - first + 1
+        while remaining > 0:
+            chunk = source.read(min(CHUNK, remaining))
+            if not chunk:
+                break  # the file shrank; the service sees a short body
+            out.write(chunk)
+            remaining -= len(chunk)
+        out.flush()
+
+
+def describe_hdf5(target: str, dataset: str | None) -> dict[str, Any]:
+    try:
+        from . import hdf5  # h5py is imported only by the requests that need it
+    except ImportError:
+        raise PathRefused(501, "HDF5 support (h5py) is not installed") from None
+    if not os.path.isfile(target):
+        raise PathRefused(400, "not a file")
+    try:
+        return hdf5.preview_dataset(target, dataset) if dataset else hdf5.describe_file(target)
+    except hdf5.Hdf5Error as err:
+        raise PathRefused(400, str(err)) from None
+
+
+def write_json(out: BinaryIO, document: dict[str, Any]) -> None:
+    out.write(json.dumps(document).encode() + b"\n")
+    out.flush()
+
+
+def answer(request: dict[str, Any], out: BinaryIO) -> None:
+    target = resolve_inside(request["root"], tuple(request["names"]))
+    op = request["op"]
+    if op == "read":
+        stream_file(target, request, out)
+    elif op == "list":
+        write_json(out, list_directory(target, int(request.get("offset", 0)), int(request.get("limit", 100))))
+    elif op == "hdf5":
+        write_json(out, describe_hdf5(target, request.get("dataset")))
+    else:
+        raise PathRefused(400, f"unknown operation {op!r}")
+
+
+def error_document(err: Exception) -> dict[str, Any]:
+    """The answer for a failure: an HTTP status and a message that names no server path."""
+    if isinstance(err, PathRefused):
+        return {"error": {"status": err.status, "message": str(err)}}
+    if isinstance(err, (FileNotFoundError, NotADirectoryError)):
+        return {"error": {"status": 404, "message": "no such file or directory"}}
+    if isinstance(err, PermissionError):
+        return {"error": {"status": 403, "message": "permission denied"}}
+    if isinstance(err, OSError):
+        return {"error": {"status": 500, "message": f"cannot read: {err.strerror or 'I/O error'}"}}
+    raise err
+
+
+def main() -> None:
+    out = sys.stdout.buffer
+    try:
+        answer(json.loads(sys.stdin.buffer.read(1 << 16)), out)
+    except Exception as err:
+        write_json(out, error_document(err))
+
+
+if __name__ == "__main__":
+    main()
