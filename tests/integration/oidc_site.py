@@ -1,0 +1,139 @@
+"""A site that logs in through OIDC: a real OpenID provider, a user-office API and a Slurm hub.
+
+alice (Keycloak-style groups) has proposals 20231234 (ID11) and 20220001 (BM02), bob
+(Umbrella-style entitlements) 20230042 (D22), carol 20225555; eve has none. Access tokens
+live a few seconds, so expiry and refresh happen within a test.
+"""
+
+from __future__ import annotations
+
+import secrets
+import textwrap
+
+import httpx
+import yaml
+
+from .conftest import SlurmHub, public_tempdir
+from .oidc import OidcProvider, complete_login
+from .user_office import UserOfficeService
+
+PASSWORD = "correct horse battery"
+ACCESS_TOKEN_TTL = 8
+PROPOSALS_MAX_AGE = 3
+ENTITLEMENT = "urn:geant:umbrellaid.org:group:daas-demo:proposal:{}#umbrellaid.org"
+ACCOUNTS = {
+    "alice": {  # Keycloak style: proposals as groups
+        "password": PASSWORD,
+        "claims": {
+            "preferred_username": "alice",
+            "name": "Alice Example",
+            "email": "alice@example.org",
+            "groups": ["/proposals/20231234", "/proposals/20220001", "/staff"],
+        },
+    },
+    "bob": {  # Umbrella / eduTEAMS style: proposals as entitlements
+        "password": PASSWORD,
+        "claims": {
+            "preferred_username": "bob",
+            "name": "Bob Example",
+            "eduperson_entitlement": [ENTITLEMENT.format("20230042"), "urn:geant:umbrellaid.org:group:other"],
+        },
+    },
+    "carol": {"password": PASSWORD, "claims": {"preferred_username": "carol", "groups": ["/proposals/20225555"]}},
+    "eve": {"password": PASSWORD, "claims": {"preferred_username": "eve", "groups": ["/visitors"]}},
+}
+OFFICE = {
+    "alice": [
+        {
+            "id": "20231234",
+            "title": "Strain in additively manufactured alloys",
+            "instrument": "ID11",
+            "start": "2026-11-20",
+            "end": "2026-11-25",
+            "role": "PI",
+            "raw_data": "/data/visitor/20231234/raw",
+            "processed_data": "/data/visitor/20231234/processed",
+        },
+        {"id": "20220001", "title": "Earlier beamtime", "instrument": "BM02", "role": "member"},
+    ],
+    "bob": [{"id": "20230042", "title": "SANS on micelles", "instrument": "D22", "role": "PI"}],
+    "carol": [{"id": "20225555", "title": "Carol's proposal"}],
+}
+RULES = [
+    {"claim": "groups", "pattern": r"/proposals/(?P<id>[0-9]+)"},
+    {
+        "claim": "eduperson_entitlement",
+        "pattern": r"urn:geant:umbrellaid\.org:group:daas-demo:proposal:(?P<id>[0-9]+)"
+        r"#umbrellaid\.org",
+    },
+]
+
+
+def add_proposal_profiles(path) -> None:
+    """`mx` for alice's two proposals, `sans` for bob's; neither names an account, so jobs bill the proposal."""
+    data = yaml.safe_load(path.read_text())
+    cpu = data["profiles"][0]
+    data["profiles"] += [
+        dict(cpu, id="mx", display_name="MX beamtime", slurm={}, allowed_proposals=["20231234", "20220001"]),
+        dict(cpu, id="sans", display_name="SANS beamtime", slurm={}, allowed_proposals=["2023004?"]),
+    ]
+    path.write_text(yaml.safe_dump(data))
+
+
+class OidcSite:
+    """Provider, user office and a Slurm hub logging in through them."""
+
+    def __init__(self, extra_config: str = "", prefix: str = "daas-oidc-") -> None:
+        workdir = public_tempdir(prefix)
+        self.workdir = workdir
+        self.client_secret = secrets.token_hex(16)
+        self.provider = OidcProvider(workdir / "oidc", ACCOUNTS, clients=[], access_token_ttl=ACCESS_TOKEN_TTL)
+        self.office = UserOfficeService(workdir / "office", OFFICE)
+        config = f"""
+            from daas_auth.useroffice import HttpUserOffice
+            c.JupyterHub.authenticator_class = "daas"
+            c.Authenticator.allow_all = False
+            c.Authenticator.auth_refresh_age = 1
+            c.DaaSAuthenticator.issuer = "{self.provider.issuer}"
+            c.DaaSAuthenticator.client_id = "jupyterhub"
+            c.DaaSAuthenticator.client_secret = "{self.client_secret}"
+            c.DaaSAuthenticator.oauth_callback_url = f"http://127.0.0.1:{{c.JupyterHub.port}}/hub/oauth_callback"
+            c.DaaSAuthenticator.scope = ["openid", "profile", "email", "groups", "eduperson_entitlement"]
+            c.DaaSAuthenticator.proposal_claim_rules = {RULES!r}
+            c.DaaSAuthenticator.user_office = HttpUserOffice(url="{self.office.url}", token="{self.office.token}")
+            c.DaaSAuthenticator.proposals_max_age = {PROPOSALS_MAX_AGE}
+        """
+        config = textwrap.dedent(config) + textwrap.dedent(extra_config)
+        self.slurm = SlurmHub(workdir, extra_config=config, env={"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)})
+        add_proposal_profiles(self.slurm.profiles)
+        self.hub = self.slurm.hub
+        self.provider.clients = [
+            {
+                "client_id": "jupyterhub",
+                "client_secret": self.client_secret,
+                "redirect_uris": [f"{self.hub.url}/hub/oauth_callback"],
+            }
+        ]
+
+    def start(self) -> OidcSite:
+        self.provider.start()
+        self.office.start()
+        self.slurm.start(create_users=False)
+        return self
+
+    def close(self) -> None:
+        self.slurm.close()
+        self.office.stop()
+        self.provider.stop()
+
+    def login_page(self) -> tuple[httpx.Client, httpx.Response]:
+        """A fresh browser at the hub's login: the provider's login form (its session cookie is per client)."""
+        http = httpx.Client(timeout=30)
+        return http, http.get(f"{self.hub.url}/hub/oauth_login", follow_redirects=False)
+
+    def login(self, username: str, password: str = PASSWORD) -> tuple[httpx.Client, httpx.Response]:
+        http, response = self.login_page()
+        return http, complete_login(http, response, username, password)
+
+    def auth_state(self, username: str) -> dict:
+        return self.hub.user_model(username)["auth_state"]

@@ -1,0 +1,307 @@
+"""Per-proposal data end to end: real permissions, a Slurm server's links, and the daas-data service.
+
+The site is the OIDC one (a real provider and user office; alice has 20231234 at ID11,
+bob 20230042 at D22) plus data locations from data_tree.py and the data service as a
+hub-managed service, which reads every file as the calling user (sudo).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+import shlex
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from .conftest import cancel_test_jobs, public_tempdir
+from .data_tree import BLOB, FRAMES, make_data_tree
+from .hub import VENV_BIN, Hub
+from .oidc_site import OidcSite
+from .process import free_port
+from .slurm import batch_script
+
+pytestmark = pytest.mark.slurm
+
+SERVICE = "/services/daas-data"
+
+
+class DataSite:
+    """The OIDC site with data locations, the data service, and alice and bob logged in once."""
+
+    def __init__(self) -> None:
+        self.tree = make_data_tree(public_tempdir("daas-data-"))
+        locations = self.tree.base / "data.yaml"
+        locations.write_text(self.tree.locations_yaml)
+        # slurmd caches a user's groups at their first job: make it see the new proposal groups.
+        subprocess.run(["scontrol", "reconfigure"], check=True, timeout=60)
+        self.service_port = free_port()
+        config = f"""
+            from daas_services.data import load_data_locations
+            from daas_services.data.hub_setup import data_service, data_service_roles
+            c.DaaSSpawner.data_locations = load_data_locations("{locations}")
+            c.JupyterHub.services.append(data_service("{locations}", url="http://127.0.0.1:{self.service_port}"))
+            c.JupyterHub.load_roles += data_service_roles()
+        """
+        self.oidc = OidcSite(extra_config=config, prefix="daas-data-site-")
+        self.hub = self.oidc.hub
+
+    def start(self) -> DataSite:
+        self.oidc.start()
+        for user in ("alice", "bob"):
+            self.oidc.login(user)
+        scopes = ["access:services!service=daas-data"]
+        self.service_token = {user: self.hub.token_for(user, scopes) for user in ("alice", "bob")}
+        return self
+
+    def get(self, path: str, user: str | None = "alice", token: str | None = None, **kwargs) -> httpx.Response:
+        token = token or (self.service_token[user] if user else None)
+        headers = {"Authorization": f"token {token}"} if token else {}
+        headers |= kwargs.pop("headers", {})
+        return self.hub.http.get(f"{self.hub.url}{SERVICE}/{path}", headers=headers, follow_redirects=False, **kwargs)
+
+    def raw_get(self, path: str, user: str = "alice", direct: bool = False) -> tuple[int, bytes]:
+        """A request whose path goes out exactly as written (httpx would normalise '..').
+
+        `direct` skips the proxy, as anyone on the hub host can: the service must hold on its own.
+        """
+        port = self.service_port if direct else self.hub.port
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", f"{SERVICE}/{path}", headers={"Authorization": f"token {self.service_token[user]}"})
+        response = connection.getresponse()
+        return response.status, response.read()
+
+
+@pytest.fixture(scope="module")
+def site(slurm_cluster: None) -> Iterator[DataSite]:
+    cancel_test_jobs()
+    site = DataSite().start()
+    yield site
+    site.oidc.close()
+
+
+# -- the Slurm server's view ------------------------------------------------------------------
+
+
+def exported(script: str, name: str) -> str:
+    """The value a batch script exports (the hub shell-quotes it)."""
+    line = next(line for line in script.splitlines() if line.startswith(f"export {name}="))
+    return shlex.split(line.removeprefix("export "))[0].split("=", 1)[1]
+
+
+def test_a_slurm_server_sees_its_proposals_data_with_the_filesystems_rights(site: DataSite) -> None:
+    hub, tree = site.hub, site.tree
+    token = hub.token_for("alice", ["servers!user=alice", "access:servers!user=alice"])
+    assert hub.spawn("alice", {"profile": "mx", "proposal": "20231234"}).status_code in (201, 202)
+    hub.wait_ready("alice")
+    try:
+        data = json.loads(exported(batch_script(hub.job_id("alice")), "DAAS_DATA"))
+        assert {(m["proposal"], m["name"]) for m in data} == {
+            ("20231234", "raw"),
+            ("20231234", "processed"),
+            ("20220001", "raw"),
+            ("20220001", "processed"),
+        }
+        contents = f"{hub.url}/user/alice/api/contents"
+        headers = {"Authorization": f"token {token}"}
+
+        folder = hub.http.get(f"{contents}/data", headers=headers).json()
+        assert sorted(item["name"] for item in folder["content"]) == ["20220001", "20231234"]  # no 20230042
+        raw = hub.http.get(f"{contents}/data/20231234/raw", headers=headers)
+        assert raw.status_code == 200, raw.text
+        assert {"scan_0001", "sample.nxs", "notes.txt"} <= {item["name"] for item in raw.json()["content"]}
+        notes = hub.http.get(f"{contents}/data/20231234/raw/notes.txt", headers=headers).json()
+        assert notes["content"] == "beamtime 20231234\n"
+
+        new_file = {"type": "file", "format": "text", "content": "result\n"}
+        refused = hub.http.put(f"{contents}/data/20231234/raw/result.txt", headers=headers, json=new_file)
+        assert refused.status_code >= 400 and "Permission denied" in refused.text
+        assert not (tree.raw("20231234") / "result.txt").exists()
+        written = hub.http.put(f"{contents}/data/20231234/processed/result.txt", headers=headers, json=new_file)
+        assert written.status_code == 201, written.text
+        assert (tree.processed("20231234") / "result.txt").read_text() == "result\n"
+        assert (tree.processed("20231234") / "result.txt").owner() == "alice"
+
+        assert hub.http.get(f"{contents}/data/20230042", headers=headers).status_code == 404
+        as_alice = subprocess.run(
+            ["sudo", "-n", "-u", "alice", "--", "cat", str(tree.raw("20230042") / "notes.txt")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert as_alice.returncode != 0 and "Permission denied" in as_alice.stderr
+    finally:
+        hub.stop_server("alice")
+
+
+def test_a_proposals_server_links_only_that_proposals_data(site: DataSite) -> None:
+    hub = site.hub
+    server = "proposal-20231234"
+    assert hub.spawn("alice", {"profile": "mx"}, server=server).status_code in (201, 202)
+    hub.wait_ready("alice", server)
+    try:
+        data = json.loads(exported(batch_script(hub.job_id("alice", server)), "DAAS_DATA"))
+        assert {m["proposal"] for m in data} == {"20231234"}
+    finally:
+        hub.stop_server("alice", server)
+
+
+def test_a_local_server_gets_the_same_links(site: DataSite) -> None:
+    """The local backend, on a hub whose admin wrote alice's proposals into her auth_state."""
+    hub = Hub(
+        public_tempdir("daas-data-local-") / "hub",
+        f"""
+        from daas_services.data import load_data_locations
+        c.Authenticator.enable_auth_state = True
+        c.DaaSSpawner.data_locations = load_data_locations("{site.tree.base / "data.yaml"}")
+        c.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{{username}}", "--"]
+        c.LocalBackend.working_dir = "/home/{{username}}"
+        c.Spawner.cmd = ["{VENV_BIN}/jupyterhub-singleuser"]
+        """,
+        env={"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)},
+    ).start()
+    try:
+        hub.create_users("alice")
+        proposals = [{"id": "20231234", "instrument": "ID11"}]
+        assert hub.api("PATCH", "/users/alice", json={"auth_state": {"proposals": proposals}}).status_code == 200
+        assert hub.spawn("alice", {}).status_code in (201, 202)
+        hub.wait_ready("alice", timeout=90)
+        token = hub.token_for("alice", ["access:servers!user=alice"])
+        headers = {"Authorization": f"token {token}"}
+        contents = f"{hub.url}/user/alice/api/contents/data"
+        assert [item["name"] for item in hub.http.get(contents, headers=headers).json()["content"]] == ["20231234"]
+        raw = hub.http.get(f"{contents}/20231234/raw/notes.txt", headers=headers).json()
+        assert raw["content"] == "beamtime 20231234\n"
+        new_file = {"type": "file", "format": "text", "content": "x"}
+        refused = hub.http.put(f"{contents}/20231234/raw/local.txt", headers=headers, json=new_file)
+        assert refused.status_code >= 400 and "Permission denied" in refused.text
+        hub.stop_server("alice")
+    finally:
+        hub.stop()
+        subprocess.run(["pkill", "-u", "alice", "-f", "jupyterhub-singleuser"], check=False)
+
+
+# -- the data service ---------------------------------------------------------------------------
+
+
+def test_mounts_lists_only_the_callers_proposals(site: DataSite) -> None:
+    response = site.get("api/mounts")
+    assert response.status_code == 200, response.text
+    proposals = response.json()["proposals"]
+    assert [p["id"] for p in proposals] == ["20231234", "20220001"]
+    first = proposals[0]
+    assert first["title"] == "Strain in additively manufactured alloys"
+    assert first["locations"] == [
+        {"name": "raw", "path": str(site.tree.raw("20231234")), "writable": False},
+        {"name": "processed", "path": str(site.tree.processed("20231234")), "writable": True},
+    ]
+    assert [p["id"] for p in site.get("api/mounts", user="bob").json()["proposals"]] == ["20230042"]
+
+
+def test_browse_lists_a_directory_in_pages(site: DataSite) -> None:
+    listing = site.get("api/browse/20231234/raw/").json()
+    names = [entry["name"] for entry in listing["entries"]]
+    assert names == ["bobs-notes.txt", "bobs-raw", "notes.txt", "readme.txt", "sample.nxs", "scan_0001"]
+    types = {entry["name"]: entry["type"] for entry in listing["entries"]}
+    assert types["scan_0001"] == "directory" and types["sample.nxs"] == "file" and types["bobs-raw"] == "link"
+    page = site.get("api/browse/20231234/raw", params={"offset": 2, "limit": 2}).json()
+    assert [entry["name"] for entry in page["entries"]] == ["notes.txt", "readme.txt"] and page["total"] == 6
+    inner = site.get("api/browse/20231234/raw/scan_0001").json()
+    assert inner["entries"][0]["name"] == "frames.bin" and inner["entries"][0]["size"] == len(BLOB)
+    assert site.get("api/browse/20231234/raw", params={"limit": 0}).status_code == 400
+
+
+def test_download_whole_and_with_ranges(site: DataSite) -> None:
+    whole = site.get("api/files/20231234/raw/scan_0001/frames.bin")
+    assert whole.status_code == 200 and whole.content == BLOB
+    assert whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["content-disposition"].startswith("attachment;")
+    part = site.get("api/files/20231234/raw/scan_0001/frames.bin", headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == BLOB[1000:2000]
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(BLOB)}"
+    tail = site.get("api/files/20231234/raw/scan_0001/frames.bin", headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == BLOB[-10:]
+    beyond = site.get("api/files/20231234/raw/scan_0001/frames.bin", headers={"Range": f"bytes={len(BLOB)}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(BLOB)}"
+
+
+def test_hdf5_tree_and_preview_of_a_nexus_file(site: DataSite) -> None:
+    tree = site.get("api/hdf5/20231234/raw/sample.nxs")
+    assert tree.status_code == 200, tree.text
+    entry = next(child for child in tree.json()["children"] if child["name"] == "entry")
+    assert entry["nx_class"] == "NXentry"
+    data_group = next(child for child in entry["children"] if child["name"] == "data")
+    assert data_group["nx_class"] == "NXdata" and data_group["attrs"]["signal"] == "data"
+    dataset = next(child for child in data_group["children"] if child["name"] == "data")
+    assert (dataset["path"], dataset["shape"], dataset["dtype"]) == ("/entry/data/data", [10, 32, 32], "uint16")
+    preview = site.get("api/hdf5/20231234/raw/sample.nxs", params={"dataset": "/entry/data/data"}).json()
+    selection = [slice(start, stop) for start, stop in preview["selection"]]
+    assert preview["data"] == FRAMES[tuple(selection)].tolist()
+    assert site.get("api/hdf5/20231234/raw/notes.txt").status_code == 400
+
+
+def test_the_page_lists_mounts_and_browses_them(site: DataSite) -> None:
+    http, _ = site.oidc.login("alice")  # a browser session: the service's OAuth goes through the hub
+    page = http.get(f"{site.hub.url}{SERVICE}/", follow_redirects=True)
+    assert page.status_code == 200, page.text[:500]
+    assert "Strain in additively manufactured alloys" in page.text and "20230042" not in page.text
+    folder = http.get(f"{site.hub.url}{SERVICE}/view/20231234/raw/", follow_redirects=True)
+    assert "sample.nxs" in folder.text and "scan_0001" in folder.text
+    nexus = http.get(f"{site.hub.url}{SERVICE}/view/20231234/raw/sample.nxs", follow_redirects=True)
+    assert "NXentry" in nexus.text and "uint16" in nexus.text
+
+
+# -- the attack matrix ---------------------------------------------------------------------------
+
+ATTACKS = {
+    "another proposal": ("api/browse/20230042/raw/", 403),
+    "another proposal's file": ("api/files/20230042/raw/notes.txt", 403),
+    "dot-dot": ("api/files/20231234/raw/../../../../../../etc/passwd", 400),
+    "dot-dot into B": ("api/browse/20231234/raw/../../../20230042/d22/raw", 400),
+    "encoded dot-dot": ("api/files/20231234/raw/%2e%2e/%2e%2e/%2e%2e/etc/passwd", 400),
+    "encoded slash": ("api/files/20231234/raw/..%2f..%2f..%2fetc%2fpasswd", 400),
+    "double encoding": ("api/files/20231234/raw/%252e%252e/%252e%252e/etc/passwd", 400),
+    "absolute path": ("api/files/20231234/raw//etc/passwd", 400),
+    "NUL byte": ("api/files/20231234/raw/notes.txt%00.png", 400),
+    "backslashes": ("api/files/20231234/raw/..%5c..%5cetc%5cpasswd", 400),
+    "very long path": ("api/browse/20231234/raw/" + "/".join(["a" * 200] * 30), 400),
+    "symlink into B's file": ("api/files/20231234/raw/bobs-notes.txt", 403),
+    "symlink into B's folder": ("api/browse/20231234/raw/bobs-raw", 403),
+    "symlink to a readable file outside": ("api/files/20231234/raw/readme.txt", 403),
+    "unknown location": ("api/browse/20231234/scratch/", 404),
+}
+
+
+@pytest.mark.parametrize("route", ["direct", "through the proxy"])
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_attacks_are_refused_and_leak_nothing(site: DataSite, attack: str, route: str) -> None:
+    path, status = ATTACKS[attack]
+    answer, body = site.raw_get(path, direct=route == "direct")
+    if route == "direct":
+        assert answer == status, body[:300]
+    else:  # the proxy resolves '..' and %2e itself: such requests then miss the service, or meet its checks
+        assert answer in (status, 302, 404), body[:300]
+    text = body.decode(errors="replace")
+    for secret in ("root:", "beamtime 20230042", "world-readable", str(site.tree.base)):
+        assert secret not in text
+
+
+def test_the_service_logs_refusals(site: DataSite) -> None:
+    site.raw_get("api/files/20231234/raw/readme.txt")
+    assert "leads outside its location" in site.hub.log_tail(400)
+
+
+def test_bob_cannot_read_alices_data(site: DataSite) -> None:
+    for path in ("api/browse/20231234/raw/", "api/files/20231234/raw/notes.txt", "api/hdf5/20231234/raw/sample.nxs"):
+        assert site.get(path, user="bob").status_code == 403
+
+
+def test_tokens_without_the_service_scope_and_no_token_are_refused(site: DataSite) -> None:
+    narrow = site.hub.token_for("alice", ["read:users!user=alice"])
+    assert site.get("api/mounts", token=narrow).status_code == 403
+    anonymous = site.get("api/mounts", user=None)
+    assert anonymous.status_code == 403 and "Strain" not in anonymous.text
+    assert site.get("api/files/20231234/raw/notes.txt", user=None).status_code == 403
