@@ -81,7 +81,7 @@ class DaaSSpawner(Spawner):
         allow_none=True,
         config=True,
         help="""The site's data locations per proposal, usually
-        `daas_services.data.load_data_locations("/etc/jupyterhub/data.yaml")` (the data service
+        `daas_services.data.mounts.load_data_locations("/etc/jupyterhub/data.yaml")` (the data service
         reads the same file). Each server gets its proposals' locations as links in
         `<working dir>/data/<proposal>/<location>`, as `$DAAS_DATA`, and as Apptainer binds.
         A server named after a proposal gets only that proposal's data. None: no data links.""",

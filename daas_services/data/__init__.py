@@ -1,5 +1,5 @@
-"""Per-proposal data: the mount model every backend uses, and the `daas-data` browsing service."""
+"""Per-proposal data: the mount model every backend uses (mounts.py), and the `daas-data` service.
 
-from .mounts import DataLocations, Location, Mount, load_data_locations
-
-__all__ = ["DataLocations", "Location", "Mount", "load_data_locations"]
+Kept empty on purpose: the service's reader runs as a fresh process per request
+(`python -m daas_services.data.reader`), and this package's import must cost it nothing.
+"""

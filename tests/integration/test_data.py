@@ -40,7 +40,7 @@ class DataSite:
         subprocess.run(["scontrol", "reconfigure"], check=True, timeout=60)
         self.service_port = free_port()
         config = f"""
-            from daas_services.data import load_data_locations
+            from daas_services.data.mounts import load_data_locations
             from daas_services.data.hub_setup import data_service, data_service_roles
             c.DaaSSpawner.data_locations = load_data_locations("{locations}")
             c.JupyterHub.services.append(data_service("{locations}", url="http://127.0.0.1:{self.service_port}"))
@@ -154,7 +154,7 @@ def test_a_local_server_gets_the_same_links(site: DataSite) -> None:
     hub = Hub(
         public_tempdir("daas-data-local-") / "hub",
         f"""
-        from daas_services.data import load_data_locations
+        from daas_services.data.mounts import load_data_locations
         c.Authenticator.enable_auth_state = True
         c.DaaSSpawner.data_locations = load_data_locations("{site.tree.base / "data.yaml"}")
         c.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{{username}}", "--"]
