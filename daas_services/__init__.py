@@ -1,1 +1,1 @@
-"""jupyterhub-daas services: data mounts and Dask offload (issues #5 and #6; not built yet)."""
+"""jupyterhub-daas services: per-proposal data (`data`) and Dask offload to Slurm (`dask`), run by the hub."""

@@ -27,8 +27,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 
+from ..hub_proposals import HubProposals
 from .as_user import ReaderError, UserReader
-from .hub_proposals import HubProposals
 from .mounts import DataLocations, Mount, resolve_mounts
 from .paths import DataPath, PathRefused, parse_request_path
 

@@ -41,10 +41,10 @@ class DataSite:
         self.service_port = free_port()
         config = f"""
             from daas_services.data.mounts import load_data_locations
-            from daas_services.data.hub_setup import data_service, data_service_roles
+            from daas_services.hub_setup import data_service, service_roles
             c.DaaSSpawner.data_locations = load_data_locations("{locations}")
             c.JupyterHub.services.append(data_service("{locations}", url="http://127.0.0.1:{self.service_port}"))
-            c.JupyterHub.load_roles += data_service_roles()
+            c.JupyterHub.load_roles += service_roles("daas-data")
         """
         self.oidc = OidcSite(extra_config=config, prefix="daas-data-site-")
         self.hub = self.oidc.hub

@@ -1,0 +1,52 @@
+"""The hub-side configuration of the DaaS services, so a site writes it once and correctly.
+
+from daas_services.hub_setup import data_service, dask_service, service_roles
+c.JupyterHub.services += [data_service("/etc/jupyterhub/data.yaml"), dask_service("/etc/jupyterhub/dask.yaml")]
+c.JupyterHub.load_roles += service_roles("daas-data", "daas-dask")
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def managed_service(name: str, module: str, args: list[str], url: str) -> dict[str, Any]:
+    """A `c.JupyterHub.services` entry that the hub starts and stops, in the hub's Python."""
+    return {
+        "name": name,
+        "url": url,
+        "command": [sys.executable, "-m", module, *args],
+        "oauth_no_confirm": True,
+        "display": True,
+    }
+
+
+def data_service(
+    locations_file: str, url: str = "http://127.0.0.1:10101", user_prefix: str | None = None
+) -> dict[str, Any]:
+    """The daas-data service (reads the same locations file as `c.DaaSSpawner.data_locations`)."""
+    args = ["--locations", locations_file] + (["--user-prefix", user_prefix] if user_prefix is not None else [])
+    return managed_service("daas-data", "daas_services.data", args, url)
+
+
+def dask_service(
+    config_file: str, url: str = "http://127.0.0.1:10102", extra_args: list[str] | None = None
+) -> dict[str, Any]:
+    """The daas-dask service; `extra_args` take its command-line options (--records, --interface, ...)."""
+    return managed_service("daas-dask", "daas_services.dask", ["--config", config_file, *(extra_args or [])], url)
+
+
+def service_roles(*names: str) -> list[dict[str, Any]]:
+    """Each service may read users' auth_state (proposals) and servers; users and their servers may use them.
+
+    The `user` and `server` roles keep JupyterHub's default scopes and gain access to these
+    services only, so a notebook can call them with its own $JUPYTERHUB_API_TOKEN.
+    """
+    access = [f"access:services!service={name}" for name in names]
+    service_scopes = ["read:users", "read:servers", "admin:auth_state"]
+    return [
+        *({"name": f"{name}-service", "scopes": service_scopes, "services": [name]} for name in names),
+        {"name": "user", "scopes": ["self", *access]},
+        {"name": "server", "scopes": ["users:activity!user", "access:servers!server", *access]},
+    ]
