@@ -1,0 +1,285 @@
+"""What a Dask cluster may be: the site's limits (YAML), and the one validator of every request.
+
+Requests come from notebooks (REST bodies); nothing in them reaches a scheduler command
+before `resolve_request` / `resolve_scale` / `resolve_adapt` has turned it into bounded
+numbers and names taken from the site's own lists. Malformed input is a 400, anything over
+a limit a 403 naming the limit, so a scientist knows what to ask their admin for.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from daas_spawner.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
+
+ACCOUNT = re.compile(r"^[A-Za-z0-9_.:+-]{1,100}$")
+PartitionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+MemoryMB = Annotated[int, BeforeValidator(parse_memory_mb)]
+WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
+
+
+class DaskConfigError(ValueError):
+    """A limits file that cannot be used; the message names the file and the field."""
+
+
+class RequestError(ValueError):
+    """A request refused; `status` is 400 (malformed) or 403 (not allowed, over a limit)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    """Bounds and defaults for one user's clusters (per proposal where the site says so)."""
+
+    max_clusters: PositiveInt = Field(2, description="Clusters one person may run at once.")
+    max_workers: PositiveInt = Field(8, description="Workers per cluster (fixed or adaptive maximum).")
+    max_cores: PositiveInt = Field(4, description="Cores per worker.")
+    max_memory: MemoryMB = Field(16384, description="Memory per worker (MiB, or a size like 16G).")
+    max_walltime: WalltimeSeconds = Field(8 * 3600, description="Wall time of each worker job.")
+    partitions: list[PartitionName] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    cores: PositiveInt = Field(1, description="Cores per worker when the request names none.")
+    memory: MemoryMB = Field(4096, description="Memory per worker when the request names none.")
+    walltime: WalltimeSeconds = Field(3600, description="Worker wall time when the request names none.")
+    idle_timeout: PositiveInt = Field(1800, description="Seconds without Dask work before the cluster stops.")
+
+    @model_validator(mode="after")
+    def _defaults_within_bounds(self) -> Limits:
+        for default, bound in (("cores", "max_cores"), ("memory", "max_memory"), ("walltime", "max_walltime")):
+            if getattr(self, default) > getattr(self, bound):
+                raise ValueError(f"{default} is above {bound}")
+        return self
+
+
+class ProposalLimits(_Strict):
+    """Limits for proposals whose id matches `match` (a glob such as 2023* or MX-*)."""
+
+    match: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
+    limits: dict[str, Any] = Field(description="Fields of Limits that differ from the defaults.")
+
+
+class DaskConfig(_Strict):
+    """The site's Dask offload configuration."""
+
+    defaults: Limits = Field(default_factory=Limits)
+    proposals: list[ProposalLimits] = Field(default_factory=list)
+    account_template: str = Field("{proposal}", description="Slurm account of a proposal's workers.")
+    require_proposal: bool = Field(False, description="Refuse clusters that work for no proposal.")
+
+    @field_validator("account_template")
+    @classmethod
+    def _account(cls, template: str) -> str:
+        if not ACCOUNT.match(template.replace("{proposal}", "P")):
+            raise ValueError("an account is letters, digits and _ . : + - with at most a {proposal} placeholder")
+        return template
+
+    @model_validator(mode="after")
+    def _proposal_limits_are_limits(self) -> DaskConfig:
+        for rule in self.proposals:
+            self._merged(rule)
+        return self
+
+    def _merged(self, rule: ProposalLimits) -> Limits:
+        """The defaults with a rule's fields; wall times go back as Slurm text (a bare number means minutes)."""
+        defaults = self.defaults.model_dump()
+        for name in ("walltime", "max_walltime"):
+            defaults[name] = format_walltime(defaults[name])
+        return Limits.model_validate(defaults | rule.limits)
+
+    def limits_for(self, proposal: str | None) -> Limits:
+        """The defaults, overridden by the first rule that matches the proposal."""
+        for rule in self.proposals:
+            if proposal is not None and fnmatch.fnmatchcase(proposal, rule.match):
+                return self._merged(rule)
+        return self.defaults
+
+    def account(self, proposal: str | None) -> str | None:
+        return self.account_template.replace("{proposal}", proposal) if proposal and self.account_template else None
+
+
+class Adapt(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # "4", 2.0 and True are not counts
+    minimum: NonNegativeInt = 0
+    maximum: PositiveInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Adapt:
+        if self.minimum > self.maximum:
+            raise ValueError("minimum is above maximum")
+        return self
+
+
+class ClusterRequest(_Strict):
+    """A create request exactly as the REST body may hold it."""
+
+    workers: StrictInt | None = Field(None, ge=0)
+    adapt: Adapt | None = None
+    cores: StrictInt | None = Field(None, ge=1)
+    memory: str | StrictInt | None = None
+    partition: str | None = None
+    walltime: str | StrictInt | None = None
+    proposal: str | None = None
+    # The notebook server the cluster is made from ("" is the default server); None: tied to none.
+    server_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{0,255}$")] | None = None
+
+
+class ResolvedCluster(_Strict):
+    """A request made complete and bounded: what the launcher is given."""
+
+    proposal: str | None
+    account: str | None
+    partition: str
+    cores: int
+    memory_mb: int
+    walltime_seconds: int
+    workers: int
+    adapt: Adapt | None
+    idle_timeout: int
+    max_workers: int
+    server_name: str | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "proposal": self.proposal,
+            "partition": self.partition,
+            "cores": self.cores,
+            "memory": format_memory(self.memory_mb),
+            "walltime": format_walltime(self.walltime_seconds),
+            "workers": self.workers,
+            "adapt": self.adapt.model_dump() if self.adapt else None,
+            "idle_timeout": self.idle_timeout,
+        }
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{field}: {first['msg']}"
+
+
+def _parsed(name: str, value: str | int | None, parse: Callable[[str | int], int], default: int, least: int) -> int:
+    """A user's size or duration; zero would mean 'the whole node' or 'no limit' to Slurm, so it is refused."""
+    if value is None:
+        return default
+    try:
+        parsed = parse(value)
+    except ValueError as err:
+        raise RequestError(400, f"{name}: {err}") from None
+    if parsed < least:
+        raise RequestError(400, f"{name}: {value!r} is too small")
+    return parsed
+
+
+def _over(name: str, value: Any, limit: Any) -> RequestError:
+    return RequestError(403, f"{name}: {value} is over your limit {limit}")
+
+
+def resolve_request(raw: Any, config: DaskConfig, proposals: list[str], running: int) -> ResolvedCluster:
+    """Validate a create request for a user with these proposals and this many running clusters."""
+    if not isinstance(raw, dict):
+        raise RequestError(400, "the body must be a JSON object")
+    try:
+        request = ClusterRequest.model_validate(raw)
+    except ValidationError as err:
+        raise RequestError(400, _first_error(err)) from None
+    if request.workers is not None and request.adapt is not None:
+        raise RequestError(400, "give either workers or adapt, not both")
+    proposal = request.proposal if request.proposal is not None else (proposals[0] if proposals else None)
+    if proposal is not None and proposal not in proposals:
+        raise RequestError(403, f"proposal: {proposal!r} is not one of your proposals")
+    if proposal is None and config.require_proposal:
+        raise RequestError(403, "proposal: this site runs Dask clusters for proposals only")
+    limits = config.limits_for(proposal)
+    if running >= limits.max_clusters:
+        raise _over("clusters", running + 1, f"max_clusters={limits.max_clusters}")
+    memory = _parsed("memory", request.memory, parse_memory_mb, limits.memory, least=1)
+    walltime = _parsed("walltime", request.walltime, parse_walltime_seconds, limits.walltime, least=60)
+    partition = request.partition or limits.partitions[0]
+    if partition not in limits.partitions:
+        raise RequestError(403, f"partition: {partition!r} is not offered (choose from {', '.join(limits.partitions)})")
+    cores = request.cores or limits.cores
+    for name, value, bound, shown in (
+        ("cores", cores, limits.max_cores, limits.max_cores),
+        ("memory", memory, limits.max_memory, format_memory(limits.max_memory)),
+        ("walltime", walltime, limits.max_walltime, format_walltime(limits.max_walltime)),
+    ):
+        if value > bound:
+            raise _over(name, raw.get(name, value), f"max_{name}={shown}")
+    workers = 0 if request.adapt is not None else (request.workers if request.workers is not None else 0)
+    check_workers(request.adapt.maximum if request.adapt else workers, limits.max_workers)
+    return ResolvedCluster(
+        proposal=proposal,
+        account=config.account(proposal),
+        partition=partition,
+        cores=cores,
+        memory_mb=memory,
+        walltime_seconds=walltime,
+        workers=workers,
+        adapt=request.adapt,
+        idle_timeout=limits.idle_timeout,
+        max_workers=limits.max_workers,
+        server_name=request.server_name,
+    )
+
+
+def check_workers(count: int, max_workers: int) -> None:
+    if count > max_workers:
+        raise _over("workers", count, f"max_workers={max_workers}")
+
+
+def resolve_scale(raw: Any, max_workers: int) -> int:
+    """The body of a scale request: {"workers": n}."""
+    if not isinstance(raw, dict) or set(raw) != {"workers"}:
+        raise RequestError(400, 'the body must be {"workers": <number>}')
+    workers = raw["workers"]
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise RequestError(400, "workers: a whole number >= 0")
+    check_workers(workers, max_workers)
+    return workers
+
+
+def resolve_adapt(raw: Any, max_workers: int) -> Adapt:
+    """The body of an adapt request: {"minimum": a, "maximum": b}."""
+    try:
+        adapt = Adapt.model_validate(raw)
+    except ValidationError as err:
+        raise RequestError(400, _first_error(err)) from None
+    check_workers(adapt.maximum, max_workers)
+    return adapt
+
+
+def load_dask_config(path: str | Path) -> DaskConfig:
+    """Read and validate the limits file; errors name the file and the field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise DaskConfigError(f"{path}: cannot read Dask limits: {err}") from None
+    try:
+        return DaskConfig.model_validate(raw)
+    except ValidationError as err:
+        raise DaskConfigError(f"{path}: {_first_error(err)}") from None

@@ -1,0 +1,259 @@
+"""`daas-dask`: Dask clusters on Slurm for notebooks on any backend, run as their owner.
+
+API under the service prefix (e.g. /services/daas-dask/), for tokens or sessions with the
+service's `access:services!service=daas-dask` scope; every cluster is its owner's only:
+
+    GET    api/clusters                      mine
+    POST   api/clusters                      create: {workers | adapt: {minimum, maximum}, cores, memory,
+                                                      partition, walltime, proposal, server_name}
+    GET    api/clusters/<id>                 one, with live worker figures
+    GET    api/clusters/<id>/credentials     the cluster's TLS client credentials (for the owner's client)
+    POST   api/clusters/<id>/scale           {"workers": n}
+    POST   api/clusters/<id>/adapt           {"minimum": a, "maximum": b}
+    DELETE api/clusters/<id>                 stop: the scheduler ends, the worker jobs are cancelled
+    GET    dashboard/<id>/...                the scheduler's dashboard, for its owner only
+
+Requests are validated by limits.py against the site's limits for the caller's proposal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pwd
+from typing import Any, NoReturn
+
+import httpx
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from tornado import httpclient, web
+
+from ..hub_proposals import HubProposals
+from .limits import DaskConfig, RequestError, resolve_adapt, resolve_request, resolve_scale
+from .manager import ClusterError, ClusterManager
+from .records import ClusterRecord
+
+log = logging.getLogger("daas-dask")
+
+
+def cluster_model(record: ClusterRecord, prefix: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the owner sees of a cluster (credentials have their own endpoint)."""
+    return {
+        "id": record.id,
+        "status": record.status,
+        "message": record.message,
+        "scheduler_address": record.scheduler_address if record.active else None,
+        "dashboard_url": f"{prefix}dashboard/{record.id}/status" if record.active else None,
+        "options": {key: record.resolved.get(key) for key in ("proposal", "partition", "cores", "server_name")}
+        | {"memory_mb": record.resolved.get("memory_mb"), "walltime_seconds": record.resolved.get("walltime_seconds")},
+        "max_workers": record.resolved.get("max_workers"),
+        "workers": info.get("workers") if info else 0,
+        "requested": info.get("requested") if info else None,
+        "created": record.created,
+        "ended": record.ended,
+    }
+
+
+class DaskApp:
+    """The service's shared parts: configuration, cluster manager, the hub's view of users."""
+
+    def __init__(self, config: DaskConfig, manager: ClusterManager, proposals: HubProposals, prefix: str) -> None:
+        self.config = config
+        self.manager = manager
+        self.proposals = proposals
+        self.prefix = prefix
+
+
+class DaskHandler(HubOAuthenticated, web.RequestHandler):
+    def initialize(self, app: DaskApp) -> None:
+        self.app = app
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    @property
+    def username(self) -> str:
+        user = self.current_user
+        if not user or user.get("kind", "user") != "user":
+            raise web.HTTPError(403, "Dask clusters belong to users")
+        return user["name"]
+
+    def own_cluster(self, cluster_id: str) -> ClusterRecord:
+        record = self.app.manager.records.get(cluster_id)
+        if record is None:
+            raise web.HTTPError(404, "no such cluster")
+        if record.username != self.username:
+            log.warning(
+                "refused %s %s of cluster %s to %s", self.request.method, self.request.path, cluster_id, self.username
+            )
+            raise web.HTTPError(403, "this is not your cluster")
+        return record
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        message = error.log_message if isinstance(error, web.HTTPError) and error.log_message else self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+
+class ApiHandler(DaskHandler):
+    def get_login_url(self) -> str:
+        raise web.HTTPError(403, "a token with access to this service is required")
+
+    def body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "the body must be JSON") from None
+
+    def refuse(self, err: RequestError | ClusterError) -> NoReturn:
+        log.info("refused for %s: %s", self.username, err)
+        raise web.HTTPError(err.status, str(err))
+
+    def write_json(self, document: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(document))
+
+    async def model(self, record: ClusterRecord) -> dict[str, Any]:
+        return cluster_model(record, self.app.prefix, await self.app.manager.info(record))
+
+
+class ClustersHandler(ApiHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        records = self.app.manager.records.of_user(self.username)
+        if self.get_query_argument("all", "0") != "1":
+            records = [record for record in records if record.active]
+        self.write_json({"clusters": [await self.model(record) for record in records]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        username = self.username
+        proposals = [proposal.id for proposal in await self.app.proposals.of(username)]
+        running = sum(1 for record in self.app.manager.records.of_user(username) if record.active)
+        try:
+            resolved = resolve_request(self.body(), self.app.config, proposals, running)
+        except RequestError as err:
+            self.refuse(err)
+        try:
+            home = pwd.getpwnam(username).pw_dir
+        except KeyError:
+            raise web.HTTPError(403, f"user {username} has no Unix account here") from None
+        try:
+            record = await self.app.manager.start(username, home, resolved)
+        except ClusterError as err:
+            self.refuse(err)
+        self.write_json(await self.model(record), status=201)
+
+
+class ClusterHandler(ApiHandler):
+    @web.authenticated
+    async def get(self, cluster_id: str) -> None:
+        self.write_json(await self.model(self.own_cluster(cluster_id)))
+
+    @web.authenticated
+    async def delete(self, cluster_id: str) -> None:
+        record = await self.app.manager.stop(self.own_cluster(cluster_id))
+        self.write_json(cluster_model(record, self.app.prefix))
+
+
+class CredentialsHandler(ApiHandler):
+    @web.authenticated
+    async def get(self, cluster_id: str) -> None:
+        record = self.own_cluster(cluster_id)
+        if not record.active or not record.tls:
+            raise web.HTTPError(409, "the cluster is not running")
+        self.set_header("Cache-Control", "no-store")
+        self.write_json({"scheduler_address": record.scheduler_address, "tls": record.tls})
+
+
+class ScaleHandler(ApiHandler):
+    @web.authenticated
+    async def post(self, cluster_id: str) -> None:
+        record = self.own_cluster(cluster_id)
+        try:
+            workers = resolve_scale(self.body(), record.resolved["max_workers"])
+            await self.app.manager.call(record, "daas_scale", workers=workers)
+        except (RequestError, ClusterError) as err:
+            self.refuse(err)
+        self.write_json(await self.model(record))
+
+
+class AdaptHandler(ApiHandler):
+    @web.authenticated
+    async def post(self, cluster_id: str) -> None:
+        record = self.own_cluster(cluster_id)
+        try:
+            adapt = resolve_adapt(self.body(), record.resolved["max_workers"])
+            await self.app.manager.call(record, "daas_adapt", minimum=adapt.minimum, maximum=adapt.maximum)
+        except (RequestError, ClusterError) as err:
+            self.refuse(err)
+        self.write_json(await self.model(record))
+
+
+class DashboardHandler(DaskHandler):
+    """The scheduler's dashboard (bound to 127.0.0.1 on this host), proxied for its owner only."""
+
+    @web.authenticated
+    async def get(self, cluster_id: str, path: str) -> None:
+        record = self.own_cluster(cluster_id)
+        if not record.active or not record.dashboard_port:
+            raise web.HTTPError(404, "this cluster has no dashboard now")
+        url = f"http://127.0.0.1:{record.dashboard_port}{self.request.uri}"
+        try:
+            response = await httpclient.AsyncHTTPClient().fetch(url, raise_error=False, follow_redirects=False)
+        except OSError:
+            raise web.HTTPError(502, "the dashboard is not answering") from None
+        self.set_status(response.code)
+        for name in ("Content-Type", "Location", "Cache-Control"):
+            if name in response.headers:
+                self.set_header(name, response.headers[name])
+        self.finish(response.body or b"")
+
+
+async def watch(app: DaskApp, hub: httpx.AsyncClient, interval: float, stop_with_server: bool) -> None:
+    """Every interval: end clusters whose scheduler is gone, and (if set) those whose server stopped."""
+    misses: dict[str, int] = {}
+    while True:
+        await asyncio.sleep(interval)
+        for record in app.manager.records.active():
+            if record.status != "running":
+                continue
+            if await app.manager.info(record) is None:
+                misses[record.id] = misses.get(record.id, 0) + 1
+                if misses[record.id] >= 2:
+                    await app.manager.end_lost(record, "ended: idle past its timeout, or its scheduler stopped")
+                continue
+            misses.pop(record.id, None)
+            tied = record.resolved.get("server_name") is not None
+            if stop_with_server and tied and not await server_running(hub, record):
+                await app.manager.stop(record, f"stopped with the notebook server {record.resolved['server_name']!r}")
+
+
+async def server_running(hub: httpx.AsyncClient, record: ClusterRecord) -> bool:
+    """Whether the notebook server a cluster was made from still runs (unknown: yes)."""
+    try:
+        response = await hub.get(f"/users/{record.username}")
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return True
+    server = response.json().get("servers", {}).get(record.resolved["server_name"])
+    return bool(server) and server.get("stopped") is not True
+
+
+def make_app(app: DaskApp) -> web.Application:
+    prefix, deps = app.prefix, {"app": app}
+    return web.Application(
+        [
+            (rf"{prefix}api/clusters", ClustersHandler, deps),
+            (rf"{prefix}api/clusters/([0-9a-f]{{16}})", ClusterHandler, deps),
+            (rf"{prefix}api/clusters/([0-9a-f]{{16}})/credentials", CredentialsHandler, deps),
+            (rf"{prefix}api/clusters/([0-9a-f]{{16}})/scale", ScaleHandler, deps),
+            (rf"{prefix}api/clusters/([0-9a-f]{{16}})/adapt", AdaptHandler, deps),
+            (rf"{prefix}dashboard/([0-9a-f]{{16}})(/.*)?", DashboardHandler, deps),
+            (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
+        ],
+        cookie_secret=os.urandom(32),  # only HubOAuth's session cookie: a restart means a new login
+    )
