@@ -7,6 +7,9 @@ credentials (a fresh CA per cluster: only holders of this cluster's key can conn
 prints one JSON line (scheduler address, dashboard port, credentials) and then logs to a
 file in the cluster's folder.
 
+It imports only what a cluster needs (no hub, no spawner): its start-up is part of the
+time a scientist waits for workers.
+
 The service (and the owner's client) steer it through handlers on the scheduler's own,
 TLS-authenticated comm: `daas_info`, `daas_scale`, `daas_adapt`, `daas_close`. They
 enforce the worker limit the service resolved, so even a direct call cannot exceed it.
@@ -29,8 +32,6 @@ from typing import Any
 from dask_jobqueue import SLURMCluster
 from distributed.security import Security
 
-from daas_spawner.quantities import format_walltime
-
 log = logging.getLogger("daas-dask-launcher")
 
 
@@ -50,7 +51,7 @@ def cluster_kwargs(spec: dict[str, Any], security: Security) -> dict[str, Any]:
         "memory": f"{resolved['memory_mb']}MiB",
         "queue": resolved["partition"],
         "account": resolved["account"],
-        "walltime": format_walltime(resolved["walltime_seconds"]),
+        "walltime": spec["walltime"],
         "job_name": spec["job_name"],
         "python": spec["worker_python"],
         "interface": spec.get("interface"),

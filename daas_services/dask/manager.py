@@ -21,6 +21,7 @@ from distributed.core import rpc
 from distributed.security import Security
 
 from daas_spawner.backends.base import UNIX_NAME
+from daas_spawner.quantities import format_walltime
 
 from .limits import ResolvedCluster
 from .records import ClusterRecord, ClusterRecords
@@ -94,6 +95,7 @@ class ClusterManager:
             "job_name": record.job_name,
             "workdir": self.workdir_template.format(home=home, username=username, cluster=cluster_id),
             "resolved": record.resolved,
+            "walltime": format_walltime(resolved.walltime_seconds),
             "worker_python": self.worker_python,
             "interface": self.interface,
             "scheduler_host": self.scheduler_host,
