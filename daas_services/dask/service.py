@@ -26,9 +26,10 @@ import pwd
 from typing import Any, NoReturn
 
 import httpx
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import httpclient, web
 
+from ..handlers import NoLoginRedirect, UserHandler
 from ..hub_proposals import HubProposals
 from .limits import DaskConfig, RequestError, resolve_adapt, resolve_request, resolve_scale
 from .manager import ClusterError, ClusterManager
@@ -65,19 +66,9 @@ class DaskApp:
         self.prefix = prefix
 
 
-class DaskHandler(HubOAuthenticated, web.RequestHandler):
+class DaskHandler(UserHandler):
     def initialize(self, app: DaskApp) -> None:
         self.app = app
-
-    def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-
-    @property
-    def username(self) -> str:
-        user = self.current_user
-        if not user or user.get("kind", "user") != "user":
-            raise web.HTTPError(403, "Dask clusters belong to users")
-        return user["name"]
 
     def own_cluster(self, cluster_id: str) -> ClusterRecord:
         record = self.app.manager.records.get(cluster_id)
@@ -90,17 +81,8 @@ class DaskHandler(HubOAuthenticated, web.RequestHandler):
             raise web.HTTPError(403, "this is not your cluster")
         return record
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None, None))[1]
-        message = error.log_message if isinstance(error, web.HTTPError) and error.log_message else self._reason
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": message}))
 
-
-class ApiHandler(DaskHandler):
-    def get_login_url(self) -> str:
-        raise web.HTTPError(403, "a token with access to this service is required")
-
+class ApiHandler(NoLoginRedirect, DaskHandler):
     def body(self) -> Any:
         try:
             return json.loads(self.request.body or b"{}")
@@ -110,11 +92,6 @@ class ApiHandler(DaskHandler):
     def refuse(self, err: RequestError | ClusterError) -> NoReturn:
         log.info("refused for %s: %s", self.username, err)
         raise web.HTTPError(err.status, str(err))
-
-    def write_json(self, document: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(document))
 
     async def model(self, record: ClusterRecord) -> dict[str, Any]:
         return cluster_model(record, self.app.prefix, await self.app.manager.info(record))

@@ -15,7 +15,6 @@ read runs as the caller's Unix user (as_user.py).
 
 from __future__ import annotations
 
-import json
 import logging
 import mimetypes
 import os
@@ -24,9 +23,10 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
+from ..handlers import NoLoginRedirect, UserHandler
 from ..hub_proposals import HubProposals
 from .as_user import ReaderError, UserReader
 from .mounts import DataLocations, Mount, resolve_mounts
@@ -56,24 +56,13 @@ def parse_range(header: str | None) -> dict[str, int] | None:
     return {"start": int(first), **({"end": int(last)} if last else {})}
 
 
-class DataHandler(HubOAuthenticated, web.RequestHandler):
+class DataHandler(UserHandler):
     """Identifies the caller through the hub and resolves their mounts."""
 
     def initialize(self, locations: DataLocations, proposals: HubProposals, reader: UserReader) -> None:
         self.locations = locations
         self.proposals = proposals
         self.reader = reader
-
-    def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
-
-    @property
-    def username(self) -> str:
-        user = self.current_user
-        if not user or user.get("kind", "user") != "user":
-            raise web.HTTPError(403, "this service serves users' data")
-        return user["name"]
 
     async def mounts(self) -> list[Mount]:
         return resolve_mounts(self.locations, await self.proposals.of(self.username))
@@ -110,25 +99,9 @@ class DataHandler(HubOAuthenticated, web.RequestHandler):
         request = {"op": "list", "root": mount.source, "names": path.names, "offset": offset, "limit": limit}
         return await self.ask(request)
 
-    def error_message(self, **kwargs: Any) -> str:
-        error = kwargs.get("exc_info", (None, None, None))[1]
-        return error.log_message if isinstance(error, web.HTTPError) and error.log_message else self._reason
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        message = self.error_message(**kwargs)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": message}))
-
-
-class ApiHandler(DataHandler):
-    """API answers are JSON; an anonymous call is a 403, not a login redirect."""
-
-    def get_login_url(self) -> str:
-        raise web.HTTPError(403, "a token with access to this service is required")
-
-    def write_json(self, document: Any) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(document))
+class ApiHandler(NoLoginRedirect, DataHandler):
+    """Token calls: an anonymous one is a 403, not a login redirect."""
 
 
 class MountsHandler(ApiHandler):
