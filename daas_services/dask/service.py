@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 import httpx
 from jupyterhub.services.auth import HubOAuthCallbackHandler
-from tornado import httpclient, web
+from tornado import httpclient, web, websocket
 
 from ..handlers import NoLoginRedirect, UserHandler
 from ..hub_proposals import HubProposals
@@ -190,6 +190,46 @@ class DashboardHandler(DaskHandler):
         self.finish(response.body or b"")
 
 
+class DashboardSocket(DaskHandler, websocket.WebSocketHandler):
+    """The dashboard's live plots (bokeh's websocket), relayed for the cluster's owner only."""
+
+    upstream: websocket.WebSocketClientConnection | None = None
+
+    async def get(self, cluster_id: str, path: str) -> None:
+        if self.current_user is None:
+            raise web.HTTPError(403, "log in through the hub first")
+        record = self.own_cluster(cluster_id)
+        if not record.active or not record.dashboard_port:
+            raise web.HTTPError(404, "this cluster has no dashboard now")
+        offered = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        try:
+            self.upstream = await websocket.websocket_connect(
+                f"ws://127.0.0.1:{record.dashboard_port}{self.request.uri}",
+                on_message_callback=self.from_upstream,
+                subprotocols=offered or None,
+            )
+        except (OSError, httpclient.HTTPClientError):
+            raise web.HTTPError(502, "the dashboard is not answering") from None
+        await super().get(cluster_id, path)
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return self.upstream.selected_subprotocol if self.upstream else None
+
+    def on_message(self, message: str | bytes) -> None:
+        if self.upstream is not None:
+            self.upstream.write_message(message, binary=isinstance(message, bytes))
+
+    def from_upstream(self, message: str | bytes | None) -> None:
+        if message is None:
+            self.close()
+        elif self.ws_connection is not None:
+            self.write_message(message, binary=isinstance(message, bytes))
+
+    def on_close(self) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+
+
 async def watch(app: DaskApp, hub: httpx.AsyncClient, interval: float, stop_with_server: bool) -> None:
     """Every interval: end clusters whose scheduler is gone, and (if set) those whose server stopped."""
     misses: dict[str, int] = {}
@@ -229,6 +269,7 @@ def make_app(app: DaskApp) -> web.Application:
             (rf"{prefix}api/clusters/([0-9a-f]{{16}})/credentials", CredentialsHandler, deps),
             (rf"{prefix}api/clusters/([0-9a-f]{{16}})/scale", ScaleHandler, deps),
             (rf"{prefix}api/clusters/([0-9a-f]{{16}})/adapt", AdaptHandler, deps),
+            (rf"{prefix}dashboard/([0-9a-f]{{16}})(/.*/ws)", DashboardSocket, deps),
             (rf"{prefix}dashboard/([0-9a-f]{{16}})(/.*)?", DashboardHandler, deps),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
         ],

@@ -3,6 +3,8 @@
 Copy and adapt: profile file path, Slurm location, how the hub acts as users, intervals.
 """
 
+from daas_services.data.mounts import load_data_locations
+from daas_services.hub_setup import dask_service, data_service, service_roles
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -26,3 +28,20 @@ c.SlurmBackend.user_prefix = ["sudo", "-n", "-u", "{username}", "--"]
 c.SlurmBackend.poll_interval = 30  # one batched squeue per 30 s for the whole hub
 c.SlurmBackend.working_dir = "{home}"
 c.SlurmBackend.output = "jupyterhub-daas-%j.log"
+
+# Per-proposal data (needs proposals from daas_auth: see examples/keycloak): links in every server,
+# and the daas-data service to browse them. Both read the same file (profiles/data.yaml is an example).
+
+c.DaaSSpawner.data_locations = load_data_locations("/etc/jupyterhub/data.yaml")
+c.JupyterHub.services = [
+    data_service("/etc/jupyterhub/data.yaml"),
+    # Dask offload to this cluster; limits per proposal in profiles/dask.yaml. --interface names the
+    # network the compute nodes reach the hub host on; workers need the same Python as --worker-python.
+    dask_service(
+        "/etc/jupyterhub/dask.yaml",
+        extra_args=["--interface", "ib0", "--records", "/var/lib/daas-dask/clusters.sqlite"],
+    ),
+]
+c.JupyterHub.load_roles = service_roles("daas-data", "daas-dask")
+# Notebooks find the Dask service here (any backend that reaches the hub's public URL).
+c.DaaSSpawner.environment = {"DAAS_DASK_URL": "https://jupyterhub.example.org/services/daas-dask/"}

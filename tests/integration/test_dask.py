@@ -7,8 +7,10 @@ as their owner (sudo, then Slurm jobs); only the owner's client holds the TLS cr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from distributed import Client
+from tornado import httpclient, websocket
 
 from daas_services.dask.client import DaskOffload, OffloadCluster, OffloadError
 
@@ -210,6 +213,24 @@ def test_bob_cannot_see_steer_stop_or_open_alices_cluster(site: DaskSite, alices
     dashboard = site.api("GET", f"dashboard/{cluster_id}/status")
     assert dashboard.status_code == 200 and "Dask" in dashboard.text
     assert site.api("GET", f"dashboard/{cluster_id}/status", user=None).status_code in (302, 403)
+
+
+async def test_the_dashboards_live_plots_reach_only_the_owner(site: DaskSite, alices_cluster: OffloadCluster) -> None:
+    page = site.api("GET", f"dashboard/{alices_cluster.id}/status")
+    bokeh_token = re.search(r'"token":"([^"]+)"', page.text).group(1)
+    url = f"ws://127.0.0.1:{site.hub.port}{SERVICE}dashboard/{alices_cluster.id}/status/ws"
+
+    async def connect(user: str) -> websocket.WebSocketClientConnection:
+        request = httpclient.HTTPRequest(url, headers={"Authorization": f"token {site.token[user]}"})
+        return await websocket.websocket_connect(request, subprotocols=["bokeh", bokeh_token])
+
+    socket = await connect("alice")  # through the hub's proxy and the service, to bokeh's server
+    assert socket.selected_subprotocol == "bokeh"
+    assert json.loads(await asyncio.wait_for(socket.read_message(), 30))["msgtype"] == "ACK"
+    socket.close()
+    with pytest.raises(httpclient.HTTPClientError) as refused:
+        await connect("bob")
+    assert refused.value.code == 403
 
 
 def test_bob_cannot_connect_to_alices_scheduler(site: DaskSite, alices_cluster: OffloadCluster) -> None:
