@@ -248,6 +248,10 @@ class DaaSSpawner(Spawner):
 
     async def start(self) -> tuple[str, int]:
         options = await self.resolve(self.user_options)
+        if isinstance(self.user_options, dict):
+            # The profile it runs, also where the user left it to the default: services (Dask
+            # limits per profile) read it from the server model with `read:servers`.
+            self.user_options = {**self.user_options, "profile": options.profile.id}
         backend = self.backend(options.backend)
         if options.profile.default_url:
             self.default_url = options.profile.default_url
@@ -283,6 +287,7 @@ class DaaSSpawner(Spawner):
         """Persist the job id at once: a hub restart while a job queues must not orphan it."""
         if self.orm_spawner is not None and self.db is not None:
             self.orm_spawner.state = self.get_state()
+            self.orm_spawner.user_options = self.user_options
             self.db.commit()
 
     def _watch(self) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..hub_proposals import HubProposals
+from ..hub_users import HubUsers
 from .limits import load_dask_config
 from .manager import ClusterManager
 from .records import ClusterRecords
@@ -63,7 +63,7 @@ async def serve(args: argparse.Namespace) -> None:
         slurm_bin_dir=args.slurm_bin_dir,
     )
     await manager.reconcile()
-    app = DaskApp(config, manager, HubProposals(), prefix)
+    app = DaskApp(config, manager, HubUsers(), prefix)
     url = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102"))
     make_app(app).listen(url.port or 80, url.hostname or "127.0.0.1")
     logging.getLogger("daas-dask").info("daas-dask listening on %s", url.geturl())

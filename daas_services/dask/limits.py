@@ -75,11 +75,27 @@ class Limits(_Strict):
         return self
 
 
-class ProposalLimits(_Strict):
-    """Limits for proposals whose id matches `match` (a glob such as 2023* or MX-*)."""
+Glob = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
 
-    match: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
+
+class ProposalLimits(_Strict):
+    """Limits for clusters of proposals matching `match` and/or made from servers of `profile` (globs)."""
+
+    match: Glob | None = Field(None, description="Proposal ids, e.g. 2023* or MX-*.")
+    profile: Glob | None = Field(None, description="Spawn profiles of the notebook server, e.g. training*.")
     limits: dict[str, Any] = Field(description="Fields of Limits that differ from the defaults.")
+
+    @model_validator(mode="after")
+    def _says_whom(self) -> ProposalLimits:
+        if self.match is None and self.profile is None:
+            raise ValueError("a rule names a proposal pattern (match), a profile pattern (profile), or both")
+        return self
+
+    def applies(self, proposal: str | None, profile: str | None) -> bool:
+        for pattern, value in ((self.match, proposal), (self.profile, profile)):
+            if pattern is not None and (value is None or not fnmatch.fnmatchcase(value, pattern)):
+                return False
+        return True
 
 
 class DaskConfig(_Strict):
@@ -110,10 +126,10 @@ class DaskConfig(_Strict):
             defaults[name] = format_walltime(defaults[name])
         return Limits.model_validate(defaults | rule.limits)
 
-    def limits_for(self, proposal: str | None) -> Limits:
-        """The defaults, overridden by the first rule that matches the proposal."""
+    def limits_for(self, proposal: str | None, profile: str | None = None) -> Limits:
+        """The defaults, overridden by the first rule that matches the proposal and the server's profile."""
         for rule in self.proposals:
-            if proposal is not None and fnmatch.fnmatchcase(proposal, rule.match):
+            if rule.applies(proposal, profile):
                 return self._merged(rule)
         return self.defaults
 
@@ -198,8 +214,13 @@ def _over(name: str, value: Any, limit: Any) -> RequestError:
     return RequestError(403, f"{name}: {value} is over your limit {limit}")
 
 
-def resolve_request(raw: Any, config: DaskConfig, proposals: list[str], running: int) -> ResolvedCluster:
-    """Validate a create request for a user with these proposals and this many running clusters."""
+def resolve_request(
+    raw: Any, config: DaskConfig, proposals: list[str], running: int, profile: str | None = None
+) -> ResolvedCluster:
+    """Validate a create request for a user with these proposals and this many running clusters.
+
+    `profile` is the spawn profile of the notebook server the request names, as the hub knows it.
+    """
     if not isinstance(raw, dict):
         raise RequestError(400, "the body must be a JSON object")
     try:
@@ -213,7 +234,7 @@ def resolve_request(raw: Any, config: DaskConfig, proposals: list[str], running:
         raise RequestError(403, f"proposal: {proposal!r} is not one of your proposals")
     if proposal is None and config.require_proposal:
         raise RequestError(403, "proposal: this site runs Dask clusters for proposals only")
-    limits = config.limits_for(proposal)
+    limits = config.limits_for(proposal, profile)
     if running >= limits.max_clusters:
         raise _over("clusters", running + 1, f"max_clusters={limits.max_clusters}")
     memory = _parsed("memory", request.memory, parse_memory_mb, limits.memory, least=1)

@@ -30,7 +30,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import httpclient, web, websocket
 
 from ..handlers import NoLoginRedirect, UserHandler
-from ..hub_proposals import HubProposals
+from ..hub_users import HubUsers
 from .limits import DaskConfig, RequestError, resolve_adapt, resolve_request, resolve_scale
 from .manager import ClusterError, ClusterManager
 from .records import ClusterRecord
@@ -59,10 +59,10 @@ def cluster_model(record: ClusterRecord, prefix: str, info: dict[str, Any] | Non
 class DaskApp:
     """The service's shared parts: configuration, cluster manager, the hub's view of users."""
 
-    def __init__(self, config: DaskConfig, manager: ClusterManager, proposals: HubProposals, prefix: str) -> None:
+    def __init__(self, config: DaskConfig, manager: ClusterManager, users: HubUsers, prefix: str) -> None:
         self.config = config
         self.manager = manager
-        self.proposals = proposals
+        self.users = users
         self.prefix = prefix
 
 
@@ -108,10 +108,13 @@ class ClustersHandler(ApiHandler):
     @web.authenticated
     async def post(self) -> None:
         username = self.username
-        proposals = [proposal.id for proposal in await self.app.proposals.of(username)]
+        proposals = [proposal.id for proposal in await self.app.users.proposals(username)]
         running = sum(1 for record in self.app.manager.records.of_user(username) if record.active)
+        body = self.body()
+        server = body.get("server_name") if isinstance(body, dict) else None
+        profile = await self.app.users.server_profile(username, server) if isinstance(server, str) else None
         try:
-            resolved = resolve_request(self.body(), self.app.config, proposals, running)
+            resolved = resolve_request(body, self.app.config, proposals, running, profile)
         except RequestError as err:
             self.refuse(err)
         try:

@@ -27,7 +27,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
 from ..handlers import NoLoginRedirect, UserHandler
-from ..hub_proposals import HubProposals
+from ..hub_users import HubUsers
 from .as_user import ReaderError, UserReader
 from .mounts import DataLocations, Mount, resolve_mounts
 from .paths import DataPath, PathRefused, parse_request_path
@@ -59,13 +59,13 @@ def parse_range(header: str | None) -> dict[str, int] | None:
 class DataHandler(UserHandler):
     """Identifies the caller through the hub and resolves their mounts."""
 
-    def initialize(self, locations: DataLocations, proposals: HubProposals, reader: UserReader) -> None:
+    def initialize(self, locations: DataLocations, users: HubUsers, reader: UserReader) -> None:
         self.locations = locations
-        self.proposals = proposals
+        self.users = users
         self.reader = reader
 
     async def mounts(self) -> list[Mount]:
-        return resolve_mounts(self.locations, await self.proposals.of(self.username))
+        return resolve_mounts(self.locations, await self.users.proposals(self.username))
 
     async def mount_for(self, request_path: str) -> tuple[Mount, DataPath]:
         """The caller's mount that a request names, or a refusal that reveals nothing else."""
@@ -107,7 +107,7 @@ class ApiHandler(NoLoginRedirect, DataHandler):
 class MountsHandler(ApiHandler):
     @web.authenticated
     async def get(self) -> None:
-        self.write_json(mounts_document(await self.proposals.of(self.username), self.locations))
+        self.write_json(mounts_document(await self.users.proposals(self.username), self.locations))
 
 
 def mounts_document(proposals: list[Any], locations: DataLocations) -> dict[str, Any]:
@@ -193,7 +193,7 @@ class PageHandler(DataHandler):
     async def get(self, request_path: str = "") -> None:
         prefix = self.settings["service_prefix"]
         if not request_path:
-            document = mounts_document(await self.proposals.of(self.username), self.locations)
+            document = mounts_document(await self.users.proposals(self.username), self.locations)
             return self.render_page(prefix=prefix, mounts=document["proposals"])
         mount, path = await self.mount_for(request_path)
         base = f"{mount.proposal}/{mount.name}" + "".join(f"/{quote(name)}" for name in path.names)
@@ -212,9 +212,9 @@ class PageHandler(DataHandler):
         self.finish(TEMPLATES.get_template("data.html").render(error=message, status=status_code, prefix=""))
 
 
-def make_app(locations: DataLocations, reader: UserReader, proposals: HubProposals | None = None) -> web.Application:
+def make_app(locations: DataLocations, reader: UserReader, users: HubUsers | None = None) -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/daas-data/")
-    deps = {"locations": locations, "proposals": proposals or HubProposals(), "reader": reader}
+    deps = {"locations": locations, "users": users or HubUsers(), "reader": reader}
     return web.Application(
         [
             (rf"{prefix}api/mounts", MountsHandler, deps),

@@ -45,6 +45,8 @@ defaults:
 proposals:
   - match: "20230042"
     limits: {{idle_timeout: {IDLE_TIMEOUT}}}
+  - profile: "cpu"
+    limits: {{max_workers: 1}}
 """
 
 # Runs as alice with her notebook server's environment (token, server name, service URL).
@@ -190,6 +192,19 @@ def test_a_cluster_stops_with_its_notebook_server(site: DaskSite) -> None:
     model = wait_stopped(site, cluster_id)
     assert "stopped with the notebook server 'analysis'" in model["message"]
     wait_for(lambda: not dask_jobs("alice"), 60, "alice's worker jobs to go")
+
+
+def test_limits_follow_the_profile_of_the_server_the_cluster_is_for(site: DaskSite) -> None:
+    hub = site.hub
+    assert hub.spawn("alice", {}, server="small").status_code in (201, 202)  # the default profile: cpu
+    hub.wait_ready("alice", "small")
+    try:
+        assert hub.server_model("alice", "small")["user_options"]["profile"] == "cpu"
+        response = site.api("POST", "api/clusters", json={"workers": 2, "server_name": "small"})
+        assert response.status_code == 403 and "max_workers=1" in response.json()["message"]
+        assert not dask_jobs("alice")
+    finally:
+        hub.stop_server("alice", "small")
 
 
 # -- isolation -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from daas_services.dask.limits import (
     Adapt,
@@ -573,7 +574,7 @@ def test_example_file_loads():
     assert config.defaults.cores <= config.defaults.max_cores
     assert config.account_template == "{proposal}"
     assert config.account("20231234") == "20231234"
-    assert [rule.match for rule in config.proposals] == ["2023*"]
+    assert [(rule.match, rule.profile) for rule in config.proposals] == [("2023*", None), (None, "training*")]
 
 
 def test_example_file_limits_for():
@@ -587,3 +588,36 @@ def test_example_file_limits_for():
     assert resolve_request({"workers": workers}, config, ["20231234"], 0).workers == workers
     assert refused({"workers": workers}, config, proposals=["20220001"]).status == 403
     assert resolve_request({"partition": "gpu"}, config, ["20220001"], 0).partition == "gpu"
+    assert config.limits_for("20220001", "training-2026").max_workers == 2
+
+
+@pytest.mark.parametrize(
+    ("proposal", "profile", "max_workers"),
+    [
+        ("20231234", "training", 1),  # the profile rule comes first
+        ("20231234", "cpu", 16),
+        ("20220001", "training-2", 1),
+        ("20220001", None, 8),  # a request tied to no server meets no profile rule
+        (None, "gpu", 4),
+    ],
+)
+def test_rules_by_profile_and_proposal(proposal, profile, max_workers):
+    config = DaskConfig(
+        proposals=[
+            {"profile": "training*", "limits": {"max_workers": 1}},
+            {"match": "2023*", "limits": {"max_workers": 16}},
+            {"match": "*", "profile": "gpu", "limits": {"max_workers": 2}},
+            {"profile": "gpu", "limits": {"max_workers": 4}},
+        ]
+    )
+    assert config.limits_for(proposal, profile).max_workers == max_workers
+    proposals = [proposal] if proposal else []
+    assert resolve_request({"workers": max_workers}, config, proposals, 0, profile).workers == max_workers
+    with pytest.raises(RequestError) as refused:
+        resolve_request({"workers": max_workers + 1}, config, proposals, 0, profile)
+    assert refused.value.status == 403 and f"max_workers={max_workers}" in str(refused.value)
+
+
+def test_a_rule_names_a_proposal_or_a_profile():
+    with pytest.raises(ValidationError, match="names a proposal pattern"):
+        DaskConfig(proposals=[{"limits": {"max_workers": 1}}])
