@@ -8,6 +8,7 @@
 # (Slurm: servers run as those Unix users). Ctrl-C stops the hub; servers stop with it.
 #   DAAS_DEMO_PORT       public port (default 8000)
 #   DAAS_DEMO_OIDC_PORT  the identity provider's port with --oidc (default 8001)
+#   DAAS_DEMO_DATA_PORT  the data service's own port with --oidc (default 8002)
 #   DAAS_DEMO_PASSWORD   the shared demo password (default daas-demo)
 set -euo pipefail
 
@@ -56,10 +57,20 @@ if [[ $AUTH == oidc ]]; then
         sleep 0.2
     done
     echo "demo: identity provider at $DAAS_DEMO_ISSUER (alice, bob, carol; password: $DAAS_DEMO_PASSWORD)"
+    export DAAS_DEMO_DATA_PORT=${DAAS_DEMO_DATA_PORT:-8002}
 fi
+
+# With --oidc, the proposals' data (browse it at /services/daas-data/): a group per proposal whose
+# members are the people (Slurm demo) or the one account that runs every server (local demo).
+make_demo_data() {
+    [[ $AUTH == oidc ]] || return 0
+    "$PREFIX/venv/bin/python" "$REPO/examples/demo/make_data.py" "$REPO/examples/demo/proposals.yaml" "$@"
+}
 
 if [[ $MODE == slurm ]]; then
     bash "$REPO/tests/cluster/slurm.sh" start
+    make_demo_data --members-from-file
+    scontrol reconfigure  # slurmd caches a user's groups: make it see the proposal groups
     # sbatch runs as each user through sudo: the hub runs as root here (see README, "Security").
     export DAAS_DEMO_STATE=/var/lib/jupyterhub-daas-demo/slurm
     mkdir -p "$DAAS_DEMO_STATE"
@@ -71,6 +82,7 @@ fi
 
 # Local mode: an unprivileged service user runs the hub and every demo server.
 id daas-demo >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/jupyterhub-daas-demo daas-demo
+make_demo_data --member daas-demo
 export DAAS_DEMO_STATE=/var/lib/jupyterhub-daas-demo/local
 install -d -o daas-demo -g daas-demo -m 0700 "$DAAS_DEMO_STATE" "$DAAS_DEMO_STATE/users"
 cd "$DAAS_DEMO_STATE"
@@ -79,5 +91,6 @@ runuser -u daas-demo -- env PATH="$PATH" HOME=/var/lib/jupyterhub-daas-demo \
     DAAS_DEMO_PORT="$DAAS_DEMO_PORT" DAAS_DEMO_PASSWORD="$DAAS_DEMO_PASSWORD" DAAS_DEMO_MODE="$MODE" \
     DAAS_DEMO_REPO="$REPO" DAAS_DEMO_CHP="$DAAS_DEMO_CHP" DAAS_DEMO_STATE="$DAAS_DEMO_STATE" \
     DAAS_DEMO_ISSUER="${DAAS_DEMO_ISSUER:-}" DAAS_DEMO_CLIENT_SECRET="${DAAS_DEMO_CLIENT_SECRET:-}" \
+    DAAS_DEMO_DATA_PORT="${DAAS_DEMO_DATA_PORT:-8002}" \
     JUPYTERHUB_CRYPT_KEY="${JUPYTERHUB_CRYPT_KEY:-}" \
     jupyterhub -f "$REPO/examples/demo/jupyterhub_config.py"

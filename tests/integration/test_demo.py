@@ -28,6 +28,7 @@ class Demo:
             os.environ,
             DAAS_DEMO_PORT=str(self.port),
             DAAS_DEMO_OIDC_PORT=str(free_port()),
+            DAAS_DEMO_DATA_PORT=str(free_port()),
             DAAS_DEMO_PASSWORD="demo-test",
         )
         self.log.unlink(missing_ok=True)
@@ -57,7 +58,9 @@ def demo(request: pytest.FixtureRequest) -> Iterator[Demo]:
         running.stop()
 
 
-def _spawn_through_the_form(demo: Demo, user: str, profile: str, oidc: bool = False, shows: str = "") -> str:
+def _spawn_through_the_form(
+    demo: Demo, user: str, profile: str, oidc: bool = False, shows: str = "", data: str = ""
+) -> str:
     with httpx.Client(base_url=demo.url, follow_redirects=True, timeout=60) as client:
         if oidc:
             response = complete_login(client, client.get("/hub/oauth_login", follow_redirects=False), user, "demo-test")
@@ -78,7 +81,14 @@ def _spawn_through_the_form(demo: Demo, user: str, profile: str, oidc: bool = Fa
             page = client.get(f"/user/{user}/lab")
             return page.text if page.status_code == 200 and "<title>JupyterLab</title>" in page.text else None
 
-        return wait_for(lab, 180, f"JupyterLab for {user}", interval=1)
+        page = wait_for(lab, 180, f"JupyterLab for {user}", interval=1)
+        if data:  # the proposal's data: linked into the server, and browsable in the data service
+            listing = client.get(f"/user/{user}/api/contents/data/{data}/raw")
+            assert listing.status_code == 200, listing.text[:300]
+            assert "scan_0001.nxs" in listing.text
+            nexus = client.get(f"/services/daas-data/view/{data}/raw/scan_0001.nxs")
+            assert nexus.status_code == 200 and "NXentry" in nexus.text, nexus.text[:300]
+        return page
 
 
 @pytest.mark.parametrize("demo", ["local"], indirect=True)
@@ -96,4 +106,5 @@ def test_demo_on_the_slurm_test_cluster(slurm_cluster: None, demo: Demo) -> None
 @pytest.mark.parametrize("demo", ["oidc"], indirect=True)
 def test_demo_with_oidc_login_and_file_proposals(demo: Demo) -> None:
     proposal = "20231234 — Strain in additively manufactured alloys (ID11)"  # from examples/demo/proposals.yaml
-    assert "JupyterLab" in _spawn_through_the_form(demo, "alice", "lab", oidc=True, shows=proposal)
+    page = _spawn_through_the_form(demo, "alice", "lab", oidc=True, shows=proposal, data="20231234")
+    assert "JupyterLab" in page
