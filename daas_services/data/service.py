@@ -161,9 +161,8 @@ class FileHandler(ApiHandler):
             if err.status != 416:
                 raise web.HTTPError(err.status, str(err)) from None
             # Answered here: an HTTPError would clear the Content-Range header that 416 needs.
-            self.set_status(416)
             self.set_header("Content-Range", f"bytes */{err.detail.get('size', 0)}")
-            return self.write_json({"status": 416, "message": str(err)})
+            return self.write_json({"status": 416, "message": str(err)}, status=416)
         name = path.names[-1] if path.names else mount.name
         first, last, size = header["first"], header["last"], header["size"]
         self.set_status(206 if wanted else 200)
