@@ -168,11 +168,12 @@ class OffloadCluster:
         workers = self.model.get("workers", 0)
         requested = self.model.get("requested") or {}
         wanted = requested.get("adapt") or requested.get("workers")
+        memory_gib = (self.model.get("memory") or 0) / 2**30
         rows = {
             "Status": self.status,
             "Workers": f"{workers}" + (f" (asked: {wanted})" if wanted is not None else ""),
-            "Cores per worker": options.get("cores"),
-            "Memory per worker": f"{options.get('memory_mb')} MiB",
+            "Cores": f"{self.model.get('cores', 0)} ({options.get('cores')} per worker)",
+            "Memory": f"{memory_gib:.1f} GiB ({options.get('memory_mb')} MiB per worker)",
             "Partition": options.get("partition"),
             "Proposal": options.get("proposal") or "—",
             "Scheduler": self.model.get("scheduler_address") or "—",

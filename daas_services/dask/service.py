@@ -50,6 +50,8 @@ def cluster_model(record: ClusterRecord, prefix: str, info: dict[str, Any] | Non
         | {"memory_mb": record.resolved.get("memory_mb"), "walltime_seconds": record.resolved.get("walltime_seconds")},
         "max_workers": record.resolved.get("max_workers"),
         "workers": info.get("workers") if info else 0,
+        "cores": info.get("cores") if info else 0,  # connected, over all workers
+        "memory": info.get("memory") if info else 0,  # bytes, connected, over all workers
         "requested": info.get("requested") if info else None,
         "created": record.created,
         "ended": record.ended,
