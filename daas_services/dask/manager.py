@@ -21,6 +21,7 @@ from distributed.core import rpc
 from distributed.security import Security
 
 from daas_spawner.backends.base import UNIX_NAME
+from daas_spawner.commands import CommandFailed, run_command
 from daas_spawner.quantities import format_walltime
 
 from .limits import ResolvedCluster
@@ -28,6 +29,7 @@ from .records import ClusterRecord, ClusterRecords
 
 log = logging.getLogger("daas-dask")
 
+SCHEDULER_TIMEOUT = 30.0
 LAUNCHER = [sys.executable, "-I", "-m", "daas_services.dask.launcher"]
 
 
@@ -205,7 +207,11 @@ class ClusterManager:
                 log.error("cluster %s: jobs named %s are still listed", record.id, record.job_name)
                 break
             if waited >= grace and not cancelled:
-                await self._run(self._as_user(record.username, [self._bin("scancel"), f"--name={record.job_name}"]))
+                scancel = self._as_user(record.username, [self._bin("scancel"), f"--name={record.job_name}"])
+                try:
+                    await run_command(scancel, timeout=SCHEDULER_TIMEOUT, name="scancel")
+                except CommandFailed as err:
+                    log.warning("cluster %s: %s", record.id, err)
                 cancelled = True
             await asyncio.sleep(1)
         record.status, record.message, record.ended = status, reason, time.time()
@@ -213,23 +219,13 @@ class ClusterManager:
         log.info("cluster %s of %s %s: %s", record.id, record.username, status, reason)
 
     async def _jobs_left(self, job_name: str) -> bool:
-        output = await self._run([self._bin("squeue"), "--noheader", f"--name={job_name}", "--format=%i"])
-        return output is None or bool(output.strip())
-
-    @staticmethod
-    async def _run(argv: list[str]) -> str | None:
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
+        """Whether Slurm lists jobs of this name; a failed query counts as yes (keep waiting)."""
+        squeue = [self._bin("squeue"), "--noheader", f"--name={job_name}", "--format=%i"]
         try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-        except asyncio.TimeoutError:
-            process.kill()
-            return None
-        if process.returncode != 0:
-            log.warning("%s failed: %s", argv[0], stderr.decode(errors="replace").strip()[:500])
-            return None
-        return stdout.decode()
+            return bool((await run_command(squeue, timeout=SCHEDULER_TIMEOUT)).stdout.strip())
+        except CommandFailed as err:
+            log.warning("%s", err)
+            return True
 
     async def reconcile(self) -> None:
         """At service start: clusters whose scheduler answers are re-attached, the others ended."""
