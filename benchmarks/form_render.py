@@ -22,16 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import importlib.metadata
 import itertools
 import json
 import math
 import os
-import platform
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -43,15 +39,24 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tests.integration.hub as hub_module  # noqa: E402
-from tests.integration.hub import Hub, chp_command  # noqa: E402
-from tests.integration.slurm import CommandLog, controller_up  # noqa: E402
+from benchmarks.common import (
+    BENCH_VENV,
+    INFO_LOGGING,
+    REPO,
+    VenvHub,
+    controller_up_safe,
+    environment,
+    fmt_spread,
+    log,
+    rotated,
+    scheduler_answering,
+    spread,
+)
+from tests.integration.hub import Hub
+from tests.integration.slurm import CommandLog
 
-PREFIX = Path(os.environ.get("DAAS_PREFIX", "/opt/jupyterhub-daas"))
-BENCH_VENV = Path(os.environ.get("DAAS_BENCH_VENV", PREFIX / "venv-bench"))
 PASSWORD = "daas-bench-password"
 HUB_NAMES = ("daas", "moss", "floor")
 PAIRS = (("daas", "floor"), ("daas", "moss"), ("moss", "floor"))
@@ -61,29 +66,14 @@ MARKERS = {"daas": 'id="daas-form"', "moss": "option_form.js", "floor": "<p>stat
 MOSS_SINFO = "sinfo -a --noheader -o '%R %F %c %C %G %m %l'"  # moss's default slurm_info_cmd
 
 
-class VenvHub(Hub):
-    """tests/integration's Hub, started with the jupyterhub of another venv (moss has its own)."""
-
-    def __init__(self, workdir: Path, extra_config: str, venv_bin: Path) -> None:
-        self.venv_bin = venv_bin
-        super().__init__(workdir, extra_config)
-
-    def start(self, timeout: float = 60) -> Hub:
-        # Hub.start runs VENV_BIN/jupyterhub with VENV_BIN first on PATH; hubs start one at a time.
-        saved = hub_module.VENV_BIN
-        hub_module.VENV_BIN = self.venv_bin
-        try:
-            return super().start(timeout)
-        finally:
-            hub_module.VENV_BIN = saved
-
-
 # -- hub configurations -----------------------------------------------------------------------
 
-COMMON = """
-    c.JupyterHub.log_level = "INFO"  # tests/integration's Hub logs DEBUG; a site runs INFO
+COMMON = (
+    INFO_LOGGING
+    + """
     c.DummyAuthenticator.password = "{password}"
 """
+)
 
 
 def daas_config(commands: CommandLog, ttl: float | None) -> str:
@@ -298,13 +288,6 @@ def max_in_any_window(stamps: list[float], length: float) -> int:
 # -- summary ----------------------------------------------------------------------------------
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return {"median": math.nan, "min": math.nan, "max": math.nan}
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def summarise(
     scenarios: dict[str, Scenario], windows: list[Window], viewer_counts: list[int], ttl: float
 ) -> dict[str, Any]:
@@ -362,10 +345,6 @@ def gap(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.2f} s apart"
 
 
-def fmt_spread(s: dict[str, float], digits: int = 1) -> str:
-    return f"{fmt(s['median'], digits)} [{fmt(s['min'], digits)}-{fmt(s['max'], digits)}]"
-
-
 def table(summary: dict[str, Any], ttl: float) -> str:
     """The printed report: latency per hub and viewer count, ratios, scheduler queries."""
     lines = [
@@ -401,44 +380,6 @@ def table(summary: dict[str, Any], ttl: float) -> str:
             f"({r['squeue_per_min']:.1f}/min, at most {r['max_squeue_in_any_ttl']} in any {ttl:g} s)"
         )
     return "\n".join(lines)
-
-
-# -- environment ------------------------------------------------------------------------------
-
-
-def output_of(argv: list[str]) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
-    except OSError as err:
-        return f"unavailable: {err}"
-
-
-def environment() -> dict[str, Any]:
-    bench_python = str(BENCH_VENV / "bin" / "python")
-    moss_versions = output_of(
-        [
-            bench_python,
-            "-c",
-            "import importlib.metadata as m, json; "
-            "print(json.dumps({p: m.version(p) for p in ('jupyterhub', 'jupyterhub-moss', 'batchspawner')}))",
-        ]
-    )
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), platform.processor())
-    commit = output_of(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    dirty = bool(output_of(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]))
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "cpu": cpu, "kernel": platform.release()},
-        "python": platform.python_version(),
-        "jupyterhub": importlib.metadata.version("jupyterhub"),
-        "jupyterhub_daas": importlib.metadata.version("jupyterhub-daas"),
-        "git": commit + ("+dirty" if dirty else ""),
-        "moss_venv": json.loads(moss_versions) if moss_versions.startswith("{") else moss_versions,
-        "configurable_http_proxy": output_of([chp_command(), "--version"]),
-        "slurm": output_of(["sinfo", "--version"]),
-        "httpx": importlib.metadata.version("httpx"),
-    }
 
 
 def default_ttl() -> float:
@@ -480,15 +421,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def rotated(names: Sequence[str], by: int) -> list[str]:
-    by %= len(names)
-    return [*names[by:], *names[:by]]
-
-
 async def run_rounds(scenarios: dict[str, Scenario], args: argparse.Namespace) -> list[Window]:
     """Log the viewers in, then measure every round; the clients are closed however it ends."""
     try:
@@ -501,23 +433,6 @@ async def run_rounds(scenarios: dict[str, Scenario], args: argparse.Namespace) -
             for client in scenario.clients:
                 with contextlib.suppress(Exception):
                     await client.aclose()
-
-
-async def scheduler_answering(timeout: float = 60) -> None:
-    """Wait while slurmctld is down (other work on the shared test cluster restarts it)."""
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(controller_up_safe):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"slurmctld has not answered for {timeout:g} s")
-        log("slurmctld is not answering; waiting")
-        await asyncio.sleep(1)
-
-
-def controller_up_safe() -> bool:
-    try:
-        return controller_up()
-    except (OSError, subprocess.SubprocessError):
-        return False
 
 
 async def measure_rounds(scenarios: dict[str, Scenario], args: argparse.Namespace) -> list[Window]:

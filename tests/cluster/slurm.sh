@@ -9,6 +9,9 @@
 #   p9-01         partition power9         8 CPUs, 16000 MB, Features=ppc64le,power9
 # Config goes to /etc/slurm (so plain `sudo -u alice sbatch` works); state, spool, logs and pid files go
 # to ${DAAS_SLURM_DIR:-/var/tmp/daas-slurm}. See tests/cluster/README.md.
+# Benchmarks (benchmarks/README.md) pose a larger cluster, taking effect when slurmctld (re)starts:
+#   DAAS_SLURM_CPUS=N         CPUs per node instead of 8 (slurmd trusts the configuration)
+#   DAAS_SLURM_JOB_STARTS=F   a Prolog appends "<job id> <epoch seconds>" to F when a job starts on a node
 set -euo pipefail
 
 DIR=${DAAS_SLURM_DIR:-/var/tmp/daas-slurm}
@@ -22,6 +25,9 @@ declare -A NODE_PORT=([cpu01]=6818 [cpu02]=6819 [gpu01]=6820 [p9-01]=6821)
 PACKAGES=(slurmctld slurmd slurm-client munge sudo procps)
 TEST_USERS=(alice bob carol)
 TIMEOUT=${DAAS_SLURM_TIMEOUT:-60}
+NODE_CPUS=${DAAS_SLURM_CPUS:-8}
+JOB_STARTS=${DAAS_SLURM_JOB_STARTS:-}
+[[ $NODE_CPUS =~ ^[1-9][0-9]{0,3}$ ]] || { echo "[slurm.sh] ERROR: DAAS_SLURM_CPUS must be a number" >&2; exit 2; }
 
 MUNGE_PID=/run/munge/munged.pid
 CTLD_PID=$DIR/run/slurmctld.pid
@@ -193,13 +199,17 @@ MinJobAge=300
 Waittime=0
 
 EOF
+    if [[ -n $JOB_STARTS ]]; then
+        write_prolog "$JOB_STARTS"
+        echo "Prolog=$DIR/prolog.sh" >>"$tmp"
+    fi
     for n in "${NODES[@]}"; do
         local extra=""
         case $n in
             gpu01) extra=" Gres=gpu:tesla:2" ;;
             p9-01) extra=" Features=ppc64le,power9" ;;
         esac
-        echo "NodeName=$n NodeHostname=$host NodeAddr=127.0.0.1 Port=${NODE_PORT[$n]} CPUs=8 Sockets=1 CoresPerSocket=8 ThreadsPerCore=1 RealMemory=16000$extra State=UNKNOWN" >>"$tmp"
+        echo "NodeName=$n NodeHostname=$host NodeAddr=127.0.0.1 Port=${NODE_PORT[$n]} CPUs=$NODE_CPUS Sockets=1 CoresPerSocket=$NODE_CPUS ThreadsPerCore=1 RealMemory=16000$extra State=UNKNOWN" >>"$tmp"
     done
     cat >>"$tmp" <<EOF
 
@@ -216,6 +226,15 @@ AutoDetect=off
 NodeName=gpu01 Name=gpu Type=tesla File=$DIR/dev/nvidia[0-1]
 EOF
     chmod 0644 "$GRES_CONF"
+}
+
+# The job-start log of DAAS_SLURM_JOB_STARTS: slurmd runs the Prolog as root just before the batch script.
+write_prolog() {
+    local starts=$1
+    touch "$starts"
+    chmod 0644 "$starts"
+    printf '#!/bin/sh\necho "$SLURM_JOB_ID $(date +%%s.%%N)" >> %q\n' "$starts" >"$DIR/prolog.sh"
+    chmod 0755 "$DIR/prolog.sh"
 }
 
 prepare_dirs() {

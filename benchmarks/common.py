@@ -1,0 +1,143 @@
+"""What every benchmark shares: the peer's venv, hubs started from it, summaries, the machine's description."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import tests.integration.hub as hub_module  # noqa: E402
+from tests.integration.hub import Hub, chp_command  # noqa: E402
+from tests.integration.slurm import controller_up  # noqa: E402
+
+PREFIX = Path(os.environ.get("DAAS_PREFIX", "/opt/jupyterhub-daas"))
+# The peers (batchspawner, jupyterhub_moss) in a venv of their own, with the same JupyterHub (benchmarks/setup.sh).
+BENCH_VENV = Path(os.environ.get("DAAS_BENCH_VENV", PREFIX / "venv-bench"))
+RESULTS = REPO / "benchmarks" / "results"
+INFO_LOGGING = """
+    c.JupyterHub.log_level = "INFO"  # tests/integration's Hub logs DEBUG; a site runs INFO
+"""
+
+
+class VenvHub(Hub):
+    """tests/integration's Hub, started with the jupyterhub of another venv (the peers have their own)."""
+
+    def __init__(self, workdir: Path, extra_config: str, venv_bin: Path) -> None:
+        self.venv_bin = venv_bin
+        super().__init__(workdir, extra_config)
+
+    def start(self, timeout: float = 60) -> Hub:
+        # Hub.start runs VENV_BIN/jupyterhub with VENV_BIN first on PATH; hubs start one at a time.
+        saved = hub_module.VENV_BIN
+        hub_module.VENV_BIN = self.venv_bin
+        try:
+            return super().start(timeout)
+        finally:
+            hub_module.VENV_BIN = saved
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median and range over repeats (the machine is noisy: never one timing alone)."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return {"median": math.nan, "min": math.nan, "max": math.nan}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def fmt_spread(s: dict[str, float], digits: int = 1) -> str:
+    if math.isnan(s["median"]):
+        return "-"
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}-{s['max']:.{digits}f}]"
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sample; NaN for an empty one."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def rotated(names: Sequence[str], by: int) -> list[str]:
+    """The run order of one round: each round starts with the next system, so drift favours none."""
+    by %= len(names)
+    return [*names[by:], *names[:by]]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def output_of(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+    except OSError as err:
+        return f"unavailable: {err}"
+
+
+def controller_up_safe() -> bool:
+    try:
+        return controller_up()
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+async def scheduler_answering(timeout: float = 60) -> None:
+    """Wait while slurmctld is down (other work on the shared test cluster restarts it)."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(controller_up_safe):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"slurmctld has not answered for {timeout:g} s")
+        log("slurmctld is not answering; waiting")
+        await asyncio.sleep(1)
+
+
+def environment() -> dict[str, Any]:
+    """Machine, date and versions, for the JSON and RESULTS.md."""
+    peer_versions = output_of(
+        [
+            str(BENCH_VENV / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m, json; "
+            "print(json.dumps({p: m.version(p) for p in ('jupyterhub', 'jupyterhub-moss', 'batchspawner')}))",
+        ]
+    )
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), platform.processor())
+    commit = output_of(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    dirty = bool(output_of(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]))
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    memory_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu": cpu,
+            "memory_gib": round(memory_kb / 2**20, 1),
+            "kernel": platform.release(),
+            "os": output_of(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        },
+        "python": platform.python_version(),
+        "jupyterhub": importlib.metadata.version("jupyterhub"),
+        "jupyterhub_daas": importlib.metadata.version("jupyterhub-daas"),
+        "git": commit + ("+dirty" if dirty else ""),
+        "peer_venv": json.loads(peer_versions) if peer_versions.startswith("{") else peer_versions,
+        "configurable_http_proxy": output_of([chp_command(), "--version"]),
+        "slurm": output_of(["sinfo", "--version"]),
+        "httpx": importlib.metadata.version("httpx"),
+    }
