@@ -1,0 +1,672 @@
+"""Concurrent spawns on the real Slurm test cluster: DaaS, batchspawner's SlurmSpawner and plain sbatch.
+
+    /opt/jupyterhub-daas/venv/bin/python benchmarks/spawns.py [--counts 1,10,50] [--repeats 3] [--steady 60]
+
+Systems, each starting N single-user servers (1 CPU, 512 MB, 1 h on partition cpu) at once, for N users:
+- ``daas``:  a JupyterHub with DaaSSpawner (profile cpu), N concurrent ``POST /hub/api/users/<u>/server``;
+- ``batchspawner``: the same JupyterHub (peer venv) with batchspawner's SlurmSpawner, the same requests;
+- ``floor``: no spawner; the same N ``jupyterhub-singleuser`` jobs submitted with plain ``sbatch`` as the users,
+  timed until each answers HTTP. (jupyterhub-singleuser asks a hub for its version before it listens: the
+  floor's jobs ask the idle DaaS hub.)
+
+Per system, N and round: time until all are ready, per-user p50/p95/max, failures; the hub-side overhead per
+spawn (the hub's own "took X seconds to start" minus job start -> server listening, the start taken by a
+Slurm Prolog and the listening from the server's log); scheduler commands per minute while spawning, while
+N servers run (`--steady` seconds, first round) and while stopping (logging wrappers around each command);
+hub CPU seconds and peak memory. The systems alternate in each round, their order rotating.
+
+The benchmark restarts the test cluster with more CPUs per node (DAAS_SLURM_CPUS) and a job-start Prolog,
+creates the Unix users bench01.. and restores the standard cluster at the end. Needs root,
+benchmarks/setup.sh (the peer venv) and nothing running on the test cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import pwd
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence, Sized
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (
+    BENCH_VENV,
+    INFO_LOGGING,
+    PREFIX,
+    REPO,
+    RESULTS,
+    VenvHub,
+    environment,
+    fmt_spread,
+    log,
+    percentile,
+    rotated,
+    spread,
+)
+from tests.integration.hub import Hub
+from tests.integration.process import free_port
+from tests.integration.slurm import CLUSTER_SCRIPT, CommandLog
+
+SYSTEMS = ("daas", "batchspawner", "floor")
+HUBS = ("daas", "batchspawner")
+JOB_NAMES = {"daas": "jupyterhub-daas", "batchspawner": "spawner-jupyterhub", "floor": "bench-floor"}
+DAAS_OPTIONS = {"profile": "cpu", "cores": "min", "memory": "512M", "walltime": "1:00:00"}
+SERVER_VENV = Path(sys.prefix)  # every system's servers run this venv's jupyterhub-singleuser
+BATCHSPAWNER_JOB_LIB = PREFIX / "batchspawner-job"  # batchspawner-singleuser for that venv (setup.sh)
+POLL = 0.25  # seconds between the benchmark's readiness checks, the same for every system
+TOOK = re.compile(r"User (\S+) took ([\d.]+) seconds to start")
+LISTENING = re.compile(r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \w+\] .*is running at:", re.MULTILINE)
+
+HUB_COMMON = (
+    INFO_LOGGING
+    + """
+    c.Spawner.start_timeout = 900  # N servers on 2 cores: never let JupyterHub's timeout decide
+    c.Spawner.http_timeout = 600
+    c.JupyterHub.concurrent_spawn_limit = 0
+"""
+)
+
+
+def daas_config(profiles: Path, commands: CommandLog) -> str:
+    return f"""
+        from daas_spawner import load_profiles
+        c.JupyterHub.spawner_class = "daas"
+        c.DaaSSpawner.profiles = load_profiles("{profiles}")
+        c.SlurmBackend.slurm_bin_dir = "{commands.bin_dir}"
+    """
+
+
+def batchspawner_config(commands: CommandLog) -> str:
+    """batchspawner's defaults, but its commands through the logging wrappers and its server from SERVER_VENV."""
+    bin_dir = commands.bin_dir
+    job_path = f"{BATCHSPAWNER_JOB_LIB}/bin:{SERVER_VENV}/bin:$PATH"
+    return f"""
+        c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"
+        c.SlurmSpawner.req_partition = "cpu"
+        c.SlurmSpawner.req_nprocs = "1"
+        c.SlurmSpawner.req_memory = "512M"
+        c.SlurmSpawner.req_runtime = "1:00:00"
+        c.SlurmSpawner.batch_submit_cmd = "{bin_dir}/sbatch --parsable"
+        c.SlurmSpawner.batch_query_cmd = "{bin_dir}/squeue -h -j {{job_id}} -o '%T %B'"
+        c.SlurmSpawner.batch_cancel_cmd = "{bin_dir}/scancel {{job_id}}"
+        c.SlurmSpawner.req_prologue = "export PATH={job_path} PYTHONPATH={BATCHSPAWNER_JOB_LIB}"
+        c.SlurmSpawner.req_keepvars_extra = "PATH,PYTHONPATH"  # else srun's step has no PATH
+        c.SlurmSpawner.state_exechost_exp = "127.0.0.1"  # the nodes' names do not resolve; all are this host
+    """
+
+
+def floor_script(user: str, port: int, api_url: str) -> str:
+    """What a hub would make a job run, without the hub: the server with its environment, nothing else."""
+    prefix = f"/user/{user}/"
+    env = {
+        "JUPYTERHUB_API_URL": api_url,
+        "JUPYTERHUB_API_TOKEN": "floor-token-unused",
+        "JUPYTERHUB_USER": user,
+        "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{user}",
+        "JUPYTERHUB_BASE_URL": "/",
+        "JUPYTERHUB_SERVICE_PREFIX": prefix,
+        "JUPYTERHUB_SERVICE_URL": f"http://0.0.0.0:{port}{prefix}",
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+    }
+    exports = "\n".join(f"export {name}={value}" for name, value in env.items())
+    return f"#!/bin/bash\n{exports}\nexec {SERVER_VENV}/bin/jupyterhub-singleuser\n"
+
+
+def bench_profiles(path: Path) -> Path:
+    """The facility example, its environments pointed at SERVER_VENV."""
+    data = yaml.safe_load((REPO / "profiles" / "facility.yaml").read_text())
+    for profile in data["profiles"]:
+        for env in profile.get("environments", []):
+            env["prefix"] = str(SERVER_VENV)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def until_empty(query: Callable[[], Awaitable[Sized]], what: str = "servers", timeout: float = 300) -> None:
+    """Ask `query` every POLL seconds until it answers nothing (servers stopped, jobs gone)."""
+    deadline = time.monotonic() + timeout
+    while await query():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} still there after {timeout:g} s")
+        await asyncio.sleep(POLL)
+
+
+# -- one measured run -------------------------------------------------------------------------
+
+
+@dataclass
+class Spawn:
+    user: str
+    posted: float = math.nan  # epoch seconds
+    ready: float = math.nan
+    failed: str = ""
+    job_id: str = ""
+    log: str = ""
+    hub_took: float = math.nan  # the hub's own figure
+    job_started: float = math.nan  # Prolog
+    listening: float = math.nan  # server log
+
+    @property
+    def seconds(self) -> float:
+        return self.ready - self.posted
+
+    @property
+    def overhead(self) -> float:
+        return self.hub_took - (self.listening - self.job_started)
+
+
+@dataclass
+class Phase:
+    name: str
+    began: float
+    ended: float = math.nan
+    commands: dict[str, int] = field(default_factory=dict)
+    hub_cpu_s: float = math.nan
+    command_cpu_s: float = math.nan  # the hub's reaped children: sudo and the scheduler commands
+    hub_peak_rss_mb: float = math.nan
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.began
+
+    def per_minute(self, command: str) -> float:
+        return self.commands.get(command, 0) * 60 / self.seconds if self.seconds > 0 else math.nan
+
+
+@dataclass
+class Run:
+    system: str
+    n: int
+    round: int
+    spawns: list[Spawn]
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def all_ready_s(self) -> float:
+        if any(s.failed for s in self.spawns):
+            return math.nan
+        return max(s.ready for s in self.spawns) - min(s.posted for s in self.spawns)
+
+    def stats(self) -> dict[str, Any]:
+        seconds = [s.seconds for s in self.spawns if not s.failed]
+        overheads = [s.overhead for s in self.spawns if not s.failed and not math.isnan(s.overhead)]
+        return {
+            "all_ready_s": self.all_ready_s,
+            "p50_s": percentile(seconds, 50),
+            "p95_s": percentile(seconds, 95),
+            "max_s": max(seconds, default=math.nan),
+            "failures": sum(1 for s in self.spawns if s.failed),
+            "overhead_p50_s": percentile(overheads, 50),
+            "overhead_p95_s": percentile(overheads, 95),
+        }
+
+
+class HubMeter:
+    """CPU seconds and peak RSS of the hub process, per phase (sampled; psutil)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.process = psutil.Process(pid) if pid else None
+        self.peak = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def _cpu(self) -> tuple[float, float]:
+        if self.process is None:
+            return math.nan, math.nan
+        t = self.process.cpu_times()
+        return t.user + t.system, t.children_user + t.children_system
+
+    async def _sample(self) -> None:
+        while True:
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, self.process.memory_info().rss / 2**20)
+            await asyncio.sleep(0.2)
+
+    @contextlib.asynccontextmanager
+    async def phase(self, phase: Phase, commands: CommandLog | None) -> Any:
+        cpu, children = self._cpu()
+        self.peak = 0.0
+        if self.process is not None:
+            self._task = asyncio.ensure_future(self._sample())
+        try:
+            yield phase
+        finally:
+            phase.ended = time.time()
+            if self._task is not None:
+                self._task.cancel()
+            cpu_after, children_after = self._cpu()
+            phase.hub_cpu_s, phase.command_cpu_s = cpu_after - cpu, children_after - children
+            phase.hub_peak_rss_mb = self.peak if self.process is not None else math.nan
+            if commands is not None:
+                phase.commands = dict(
+                    Counter(name for stamp, name, _ in commands.entries() if phase.began <= stamp <= phase.ended)
+                )
+
+
+class Bench:
+    """The hubs, the cluster's command logs and the users; one method per system's run."""
+
+    def __init__(self, workdir: Path, users: list[str], systems: Sequence[str], timeout: float) -> None:
+        self.workdir = workdir
+        self.timeout = timeout
+        self.users = users
+        self.systems = systems
+        self.job_starts = workdir / "job-starts.log"
+        self.commands = {name: CommandLog(workdir / name / "slurm-bin") for name in SYSTEMS}
+        self.hubs: dict[str, Hub] = {}
+        profiles = bench_profiles(workdir / "profiles.yaml")
+        # The DaaS hub always runs: the floor's servers ask it for its version.
+        self.hubs["daas"] = Hub(
+            workdir / "daas" / "hub",
+            textwrap.dedent(HUB_COMMON) + textwrap.dedent(daas_config(profiles, self.commands["daas"])),
+        )
+        if "batchspawner" in systems:
+            config = textwrap.dedent(HUB_COMMON) + textwrap.dedent(batchspawner_config(self.commands["batchspawner"]))
+            self.hubs["batchspawner"] = VenvHub(workdir / "batchspawner" / "hub", config, BENCH_VENV / "bin")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def started_jobs(self) -> dict[str, float]:
+        starts = {}
+        for line in self.job_starts.read_text().splitlines():
+            job_id, _, stamp = line.partition(" ")
+            starts[job_id] = float(stamp)
+        return starts
+
+    @staticmethod
+    def listening_at(log_path: str) -> float:
+        with contextlib.suppress(OSError):
+            match = LISTENING.search(Path(log_path).read_text(errors="replace"))
+            if match:
+                return dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        return math.nan
+
+    def fill_timings(self, run: Run) -> None:
+        starts = self.started_jobs()
+        for spawn in run.spawns:
+            spawn.job_started = starts.get(spawn.job_id, math.nan)
+            spawn.listening = self.listening_at(spawn.log)
+
+    @staticmethod
+    def live_jobs(job_name: str) -> list[str]:
+        out = subprocess.run(
+            ["squeue", "-h", "-n", job_name, "-o", "%i"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+        return out.split()
+
+    async def wait_no_jobs(self, job_name: str) -> None:
+        await until_empty(lambda: asyncio.to_thread(self.live_jobs, job_name), f"jobs named {job_name}")
+
+    # -- a hub's run ------------------------------------------------------------------------
+
+    async def hub_run(self, system: str, n: int, round_no: int, steady: float) -> Run:
+        hub = self.hubs[system]
+        users = self.users[:n]
+        run = Run(system, n, round_no, [Spawn(u) for u in users])
+        by_user = {s.user: s for s in run.spawns}
+        meter = HubMeter(hub.process.process.pid if hub.process.process else None)
+        commands = self.commands[system]
+        log_offset = hub.log_path.stat().st_size
+        body = json.dumps(DAAS_OPTIONS if system == "daas" else {})
+        headers = {"Authorization": f"token {hub.admin_token}"}
+        async with httpx.AsyncClient(base_url=hub.api_url, headers=headers, timeout=600) as client:
+
+            async def post(spawn: Spawn) -> None:
+                spawn.posted = time.time()
+                response = await client.post(f"/users/{spawn.user}/server", content=body)
+                if response.status_code not in (201, 202):
+                    spawn.failed = f"HTTP {response.status_code}: {response.text[:200]}"
+
+            async with meter.phase(Phase("spawn", time.time()), commands) as spawning:
+                run.phases.append(spawning)
+                posts = asyncio.gather(*(post(s) for s in run.spawns))
+                await self.wait_hub_ready(client, by_user, posts)
+                await posts
+            self.record_jobs(system, await self.active(client), by_user)
+            if steady > 0:
+                async with meter.phase(Phase("steady", time.time()), commands) as running:
+                    run.phases.append(running)
+                    await asyncio.sleep(steady)
+            async with meter.phase(Phase("stop", time.time()), commands) as stopping:
+                run.phases.append(stopping)
+                await asyncio.gather(*(client.delete(f"/users/{u}/server") for u in users))
+                await until_empty(lambda: self.active(client))
+                await self.wait_no_jobs(JOB_NAMES[system])
+        for match in TOOK.finditer(hub.log_path.read_text(errors="replace")[log_offset:]):
+            if match.group(1) in by_user:
+                by_user[match.group(1)].hub_took = float(match.group(2))
+        self.fill_timings(run)
+        return run
+
+    @staticmethod
+    async def active(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+        """User -> default server model, for users with a server starting, running or stopping."""
+        response = await client.get("/users", params={"state": "active", "limit": 1000})
+        response.raise_for_status()
+        return {u["name"]: u["servers"][""] for u in response.json() if "" in u.get("servers", {})}
+
+    async def wait_hub_ready(
+        self, client: httpx.AsyncClient, by_user: dict[str, Spawn], posts: asyncio.Future[Any]
+    ) -> None:
+        waiting = set(by_user)
+        deadline = time.monotonic() + self.timeout
+        while waiting:
+            if time.monotonic() > deadline:
+                for user in waiting:
+                    by_user[user].failed = f"not ready after {self.timeout:g} s"
+                return
+            posts_done = posts.done()
+            servers = await self.active(client)
+            now = time.time()
+            for user in list(waiting):
+                spawn = by_user[user]
+                server = servers.get(user)
+                if spawn.failed:
+                    waiting.discard(user)
+                elif server is not None and server.get("ready"):
+                    spawn.ready = now
+                    waiting.discard(user)
+                elif server is None and posts_done:
+                    spawn.failed = "the server went away before it was ready"
+                    waiting.discard(user)
+            await asyncio.sleep(POLL)
+
+    def record_jobs(self, system: str, servers: dict[str, dict[str, Any]], by_user: dict[str, Spawn]) -> None:
+        for user, server in servers.items():
+            state = server.get("state") or {}
+            spawn = by_user.get(user)
+            if spawn is None:
+                continue
+            if system == "daas":
+                job = state.get("daas", {}).get("server", {})
+                spawn.job_id, spawn.log = job.get("job_id", ""), job.get("log", "")
+            else:
+                spawn.job_id = state.get("job_id", "")
+                spawn.log = f"{pwd.getpwnam(user).pw_dir}/jupyterhub_slurmspawner_{spawn.job_id}.log"
+
+    # -- the floor ---------------------------------------------------------------------------
+
+    async def floor_run(self, n: int, round_no: int) -> Run:
+        users = self.users[:n]
+        run = Run("floor", n, round_no, [Spawn(u) for u in users])
+        commands = self.commands["floor"]
+        api_url = self.hubs["daas"].api_url
+        ports = {u: free_port() for u in users}
+        meter = HubMeter(None)
+
+        async def submit(spawn: Spawn) -> None:
+            home = pwd.getpwnam(spawn.user).pw_dir
+            argv = [
+                "sudo", "-n", "-u", spawn.user, "--", str(commands.bin_dir / "sbatch"), "--parsable",
+                f"--job-name={JOB_NAMES['floor']}", "--partition=cpu", "--cpus-per-task=1", "--mem=512M",
+                "--time=1:00:00", f"--chdir={home}", f"--output={home}/bench-floor-%j.log",
+            ]  # fmt: skip
+            spawn.posted = time.time()
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            out, err = await process.communicate(floor_script(spawn.user, ports[spawn.user], api_url).encode())
+            if process.returncode:
+                spawn.failed = f"sbatch: {err.decode().strip()}"
+                return
+            spawn.job_id = out.decode().strip().split(";")[0]
+            spawn.log = f"{home}/bench-floor-{spawn.job_id}.log"
+
+        async def listening(client: httpx.AsyncClient, spawn: Spawn) -> None:
+            url = f"http://127.0.0.1:{ports[spawn.user]}/user/{spawn.user}/api"
+            while not spawn.failed:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(url)).status_code == 200:
+                        spawn.ready = time.time()
+                        return
+                await asyncio.sleep(POLL)
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            async with meter.phase(Phase("spawn", time.time()), commands) as spawning:
+                run.phases.append(spawning)
+                await asyncio.gather(*(submit(s) for s in run.spawns))
+                _, late = await asyncio.wait(
+                    [asyncio.ensure_future(listening(client, s)) for s in run.spawns], timeout=self.timeout
+                )
+                for task in late:
+                    task.cancel()
+                for spawn in run.spawns:
+                    if math.isnan(spawn.ready) and not spawn.failed:
+                        spawn.failed = f"not listening after {self.timeout:g} s"
+        async with meter.phase(Phase("stop", time.time()), commands) as stopping:
+            run.phases.append(stopping)
+            await asyncio.to_thread(subprocess.run, ["scancel", "-n", JOB_NAMES["floor"]], check=False, timeout=60)
+            await self.wait_no_jobs(JOB_NAMES["floor"])
+        self.fill_timings(run)
+        return run
+
+
+# -- cluster and users ------------------------------------------------------------------------
+
+
+def cluster(action: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(["bash", str(CLUSTER_SCRIPT), action], check=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def ensure_users(users: list[str]) -> None:
+    for user in users:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(["useradd", "-m", "-s", "/bin/bash", user], check=True, timeout=60)
+
+
+@contextlib.contextmanager
+def bench_cluster(cpus: int, job_starts: Path) -> Iterator[None]:
+    """The test cluster with `cpus` per node and the job-start Prolog; the standard one again afterwards."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    cluster("stop")
+    cluster("start", {"DAAS_SLURM_CPUS": str(cpus), "DAAS_SLURM_JOB_STARTS": str(job_starts)})
+    try:
+        yield
+    finally:
+        log("restoring the standard test cluster")
+        cluster("stop")
+        cluster("start", {"DAAS_SLURM_CPUS": "", "DAAS_SLURM_JOB_STARTS": ""})
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- summary ----------------------------------------------------------------------------------
+
+
+def summarise(runs: list[Run], counts: list[int], systems: Sequence[str]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for n in counts:
+        row: dict[str, Any] = {}
+        for system in systems:
+            mine = [r for r in runs if r.system == system and r.n == n]
+            if not mine:
+                continue
+            stats = [r.stats() for r in mine]
+            entry: dict[str, Any] = {
+                key: spread([s[key] for s in stats])
+                for key in ("all_ready_s", "p50_s", "p95_s", "max_s", "overhead_p50_s", "overhead_p95_s")
+            }
+            entry["failures"] = sum(s["failures"] for s in stats)
+            entry["spawns"] = sum(r.n for r in mine)
+            for phase in ("spawn", "steady", "stop"):
+                phases = [p for r in mine for p in r.phases if p.name == phase]
+                if not phases:
+                    continue
+                entry[phase] = {
+                    "seconds": spread([p.seconds for p in phases]),
+                    **{
+                        f"{c}_per_min": spread([p.per_minute(c) for p in phases])
+                        for c in ("squeue", "sbatch", "scancel", "sinfo")
+                    },
+                    "hub_cpu_s": spread([p.hub_cpu_s for p in phases]),
+                    "command_cpu_s": spread([p.command_cpu_s for p in phases]),
+                    "hub_peak_rss_mb": spread([p.hub_peak_rss_mb for p in phases]),
+                }
+            row[system] = entry
+        ratios = {}
+        for a, b in (("daas", "floor"), ("batchspawner", "floor"), ("daas", "batchspawner")):
+            per_round = []
+            for round_no in sorted({r.round for r in runs}):
+                ra = next((r for r in runs if (r.system, r.n, r.round) == (a, n, round_no)), None)
+                rb = next((r for r in runs if (r.system, r.n, r.round) == (b, n, round_no)), None)
+                if ra and rb:
+                    per_round.append(ra.all_ready_s / rb.all_ready_s)
+            if per_round:
+                ratios[f"{a}/{b}"] = spread(per_round)
+        row["ratios_all_ready"] = ratios
+        summary[str(n)] = row
+    return summary
+
+
+def table(summary: dict[str, Any]) -> str:
+    lines = [
+        "Concurrent spawns: seconds, median over rounds [min-max]",
+        f"{'N':>3}  {'system':<12} {'all ready':<20} {'user p50':<20} {'user p95':<20} {'fail':>4}  "
+        f"{'hub overhead p50':<20} {'squeue/min spawn':<18} {'squeue/min run':<16} {'hub CPU s':<12} {'peak MB':<8}",
+    ]
+    for n, row in summary.items():
+        for system in SYSTEMS:
+            e = row.get(system)
+            if e is None:
+                continue
+            spawn, steady = e.get("spawn", {}), e.get("steady", {})
+            lines.append(
+                f"{n:>3}  {system:<12} {fmt_spread(e['all_ready_s']):<20} {fmt_spread(e['p50_s']):<20} "
+                f"{fmt_spread(e['p95_s']):<20} {e['failures']:>4}  {fmt_spread(e['overhead_p50_s'], 2):<20} "
+                f"{fmt_spread(spawn['squeue_per_min']) if spawn else '-':<18} "
+                f"{fmt_spread(steady['squeue_per_min']) if steady else '-':<16} "
+                f"{fmt_spread(spawn['hub_cpu_s']) if system != 'floor' else '-':<12} "
+                f"{spawn['hub_peak_rss_mb']['median'] if system != 'floor' else math.nan:<8.0f}"
+            )
+        for pair, r in row["ratios_all_ready"].items():
+            lines.append(f"{n:>3}  all ready {pair:<20} {fmt_spread(r, 2)}")
+    return "\n".join(lines)
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", default="1,10,50", help="concurrent spawn counts N (default 1,10,50)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument("--steady", type=float, default=60, help="seconds N servers run, first round (default 60)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="subset of daas,batchspawner,floor")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds until a server counts as failed")
+    parser.add_argument("--cpus", type=int, default=0, help="CPUs per node of the benchmark cluster (default N/2+8)")
+    parser.add_argument("--json", type=Path, default=RESULTS / "spawns.json", help="results file")
+    parser.add_argument("--workdir", type=Path, default=None, help="hub directories and logs (default: new /tmp dir)")
+    args = parser.parse_args(argv)
+    args.count_list = sorted({int(c) for c in args.counts.split(",") if c.strip()})
+    args.system_list = [s for s in SYSTEMS if s in {x.strip() for x in args.systems.split(",")}]
+    if not args.system_list or args.repeats < 1 or not args.count_list or min(args.count_list) < 1:
+        parser.error("--systems, --repeats and --counts must name something")
+    return args
+
+
+async def measure(bench: Bench, args: argparse.Namespace) -> list[Run]:
+    runs = []
+    for round_no in range(args.repeats):
+        for n in args.count_list:
+            for system in rotated(args.system_list, round_no):
+                steady = args.steady if round_no == 0 else 0
+                if system == "floor":
+                    run = await bench.floor_run(n, round_no)
+                else:
+                    run = await bench.hub_run(system, n, round_no, steady)
+                s = run.stats()
+                log(
+                    f"round {round_no + 1}/{args.repeats} N={n:<3} {system:<12} all ready {s['all_ready_s']:.1f} s, "
+                    f"p50 {s['p50_s']:.1f} p95 {s['p95_s']:.1f} s, {s['failures']} failed, "
+                    f"overhead p50 {s['overhead_p50_s']:.2f} s; commands {run.phases[0].commands}"
+                )
+                for spawn in run.spawns:
+                    if spawn.failed:
+                        log(f"  {spawn.user}: {spawn.failed}")
+                runs.append(run)
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("run as root: the benchmark restarts the test cluster and creates users", file=sys.stderr)
+        return 2
+    if "batchspawner" in args.system_list and not (BENCH_VENV / "bin" / "jupyterhub").exists():
+        print(f"no peer venv at {BENCH_VENV}: run benchmarks/setup.sh", file=sys.stderr)
+        return 2
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="daas-bench-spawns-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(workdir, 0o755)
+    users = [f"bench{i:02d}" for i in range(1, max(args.count_list) + 1)]
+    ensure_users(users)
+    began = time.monotonic()
+    bench = Bench(workdir, users, args.system_list, args.timeout)
+    cpus = args.cpus or max(8, max(args.count_list) // 2 + 8)
+    with bench_cluster(cpus, bench.job_starts):
+        try:
+            for name, hub in bench.hubs.items():
+                log(f"{name}: starting hub at {hub.url} ({hub.workdir})")
+                hub.start()
+                hub.create_users(*users)
+            runs = asyncio.run(measure(bench, args))
+        finally:
+            for hub in bench.hubs.values():
+                with contextlib.suppress(Exception):
+                    hub.stop()
+    summary = summarise(runs, args.count_list, args.system_list)
+    result = {
+        "environment": environment(),
+        "settings": {
+            "counts": args.count_list,
+            "repeats": args.repeats,
+            "steady_s": args.steady,
+            "systems": args.system_list,
+            "cpus_per_node": cpus,
+            "request": "1 CPU, 512 MB, 1 h, partition cpu",
+            "workdir": str(workdir),
+            "elapsed_s": round(time.monotonic() - began, 1),
+        },
+        "summary": summary,
+        "runs": [
+            {
+                **{k: v for k, v in asdict(r).items() if k != "spawns"},
+                **r.stats(),
+                "spawns": [asdict(s) for s in r.spawns],
+            }
+            for r in runs
+        ],
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(table(summary))
+    print(f"\n{result['settings']['elapsed_s']} s in all; JSON: {args.json}; logs: {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
