@@ -31,6 +31,7 @@ from .slurm_commands import (
     sinfo_nodes_argv,
     squeue_argv,
 )
+from .slurm_ping import ControllerPing
 from .slurm_queue import JobStatus, Phase, SlurmQueue
 
 _NO_TIME = {"", "N/A", "Unknown", "None"}
@@ -56,7 +57,7 @@ class SlurmBackend(Backend):
     slurm_bin_dir = Unicode(
         "/usr/bin",
         config=True,
-        help="Directory holding sbatch, squeue, scancel and sinfo. Absolute, because sudo resets PATH.",
+        help="Directory holding sbatch, squeue, scancel, sinfo and scontrol. Absolute, because sudo resets PATH.",
     )
     user_prefix = List(
         Unicode(),
@@ -110,6 +111,15 @@ class SlurmBackend(Backend):
         config=True,
         help="Seconds before a scheduler command counts as failed (a hung controller).",
     )
+    ping_timeout = Float(
+        3.0,
+        config=True,
+        help="""Seconds a spawn waits for `scontrol ping` before it submits (0: no ping).
+
+        With the controller down, sbatch takes its own retries (10-20 s) to fail; the ping fails at
+        once, so the user reads "Slurm is not answering" within seconds. Concurrent spawns share one
+        ping, and its answer holds for busy_interval seconds.""",
+    )
     stop_timeout = Float(
         60.0,
         config=True,
@@ -138,6 +148,7 @@ class SlurmBackend(Backend):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.queue = SlurmQueue(self._query_jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
+        self.controller = ControllerPing(self._controller_up, ttl=self.busy_interval)
         self._nodes: dict[str, NodeInfo] = {}
         self.availability_cache = AvailabilityCache(
             self._query_availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
@@ -152,6 +163,14 @@ class SlurmBackend(Backend):
     async def _query_jobs(self) -> dict[str, JobInfo]:
         result = await run_command(squeue_argv(self._bin("squeue"), self.job_name), timeout=self.command_timeout)
         return parse_squeue(result.stdout)
+
+    async def _controller_up(self) -> bool:
+        try:
+            result = await run_command([self._bin("scontrol"), "ping"], timeout=self.ping_timeout)
+        except CommandFailed as err:
+            self.log.warning("Slurm controller not answering: %s", err)
+            return False
+        return " is UP" in result.stdout
 
     async def _node(self, name: str) -> NodeInfo | None:
         if name not in self._nodes:
@@ -196,6 +215,8 @@ class SlurmBackend(Backend):
             mounts=launch.mounts,
         )
         argv = sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec)
+        if self.ping_timeout and not await self.controller.answering():
+            raise SpawnFailed("Slurm is not answering (its controller did not answer a ping); please try again later")
         try:
             script = batch_script(launch.options, spec)
             result = await run_command(argv, timeout=self.command_timeout, stdin=script, name="sbatch")

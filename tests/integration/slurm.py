@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 CLUSTER_SCRIPT = Path(__file__).resolve().parents[1] / "cluster" / "slurm.sh"
-SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo")
+SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "sinfo", "scontrol")
 
 
 def cluster(action: str) -> None:

@@ -62,6 +62,12 @@ def test_controller_outage_stops_no_server(ten: SlurmHub) -> None:
         time.sleep(2 * ten.poll_interval + 2)
         assert ten.commands.count("squeue") > before, "the hub did not even try to query"
         assert _running(ten) == SERVERS
+        sbatches, pings = ten.commands.count("sbatch"), ten.commands.count("scontrol")
+        response = ten.hub.spawn("alice", {"profile": "cpu", "cores": 1, "memory": "1G"}, server="outage")
+        assert response.status_code == 503, response.text
+        assert "Slurm is not answering" in response.json()["message"]
+        # Refused on the ping, before sbatch: no job can be left behind by a cut-off submission.
+        assert (ten.commands.count("sbatch"), ten.commands.count("scontrol")) == (sbatches, pings + 1)
     finally:
         cluster("start-controller")
     after = ten.commands.count("squeue")
