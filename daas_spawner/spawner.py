@@ -17,6 +17,7 @@ from daas_services.data.mounts import DataLocations, Mount, mounts_env, resolve_
 from . import address, availability
 from .backends.base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
 from .form import form_to_options, render_form, template_environment
+from .listening import wait_listening
 from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
 from .profiles import LOCAL_DEMO, Profile, ProfileSet
 
@@ -281,6 +282,7 @@ class DaaSSpawner(Spawner):
         finally:
             self._reported = None
         self._watch()
+        await wait_listening(server.host, server.port, self.http_timeout)
         return server.host, server.port
 
     def _save_state(self) -> None:
