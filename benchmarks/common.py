@@ -141,3 +141,35 @@ def environment() -> dict[str, Any]:
         "slurm": output_of(["sinfo", "--version"]),
         "httpx": importlib.metadata.version("httpx"),
     }
+
+
+def stale_install() -> list[str]:
+    """Files of this checkout that differ from the copy the hubs import (they do not run from the checkout)."""
+    out = output_of(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            "import daas_spawner, pathlib; print(pathlib.Path(daas_spawner.__file__).parent.parent)",
+        ]
+    )
+    installed = Path(out)
+    if installed == REPO:
+        return []
+    stale = []
+    for package in ("daas_spawner", "daas_auth", "daas_services"):
+        for source in sorted((REPO / package).rglob("*")):
+            if source.is_file() and source.suffix in (".py", ".html", ".js", ".css", ".yaml"):
+                copy = installed / source.relative_to(REPO)
+                if not copy.exists() or copy.read_bytes() != source.read_bytes():
+                    stale.append(str(source.relative_to(REPO)))
+    return stale
+
+
+def require_fresh_install() -> None:
+    """Refuse to measure an older install than the checkout (run tests/setup.sh first)."""
+    stale = stale_install()
+    if stale:
+        sys.exit(
+            f"the venv's jupyterhub-daas differs from this checkout ({', '.join(stale[:5])}...): run tests/setup.sh"
+        )

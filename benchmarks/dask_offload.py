@@ -38,6 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import require_fresh_install  # noqa: E402
 from daas_services.dask.client import DaskOffload  # noqa: E402
 from tests.integration.hub import Hub  # noqa: E402
 from tests.integration.process import free_port, wait_for  # noqa: E402
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "dask_offload.json")
     args = parser.parse_args()
+    require_fresh_install()
 
     workdir = Path(tempfile.mkdtemp(prefix="daas-bench-dask-"))
     workdir.chmod(0o755)

@@ -50,6 +50,7 @@ from benchmarks.common import (
     environment,
     fmt_spread,
     log,
+    require_fresh_install,
     rotated,
     scheduler_answering,
     spread,
@@ -475,6 +476,7 @@ def running(scenarios: dict[str, Scenario]) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    require_fresh_install()
     if ("daas" in args.hub_names or "moss" in args.hub_names) and not controller_up_safe():
         print("Slurm is not up: run `bash tests/cluster/slurm.sh start` first", file=sys.stderr)
         return 2

@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import require_fresh_install  # noqa: E402
 from daas_spawner.backends.slurm_commands import LAUNCHER_EOF, launcher_source  # noqa: E402
 from tests.integration.conftest import SlurmHub  # noqa: E402
 from tests.integration.slurm import batch_script  # noqa: E402
@@ -52,7 +53,7 @@ INJECTIONS = ["1\n#SBATCH --uid=0", "cpu; id", "$(id)", "`id`", "x' ; touch /tmp
               "-p gpu", "--uid=0", "1 --exclusive", "%j", "{username}", "\u202e", "9" * 40]  # fmt: skip
 
 SBATCH_ARG = re.compile(
-    r"^(--parsable|--nodes=1|--ntasks=1|--exclusive|--mem=0|--job-name=jupyterhub-daas|--chdir=/home/alice"
+    r"^(--parsable|--nodes=1|--ntasks=1|--no-requeue|--exclusive|--mem=0|--job-name=jupyterhub-daas|--chdir=/home/alice"
     r"|--output=/home/alice/jupyterhub-daas-%j\.log|--partition=(cpu|gpu|power9)|--cpus-per-task=[1-8]"
     r"|--mem=\d{3,5}M|--gres=gpu(:tesla)?:[12]|--constraint=(power9|ppc64le)"
     r"|--time=(\d{1,2}:\d\d:\d\d|\d-\d\d:\d\d:\d\d)|--account=[A-Za-z0-9_.:+-]{1,100})$"
@@ -195,6 +196,7 @@ def main() -> None:
     parser.add_argument("--form", type=int, default=500, help="form posts to try")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "fuzz_options.json")
     args = parser.parse_args()
+    require_fresh_install()
     workdir = Path(tempfile.mkdtemp(prefix="daas-fuzz-"))
     workdir.chmod(0o755)
     fuzz = Fuzz(workdir)

@@ -60,6 +60,7 @@ from benchmarks.common import (
     fmt_spread,
     log,
     percentile,
+    require_fresh_install,
     rotated,
     spread,
 )
@@ -609,6 +610,7 @@ async def measure(bench: Bench, args: argparse.Namespace) -> list[Run]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    require_fresh_install()
     if os.geteuid() != 0:
         print("run as root: the benchmark restarts the test cluster and creates users", file=sys.stderr)
         return 2

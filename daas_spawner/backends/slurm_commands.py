@@ -102,6 +102,9 @@ def sbatch_argv(prefix: list[str], sbatch: str, options: ResolvedOptions, spec: 
         f"--output={spec.output}",
         "--nodes=1",
         "--ntasks=1",
+        # A server requeued after a node failure would start again unknown to the hub, which
+        # still routes to the dead node: end the job instead, so the hub sees it and says so.
+        "--no-requeue",
         f"--partition={options.partition}",
     ]
     if options.whole_node:

@@ -42,6 +42,7 @@ HEAD = [
     "--output=/home/alice/jupyterhub-daas-%j.log",
     "--nodes=1",
     "--ntasks=1",
+    "--no-requeue",
 ]
 
 
