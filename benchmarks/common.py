@@ -66,7 +66,8 @@ def fmt_spread(s: dict[str, float], digits: int = 1) -> str:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty sample; NaN for an empty one."""
+    """Nearest-rank percentile (q in 0..100), NaNs left out; NaN for an empty sample."""
+    values = [v for v in values if not math.isnan(v)]
     if not values:
         return math.nan
     ordered = sorted(values)

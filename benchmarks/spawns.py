@@ -211,6 +211,7 @@ class Run:
     def stats(self) -> dict[str, Any]:
         seconds = [s.seconds for s in self.spawns if not s.failed]
         overheads = [s.overhead for s in self.spawns if not s.failed and not math.isnan(s.overhead)]
+        done = [s for s in self.spawns if not s.failed]
         return {
             "all_ready_s": self.all_ready_s,
             "p50_s": percentile(seconds, 50),
@@ -219,6 +220,10 @@ class Run:
             "failures": sum(1 for s in self.spawns if s.failed),
             "overhead_p50_s": percentile(overheads, 50),
             "overhead_p95_s": percentile(overheads, 95),
+            # The overhead's parts, and what is not overhead: medians over this run's servers.
+            "post_to_job_start_p50_s": percentile([s.job_started - s.posted for s in done], 50),
+            "job_start_to_listening_p50_s": percentile([s.listening - s.job_started for s in done], 50),
+            "listening_to_ready_p50_s": percentile([s.ready - s.listening for s in done], 50),
         }
 
 
@@ -321,42 +326,54 @@ class Bench:
 
     async def hub_run(self, system: str, n: int, round_no: int, steady: float) -> Run:
         hub = self.hubs[system]
-        users = self.users[:n]
-        run = Run(system, n, round_no, [Spawn(u) for u in users])
-        by_user = {s.user: s for s in run.spawns}
+        run = Run(system, n, round_no, [Spawn(u) for u in self.users[:n]])
         meter = HubMeter(hub.process.process.pid if hub.process.process else None)
         commands = self.commands[system]
         log_offset = hub.log_path.stat().st_size
-        body = json.dumps(DAAS_OPTIONS if system == "daas" else {})
-        headers = {"Authorization": f"token {hub.admin_token}"}
-        async with httpx.AsyncClient(base_url=hub.api_url, headers=headers, timeout=600) as client:
-
-            async def post(spawn: Spawn) -> None:
-                spawn.posted = time.time()
-                response = await client.post(f"/users/{spawn.user}/server", content=body)
-                if response.status_code not in (201, 202):
-                    spawn.failed = f"HTTP {response.status_code}: {response.text[:200]}"
-
+        async with self.client(system) as client:
             async with meter.phase(Phase("spawn", time.time()), commands) as spawning:
                 run.phases.append(spawning)
-                posts = asyncio.gather(*(post(s) for s in run.spawns))
-                await self.wait_hub_ready(client, by_user, posts)
-                await posts
-            self.record_jobs(system, await self.active(client), by_user)
+                await self.start_servers(client, system, run.spawns)
             if steady > 0:
                 async with meter.phase(Phase("steady", time.time()), commands) as running:
                     run.phases.append(running)
                     await asyncio.sleep(steady)
             async with meter.phase(Phase("stop", time.time()), commands) as stopping:
                 run.phases.append(stopping)
-                await asyncio.gather(*(client.delete(f"/users/{u}/server") for u in users))
-                await until_empty(lambda: self.active(client))
-                await self.wait_no_jobs(JOB_NAMES[system])
+                await self.stop_servers(client, system, [s.user for s in run.spawns])
+        by_user = {s.user: s for s in run.spawns}
         for match in TOOK.finditer(hub.log_path.read_text(errors="replace")[log_offset:]):
             if match.group(1) in by_user:
                 by_user[match.group(1)].hub_took = float(match.group(2))
         self.fill_timings(run)
         return run
+
+    def client(self, system: str) -> httpx.AsyncClient:
+        hub = self.hubs[system]
+        headers = {"Authorization": f"token {hub.admin_token}"}
+        return httpx.AsyncClient(base_url=hub.api_url, headers=headers, timeout=600)
+
+    async def start_servers(self, client: httpx.AsyncClient, system: str, spawns: list[Spawn]) -> None:
+        """POST every spawn at once; return when each is ready or failed (its Spawn says which)."""
+        body = json.dumps(DAAS_OPTIONS if system == "daas" else {})
+
+        async def post(spawn: Spawn) -> None:
+            spawn.posted = time.time()
+            response = await client.post(f"/users/{spawn.user}/server", content=body)
+            if response.status_code not in (201, 202):
+                spawn.failed = f"HTTP {response.status_code}: {response.text[:200]}"
+
+        by_user = {s.user: s for s in spawns}
+        posts = asyncio.gather(*(post(s) for s in spawns))
+        await self.wait_hub_ready(client, by_user, posts)
+        await posts
+        self.record_jobs(system, await self.active(client), by_user)
+
+    async def stop_servers(self, client: httpx.AsyncClient, system: str, users: list[str]) -> None:
+        """DELETE every server at once; return when the hub has none and their jobs have left the queue."""
+        await asyncio.gather(*(client.delete(f"/users/{u}/server") for u in users))
+        await until_empty(lambda: self.active(client))
+        await self.wait_no_jobs(JOB_NAMES[system])
 
     @staticmethod
     async def active(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
@@ -503,10 +520,7 @@ def summarise(runs: list[Run], counts: list[int], systems: Sequence[str]) -> dic
             if not mine:
                 continue
             stats = [r.stats() for r in mine]
-            entry: dict[str, Any] = {
-                key: spread([s[key] for s in stats])
-                for key in ("all_ready_s", "p50_s", "p95_s", "max_s", "overhead_p50_s", "overhead_p95_s")
-            }
+            entry: dict[str, Any] = {key: spread([s[key] for s in stats]) for key in stats[0] if key != "failures"}
             entry["failures"] = sum(s["failures"] for s in stats)
             entry["spawns"] = sum(r.n for r in mine)
             for phase in ("spawn", "steady", "stop"):
