@@ -47,11 +47,13 @@ def render_form(
     proposals: Sequence[Proposal] = (),
     access: UserAccess | None = None,
     warning: str | None = None,
+    notice: str | None = None,
 ) -> str:
     """The form's HTML; `chosen` pre-selects values (e.g. from the spawn URL).
 
     Each profile offers the user's proposals it may work for (none: no proposal field); a
-    server named after a proposal shows that proposal only. `warning` is shown on top.
+    server named after a proposal shows that proposal only. `warning` is shown on top, then
+    `notice` (why this server's last run ended on its own).
     """
     chosen = dict(chosen or {})
     access = access or UserAccess()
@@ -71,6 +73,7 @@ def render_form(
         advanced_open=bool(ADVANCED_FIELDS & chosen.keys()),
         proposal_choices=proposal_choices_by_profile,
         warning=warning,
+        notice=notice,
     )
 
 

@@ -116,6 +116,7 @@ class DaaSSpawner(Spawner):
         self._notify_tasks: set[asyncio.Future[Any]] = set()
         self._auth_state: dict[str, Any] = {}
         self.proposals: list[Proposal] = []
+        self.last_end: str | None = None  # why the last server ended on its own, for the next form (memory only)
 
     # -- options -------------------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class DaaSSpawner(Spawner):
             proposals=self.proposals,
             access=access,
             warning=self._auth_state.get("proposals_warning"),
+            notice=self.last_end,
         )
 
     def _link_values(self) -> dict[str, str]:
@@ -266,6 +268,7 @@ class DaaSSpawner(Spawner):
             mounts=tuple(mounts),
         )
         self._reported = asyncio.get_running_loop().create_future()
+        self.last_end = None
         try:
             state = await backend.start(launch)
         except SpawnFailed as err:
@@ -298,8 +301,9 @@ class DaaSSpawner(Spawner):
             backend = self.backend(self.backend_name)
             self._unwatch = backend.watch(self.backend_state, self._ended_on_its_own)
 
-    def _ended_on_its_own(self) -> None:
-        """The backend saw the server end (external scancel, node failure): tell the hub now."""
+    def _ended_on_its_own(self, why: str) -> None:
+        """The backend saw the server end (external scancel, node failure): tell the hub now, the user next."""
+        self.last_end = why
         task = asyncio.ensure_future(self.poll_and_notify())
         self._notify_tasks.add(task)
         task.add_done_callback(self._notify_tasks.discard)

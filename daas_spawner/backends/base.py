@@ -87,8 +87,8 @@ class Backend(SingletonConfigurable):
         """Events while the server starts; the default has nothing to tell."""
         return _no_events()
 
-    def watch(self, state: BackendState, on_end: Callable[[], None]) -> Callable[[], None]:
-        """Call on_end when the server ends on its own; return a function that unsubscribes."""
+    def watch(self, state: BackendState, on_end: Callable[[str], None]) -> Callable[[], None]:
+        """Call on_end(why, in the user's words) when the server ends on its own; return an unsubscribe."""
         return lambda: None
 
 

@@ -277,9 +277,16 @@ class SlurmBackend(Backend):
             return None
         return 0 if status.info is not None and status.info.state == "COMPLETED" else 1
 
-    def watch(self, state: BackendState, on_end: Callable[[], None]) -> Callable[[], None]:
-        self.queue.track(state["job_id"])
-        return self.queue.on_end(state["job_id"], on_end)
+    def watch(self, state: BackendState, on_end: Callable[[str], None]) -> Callable[[], None]:
+        job_id = state["job_id"]
+        self.queue.track(job_id)
+
+        def ended() -> None:
+            why = self._ended_running_message(state, self.queue.status(job_id))
+            self.log.warning("%s", why)
+            on_end(why)
+
+        return self.queue.on_end(job_id, ended)
 
     async def progress(self, state: BackendState) -> AsyncIterator[ProgressEvent]:
         job_id = state["job_id"]
@@ -322,6 +329,16 @@ class SlurmBackend(Backend):
             if status.info.reason not in ("", "None"):
                 what += f" [{status.info.reason}]"
         return f"Slurm job {job_id} {what} before the server started; see the job log at {state.get('log')}"
+
+    @staticmethod
+    def _ended_running_message(state: BackendState, status: JobStatus) -> str:
+        """Why a running server's job ended without the hub stopping it (node failure, scancel, time limit)."""
+        job_id = state["job_id"]
+        info = status.info
+        what = "left the queue" if info is None else _ENDINGS.get(info.state, f"ended ({info.state.lower()})")
+        if info is not None and info.state == "NODE_FAIL":
+            what += "; your work since the last save is lost, start a new server"
+        return f"Your server's Slurm job {job_id} {what}; see the job log at {state.get('log')}"
 
     # -- stop ----------------------------------------------------------------------------
 

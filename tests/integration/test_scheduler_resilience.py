@@ -5,11 +5,13 @@ The tests in this module share the same ten servers and run in file order.
 
 from __future__ import annotations
 
+import html
 import itertools
 import subprocess
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from .conftest import SlurmHub, running_slurm_hub
@@ -85,6 +87,13 @@ def test_external_scancel_is_noticed_within_one_interval(ten: SlurmHub) -> None:
     # One poll interval, plus the time one squeue may take when the controller is busy.
     ten.hub.wait_stopped(user, server, timeout=ten.poll_interval + 3)
     SERVERS.pop()
+    # The user learns why on the server's next spawn page.
+    with httpx.Client(base_url=ten.hub.url, follow_redirects=True, timeout=30) as client:
+        client.get("/hub/login")
+        login = {"username": user, "password": "daas-test-password", "_xsrf": client.cookies.get("_xsrf")}
+        client.post("/hub/login", data=login)
+        page = html.unescape(client.get(f"/hub/spawn/{user}/{server}").text)
+    assert f"Your server's Slurm job {job_id} was cancelled" in page
 
 
 def test_hub_restart_reattaches_every_server(ten: SlurmHub) -> None:

@@ -53,3 +53,17 @@ def test_ended_message_for_a_job_that_left_the_queue():
 )
 def test_progress_description(status, text):
     assert SlurmBackend._describe("42", status) == text
+
+
+@pytest.mark.parametrize(
+    "slurm_state, words",
+    [
+        ("NODE_FAIL", "lost its node; your work since the last save is lost, start a new server"),
+        ("CANCELLED", "was cancelled"),
+        ("TIMEOUT", "reached its time limit"),
+    ],
+)
+def test_a_running_server_that_ended_on_its_own_is_explained(slurm_state, words):
+    status = JobStatus(Phase.ENDED, JobInfo("42", slurm_state, "None", "cpu01", "N/A"))
+    message = SlurmBackend._ended_running_message(STATE, status)
+    assert message == f"Your server's Slurm job 42 {words}; see the job log at /home/alice/jupyterhub-daas-42.log"
