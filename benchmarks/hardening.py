@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -252,7 +253,8 @@ class Hardening:
                 await asyncio.sleep(POLL)
             for s in self.systems:
                 log_text = bench.hubs[s].log_path.read_text(errors="replace")
-                said = [line for line in log_text.splitlines() if spawns[s].job_id in line and "WARNING" not in line]
+                mentions = re.compile(rf"\bjob {spawns[s].job_id}\b", re.IGNORECASE)
+                said = [line for line in log_text.splitlines() if mentions.search(line)]
                 results[s] = {
                     "node": nodes[s],
                     "job_state_after": await asyncio.to_thread(job_state, spawns[s].job_id),

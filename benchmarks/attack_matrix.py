@@ -1,0 +1,85 @@
+"""The security attack matrix as one script: a pass/fail line per case, against the real components.
+
+    /opt/jupyterhub-daas/venv/bin/python benchmarks/attack_matrix.py [--json out.json]
+
+The cases are the integration tests' own (so the matrix is written once): the daas-data service's path,
+token and cross-user attacks, directly and through the proxy (issue #5); the daas-dask service's
+cross-user, token and over-limit attacks (issue #6); the server-address endpoint's (#2). pytest starts the
+real Slurm test cluster, hubs, proxies and services as the tests do. Exit status 1 if any case fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import REPO, RESULTS, environment, require_fresh_install
+
+MATRIX = {
+    "data": [
+        "tests/integration/test_data.py::test_attacks_are_refused_and_leak_nothing",
+        "tests/integration/test_data.py::test_bob_cannot_read_alices_data",
+        "tests/integration/test_data.py::test_tokens_without_the_service_scope_and_no_token_are_refused",
+    ],
+    "dask": [
+        "tests/integration/test_dask.py::test_bob_cannot_see_steer_stop_or_open_alices_cluster",
+        "tests/integration/test_dask.py::test_the_dashboards_live_plots_reach_only_the_owner",
+        "tests/integration/test_dask.py::test_bob_cannot_connect_to_alices_scheduler",
+        "tests/integration/test_dask.py::test_no_token_and_a_token_without_the_scope_are_refused",
+        "tests/integration/test_dask.py::test_bad_and_over_limit_requests_start_nothing",
+        "tests/integration/test_dask.py::test_scale_and_adapt_are_held_to_the_limit",
+    ],
+    "server address endpoint": ["tests/integration/test_address_endpoint.py"],
+}
+
+
+def outcome(case: ET.Element) -> str:
+    for tag, word in (("failure", "FAIL"), ("error", "FAIL"), ("skipped", "SKIP")):
+        if case.find(tag) is not None:
+            return word
+    return "PASS"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, default=RESULTS / "attack_matrix.json", help="results file")
+    args = parser.parse_args()
+    require_fresh_install()
+    report = Path(tempfile.mkdtemp(prefix="daas-attacks-")) / "junit.xml"
+    began = time.monotonic()
+    ids = [test for tests in MATRIX.values() for test in tests]
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *ids],
+        cwd=REPO,
+        check=False,
+    )
+    cases = []
+    for case in ET.parse(report).getroot().iter("testcase"):
+        module = case.get("classname", "").rsplit(".", 1)[-1]
+        area = next((name for name, tests in MATRIX.items() if any(module in test for test in tests)), module)
+        cases.append({"area": area, "case": case.get("name", ""), "result": outcome(case)})
+    print()
+    for case in cases:
+        print(f"{case['result']}  {case['area']}: {case['case']}")
+    failed = sum(1 for c in cases if c["result"] == "FAIL")
+    print(f"\n{len(cases)} cases: {len(cases) - failed} passed, {failed} failed")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps(
+            {"environment": environment(), "elapsed_s": round(time.monotonic() - began, 1), "cases": cases}, indent=2
+        )
+        + "\n"
+    )
+    return 1 if failed or not cases else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
