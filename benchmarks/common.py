@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,20 @@ def rotated(names: Sequence[str], by: int) -> list[str]:
     """The run order of one round: each round starts with the next system, so drift favours none."""
     by %= len(names)
     return [*names[by:], *names[:by]]
+
+
+def save(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """A benchmark's entry point: its exit status; Ctrl-C ends it quietly (its cleanup has run)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def log(message: str) -> None:

@@ -31,7 +31,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,8 +40,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, environment, log, require_fresh_install
-from benchmarks.spawns import HUBS, JOB_NAMES, POLL, Bench, Spawn, bench_cluster, cluster, ensure_users
+from benchmarks.common import RESULTS, environment, log, require_fresh_install, run_main, save
+from benchmarks.spawns import HUBS, JOB_NAMES, POLL, Bench, Spawn, bench_cluster, bench_workdir, cluster, ensure_users
 from tests.integration.slurm import job_details
 
 SCENARIOS = ("restart", "outage", "burst", "node")
@@ -169,10 +168,7 @@ class Hardening:
             for s in self.systems:
                 await bench.stop_servers(clients[s], s, [*first, *extra, recovery_user])
         finally:
-            if not await asyncio.to_thread(controller_answers):
-                await asyncio.to_thread(cluster, "start-controller")
-            for client in clients.values():
-                await client.aclose()
+            await restore(clients)
         return results
 
     @staticmethod
@@ -219,10 +215,7 @@ class Hardening:
             for s in self.systems:
                 await bench.stop_servers(clients[s], s, users)
         finally:
-            if not await asyncio.to_thread(controller_answers):
-                await asyncio.to_thread(cluster, "start-controller")
-            for client in clients.values():
-                await client.aclose()
+            await restore(clients)
         return results
 
     # -- a node daemon killed ---------------------------------------------------------------
@@ -276,6 +269,14 @@ class Hardening:
         return results
 
 
+async def restore(clients: dict[str, httpx.AsyncClient]) -> None:
+    """After an outage scenario, also a failed one: the controller up again, the clients closed."""
+    if not await asyncio.to_thread(controller_answers):
+        await asyncio.to_thread(cluster, "start-controller")
+    for client in clients.values():
+        await client.aclose()
+
+
 def job_state(job_id: str) -> str:
     out = subprocess.run(
         ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=60, check=False
@@ -325,12 +326,7 @@ async def run(hardening: Hardening, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     require_fresh_install()
-    if os.geteuid() != 0:
-        print("run as root: the benchmark restarts the test cluster and creates users", file=sys.stderr)
-        return 2
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="daas-bench-hardening-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    os.chmod(workdir, 0o755)
+    workdir = bench_workdir(args.workdir, "daas-bench-hardening-")
     users = [f"bench{i:02d}" for i in range(1, max(args.servers, args.running + 6) + 1)]
     ensure_users(users)
     began = time.monotonic()
@@ -352,16 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "elapsed_s": round(time.monotonic() - began, 1),
         "results": results,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    save(args.json, result)
     print(json.dumps(results, indent=2, default=str))
     print(f"\n{result['elapsed_s']} s in all; JSON: {args.json}; logs: {workdir}")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

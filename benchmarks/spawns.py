@@ -62,6 +62,8 @@ from benchmarks.common import (
     percentile,
     require_fresh_install,
     rotated,
+    run_main,
+    save,
     spread,
 )
 from tests.integration.hub import Hub
@@ -485,6 +487,16 @@ def cluster(action: str, env: dict[str, str] | None = None) -> None:
     subprocess.run(["bash", str(CLUSTER_SCRIPT), action], check=True, timeout=300, env={**os.environ, **(env or {})})
 
 
+def bench_workdir(workdir: Path | None, prefix: str) -> Path:
+    """The directory for hub configs and logs; root only (the cluster is restarted, users are created)."""
+    if os.geteuid() != 0:
+        sys.exit("run as root: the benchmark restarts the test cluster and creates users")
+    workdir = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(workdir, 0o755)
+    return workdir
+
+
 def ensure_users(users: list[str]) -> None:
     for user in users:
         try:
@@ -625,15 +637,10 @@ async def measure(bench: Bench, args: argparse.Namespace) -> list[Run]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     require_fresh_install()
-    if os.geteuid() != 0:
-        print("run as root: the benchmark restarts the test cluster and creates users", file=sys.stderr)
-        return 2
     if "batchspawner" in args.system_list and not (BENCH_VENV / "bin" / "jupyterhub").exists():
         print(f"no peer venv at {BENCH_VENV}: run benchmarks/setup.sh", file=sys.stderr)
         return 2
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="daas-bench-spawns-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    os.chmod(workdir, 0o755)
+    workdir = bench_workdir(args.workdir, "daas-bench-spawns-")
     users = [f"bench{i:02d}" for i in range(1, max(args.count_list) + 1)]
     ensure_users(users)
     began = time.monotonic()
@@ -673,16 +680,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for r in runs
         ],
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    save(args.json, result)
     print(table(summary))
     print(f"\n{result['settings']['elapsed_s']} s in all; JSON: {args.json}; logs: {workdir}")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)
