@@ -18,6 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import REPO, RESULTS
+from benchmarks.common import spread as common_spread
 
 SYSTEMS = ("daas", "batchspawner", "floor")
 
@@ -100,8 +101,8 @@ class Report:
                     continue
                 lines.append(
                     f"| {n} | {system} | {s(e['all_ready_s'])} | {s(e['p50_s'])} | {s(e['p95_s'])} | {s(e['max_s'])} |"
-                    f" {e['failures']} | {s(e['overhead_p50_s'], 2)} | {s(e['post_to_job_start_p50_s'], 2)} |"
-                    f" {s(e['job_start_to_listening_p50_s'], 2)} | {s(e['listening_to_ready_p50_s'], 2)} |"
+                    f" {e['failures']} | {s(e['overhead_p50_s'], 2)} | {s(e.get('post_to_job_start_p50_s'), 2)} |"
+                    f" {s(e.get('job_start_to_listening_p50_s'), 2)} | {s(e.get('listening_to_ready_p50_s'), 2)} |"
                 )
         lines += ["", "All ready, ratio per round:", ""]
         lines += ["| N | DaaS / floor | batchspawner / floor | DaaS / batchspawner |", "|---:|---|---|---|"]
@@ -211,8 +212,8 @@ class Report:
         if not self.dask:
             return ["## Dask offload", "", "Not run.", ""]
         seconds, ratios = self.dask["seconds"], self.dask["ratio_service_to"]
-        spread = {k: {"median": sorted(v)[len(v) // 2], "min": min(v), "max": max(v)} for k, v in seconds.items()}
-        ratio = {k: {"median": sorted(v)[len(v) // 2], "min": min(v), "max": max(v)} for k, v in ratios.items()}
+        spread = {k: common_spread(v) for k, v in seconds.items()}
+        ratio = {k: common_spread(v) for k, v in ratios.items()}
         lines = ["## Dask offload: request -> 2 workers connected", "", "| path | seconds |", "|---|---|"]
         lines += [f"| {k} | {s(v, 2)} |" for k, v in spread.items()]
         lines += ["", "| ratio | per round |", "|---|---|"]

@@ -25,6 +25,7 @@ address.register()
 availability.register()
 
 STATE_KEY = "daas"
+LAST_END_KEY = "daas_last_end"  # kept in the stopped server's state: JupyterHub drops the spawner object
 
 
 class DaaSSpawner(Spawner):
@@ -116,7 +117,7 @@ class DaaSSpawner(Spawner):
         self._notify_tasks: set[asyncio.Future[Any]] = set()
         self._auth_state: dict[str, Any] = {}
         self.proposals: list[Proposal] = []
-        self.last_end: str | None = None  # why the last server ended on its own, for the next form (memory only)
+        self.last_end: str | None = None  # why the last server ended on its own, for the next form
 
     # -- options -------------------------------------------------------------------------
 
@@ -341,10 +342,13 @@ class DaaSSpawner(Spawner):
                 "server": self.backend_state,
                 "options": self.resolved_summary,
             }
+        if self.last_end:
+            state[LAST_END_KEY] = self.last_end
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
+        self.last_end = state.get(LAST_END_KEY)
         saved = state.get(STATE_KEY)
         if saved:
             self.backend_name = saved["backend"]
