@@ -36,3 +36,18 @@ async def test_returns_true_once_a_late_server_listens() -> None:
 
 async def test_returns_false_when_nothing_listens_before_the_timeout() -> None:
     assert await wait_listening("127.0.0.1", unused_port(), timeout=0.5) is False
+
+
+async def test_many_waiting_servers_share_a_bounded_rate_of_tries(monkeypatch) -> None:
+    from daas_spawner import listening
+
+    monkeypatch.setattr(listening, "_waiting", 0)
+    assert listening.interval() == listening.INTERVAL
+    waits = [asyncio.ensure_future(wait_listening("127.0.0.1", unused_port(), timeout=30)) for _ in range(100)]
+    await asyncio.sleep(0.05)
+    assert listening._waiting == 100
+    assert listening.interval() == 100 / listening.MAX_ATTEMPTS_PER_S
+    for wait in waits:
+        wait.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
+    assert listening._waiting == 0
