@@ -150,6 +150,7 @@ class SlurmBackend(Backend):
         self.queue = SlurmQueue(self._query_jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
         self.controller = ControllerPing(self._controller_up, ttl=self.busy_interval)
         self._nodes: dict[str, NodeInfo] = {}
+        self._nodes_query: asyncio.Future[dict[str, NodeInfo]] | None = None
         self.availability_cache = AvailabilityCache(
             self._query_availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
         )
@@ -173,10 +174,16 @@ class SlurmBackend(Backend):
         return " is UP" in result.stdout
 
     async def _node(self, name: str) -> NodeInfo | None:
+        """The node's addresses; an unknown name refreshes the list with one sinfo shared by all who ask."""
         if name not in self._nodes:
-            result = await run_command(sinfo_nodes_argv(self._bin("sinfo")), timeout=self.command_timeout)
-            self._nodes = parse_sinfo_nodes(result.stdout)
+            if self._nodes_query is None or self._nodes_query.done():
+                self._nodes_query = asyncio.ensure_future(self._query_nodes())
+            self._nodes = await asyncio.shield(self._nodes_query)
         return self._nodes.get(name)
+
+    async def _query_nodes(self) -> dict[str, NodeInfo]:
+        result = await run_command(sinfo_nodes_argv(self._bin("sinfo")), timeout=self.command_timeout)
+        return parse_sinfo_nodes(result.stdout)
 
     async def _query_availability(self) -> dict[str, PartitionAvailability]:
         result = await run_command(sinfo_availability_argv(self._bin("sinfo")), timeout=self.command_timeout)

@@ -420,6 +420,19 @@ async def test_backend_runs_one_sinfo_per_ttl(tmp_path):
     assert backend.availability_cache.ttl == 300
 
 
+async def test_concurrent_node_lookups_share_one_sinfo(tmp_path):
+    """50 servers reporting at once once made 50 node sinfo calls (benchmarks/spawns.py, N=50)."""
+    calls = tmp_path / "calls"
+    sinfo = tmp_path / "sinfo"
+    sinfo.write_text(f'#!/bin/sh\necho x >> {calls}\nsleep 0.3\necho "cpu01|vm|127.0.0.1"\n')
+    sinfo.chmod(0o755)
+    backend = SlurmBackend(slurm_bin_dir=str(tmp_path))
+    nodes = await asyncio.gather(*(backend._node("cpu01") for _ in range(50)))
+    assert {node.address for node in nodes} == {"127.0.0.1"}
+    assert await backend._node("cpu01") == nodes[0]
+    assert len(calls.read_text().splitlines()) == 1
+
+
 def test_register_is_idempotent():
     availability.register()
     availability.register()
