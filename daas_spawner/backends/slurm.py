@@ -15,6 +15,7 @@ from traitlets import Float, List, TraitError, Unicode, validate
 from ..availability import AvailabilityCache, ClusterAvailability
 from ..commands import CommandFailed, run_command
 from .base import UNIX_NAME, Backend, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from .shared_query import SharedQuery
 from .slurm_availability import PartitionAvailability, parse_availability, sinfo_availability_argv
 from .slurm_commands import (
     ACCOUNT,
@@ -31,7 +32,6 @@ from .slurm_commands import (
     sinfo_nodes_argv,
     squeue_argv,
 )
-from .slurm_ping import ControllerPing
 from .slurm_queue import JobStatus, Phase, SlurmQueue
 
 _NO_TIME = {"", "N/A", "Unknown", "None"}
@@ -47,6 +47,13 @@ _ENDINGS = {
     "COMPLETED": "exited",
     "COMPLETING": "exited",
 }
+
+
+def _ending(status: JobStatus) -> str:
+    """How an ended job ended, in a scientist's words."""
+    if status.info is None:
+        return "left the queue"
+    return _ENDINGS.get(status.info.state, f"ended ({status.info.state.lower()})")
 
 
 class SlurmBackend(Backend):
@@ -148,9 +155,9 @@ class SlurmBackend(Backend):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.queue = SlurmQueue(self._query_jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
-        self.controller = ControllerPing(self._controller_up, ttl=self.busy_interval)
+        self.controller = SharedQuery(self._controller_up, ttl=self.busy_interval)
         self._nodes: dict[str, NodeInfo] = {}
-        self._nodes_query: asyncio.Future[dict[str, NodeInfo]] | None = None
+        self._nodes_query = SharedQuery(self._query_nodes, ttl=0)
         self.availability_cache = AvailabilityCache(
             self._query_availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
         )
@@ -176,9 +183,7 @@ class SlurmBackend(Backend):
     async def _node(self, name: str) -> NodeInfo | None:
         """The node's addresses; an unknown name refreshes the list with one sinfo shared by all who ask."""
         if name not in self._nodes:
-            if self._nodes_query is None or self._nodes_query.done():
-                self._nodes_query = asyncio.ensure_future(self._query_nodes())
-            self._nodes = await asyncio.shield(self._nodes_query)
+            self._nodes = await self._nodes_query.get()
         return self._nodes.get(name)
 
     async def _query_nodes(self) -> dict[str, NodeInfo]:
@@ -222,7 +227,7 @@ class SlurmBackend(Backend):
             mounts=launch.mounts,
         )
         argv = sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec)
-        if self.ping_timeout and not await self.controller.answering():
+        if self.ping_timeout and not await self.controller.get():
             raise SpawnFailed("Slurm is not answering (its controller did not answer a ping); please try again later")
         try:
             script = batch_script(launch.options, spec)
@@ -328,24 +333,18 @@ class SlurmBackend(Backend):
     @staticmethod
     def _ended_message(state: BackendState, status: JobStatus) -> str:
         """Why the job ended, in words a scientist understands, and where its log is."""
-        job_id = state["job_id"]
-        if status.info is None:
-            what = "left the queue"
-        else:
-            what = _ENDINGS.get(status.info.state, f"ended ({status.info.state.lower()})")
-            if status.info.reason not in ("", "None"):
-                what += f" [{status.info.reason}]"
-        return f"Slurm job {job_id} {what} before the server started; see the job log at {state.get('log')}"
+        what = _ending(status)
+        if status.info is not None and status.info.reason not in ("", "None"):
+            what += f" [{status.info.reason}]"
+        return f"Slurm job {state['job_id']} {what} before the server started; see the job log at {state.get('log')}"
 
     @staticmethod
     def _ended_running_message(state: BackendState, status: JobStatus) -> str:
         """Why a running server's job ended without the hub stopping it (node failure, scancel, time limit)."""
-        job_id = state["job_id"]
-        info = status.info
-        what = "left the queue" if info is None else _ENDINGS.get(info.state, f"ended ({info.state.lower()})")
-        if info is not None and info.state == "NODE_FAIL":
+        what = _ending(status)
+        if status.info is not None and status.info.state == "NODE_FAIL":
             what += "; your work since the last save is lost, start a new server"
-        return f"Your server's Slurm job {job_id} {what}; see the job log at {state.get('log')}"
+        return f"Your server's Slurm job {state['job_id']} {what}; see the job log at {state.get('log')}"
 
     # -- stop ----------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
-"""The shared controller ping: one `scontrol ping` for concurrent spawns, its answer held for ttl."""
+"""The shared query (controller ping, node list): one call for concurrent callers, its answer held for ttl."""
 
 from __future__ import annotations
 
 import asyncio
 
-from daas_spawner.backends.slurm_ping import ControllerPing
+from daas_spawner.backends.shared_query import SharedQuery
 
 
 class ScriptedPing:
@@ -25,8 +25,8 @@ class ScriptedPing:
 async def test_concurrent_spawns_share_one_ping() -> None:
     ping = ScriptedPing(True)
     ping.gate = asyncio.Event()
-    controller = ControllerPing(ping, ttl=60)
-    waiting = [asyncio.ensure_future(controller.answering()) for _ in range(50)]
+    controller = SharedQuery(ping, ttl=60)
+    waiting = [asyncio.ensure_future(controller.get()) for _ in range(50)]
     await asyncio.sleep(0)
     ping.gate.set()
     assert await asyncio.gather(*waiting) == [True] * 50
@@ -35,21 +35,21 @@ async def test_concurrent_spawns_share_one_ping() -> None:
 
 async def test_answer_is_reused_within_ttl_and_asked_again_after() -> None:
     ping = ScriptedPing(False, True)
-    controller = ControllerPing(ping, ttl=60)
-    assert await controller.answering() is False
-    assert await controller.answering() is False
+    controller = SharedQuery(ping, ttl=60)
+    assert await controller.get() is False
+    assert await controller.get() is False
     assert ping.calls == 1
     controller.ttl = 0
-    assert await controller.answering() is True
+    assert await controller.get() is True
     assert ping.calls == 2
 
 
 async def test_a_cancelled_spawn_does_not_cancel_the_shared_ping() -> None:
     ping = ScriptedPing(True)
     ping.gate = asyncio.Event()
-    controller = ControllerPing(ping, ttl=60)
-    first = asyncio.ensure_future(controller.answering())
-    second = asyncio.ensure_future(controller.answering())
+    controller = SharedQuery(ping, ttl=60)
+    first = asyncio.ensure_future(controller.get())
+    second = asyncio.ensure_future(controller.get())
     await asyncio.sleep(0)
     first.cancel()
     ping.gate.set()
