@@ -110,11 +110,12 @@ class ClustersHandler(ApiHandler):
     @web.authenticated
     async def post(self) -> None:
         username = self.username
-        proposals = [proposal.id for proposal in await self.app.users.proposals(username)]
-        running = sum(1 for record in self.app.manager.records.of_user(username) if record.active)
         body = self.body()
         server = body.get("server_name") if isinstance(body, dict) else None
+        # The server's profile first: its fresh read of the hub also refreshes the proposals.
         profile = await self.app.users.server_profile(username, server) if isinstance(server, str) else None
+        proposals = [proposal.id for proposal in await self.app.users.proposals(username)]
+        running = sum(1 for record in self.app.manager.records.of_user(username) if record.active)
         try:
             resolved = resolve_request(body, self.app.config, proposals, running, profile)
         except RequestError as err:

@@ -196,6 +196,10 @@ def test_a_cluster_stops_with_its_notebook_server(site: DaskSite) -> None:
 
 def test_limits_follow_the_profile_of_the_server_the_cluster_is_for(site: DaskSite) -> None:
     hub = site.hub
+    # The service has just looked alice up, before her "small" server exists (refused: nothing starts)...
+    looked_up = site.api("POST", "api/clusters", json={"workers": 2, "server_name": "small", "partition": "gpu"})
+    assert looked_up.status_code == 403 and "partition" in looked_up.json()["message"]
+    # ... and must not decide the next request on that view.
     assert hub.spawn("alice", {}, server="small").status_code in (201, 202)  # the default profile: cpu
     hub.wait_ready("alice", "small")
     try:
