@@ -2,7 +2,9 @@
 
 batchspawner's `/api/batchspawner` sets any spawner attribute a user posts with their
 server token, including commands the hub runs later. This endpoint instead:
-- takes exactly {"host": str, "port": int}; any other body is a 400 and changes nothing;
+- takes exactly {"host": str, "port": int} and, where the job could not open some of its data,
+  "unreachable_data": ["<proposal>/<location>", ...] naming only the server's own data locations
+  (the hub writes the message the person reads); any other body is a 400 and changes nothing;
 - identifies the server by its own API token: a user's other tokens, or another server's
   token, match no waiting server and get a 403;
 - is open only while that server's start is waiting for its address (else 409);
@@ -16,6 +18,7 @@ import hmac
 import ipaddress
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from jupyterhub import apihandlers
@@ -41,16 +44,35 @@ def _is_ip_address(text: str) -> bool:
     return True
 
 
-def parse_report(body: Any) -> ServerAddress:
+MAX_UNREACHABLE = 100
+_DATA_LOCATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    """What a starting server may tell the hub: where it listens, and which of its data it cannot open."""
+
+    address: ServerAddress
+    unreachable_data: tuple[str, ...] = ()
+
+
+def parse_report(body: Any) -> ServerReport:
     """Validate a report body; raise ValueError with the reason."""
-    if not isinstance(body, dict) or set(body) != {"host", "port"}:
-        raise ValueError('body must be exactly {"host": <string>, "port": <integer>}')
+    if not isinstance(body, dict) or not {"host", "port"} <= set(body) <= {"host", "port", "unreachable_data"}:
+        raise ValueError('body must be exactly {"host": <string>, "port": <integer>} (and "unreachable_data")')
     host, port = body["host"], body["port"]
     if not isinstance(host, str) or not (_HOSTNAME.fullmatch(host) or _is_ip_address(host)):
         raise ValueError("host must be a host name or an IP address")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValueError("port must be an integer from 1 to 65535")
-    return ServerAddress(host, port)
+    unreachable = body.get("unreachable_data", [])
+    if (
+        not isinstance(unreachable, list)
+        or len(unreachable) > MAX_UNREACHABLE
+        or not all(isinstance(item, str) and _DATA_LOCATION.fullmatch(item) for item in unreachable)
+    ):
+        raise ValueError('unreachable_data must be a list of "<proposal>/<location>" names')
+    return ServerReport(ServerAddress(host, port), tuple(dict.fromkeys(unreachable)))
 
 
 class ServerAddressAPIHandler(APIHandler):
@@ -78,10 +100,10 @@ class ServerAddressAPIHandler(APIHandler):
         except ValueError:
             raise web.HTTPError(400, "body must be JSON") from None
         try:
-            address = parse_report(body)
+            report = parse_report(body)
         except ValueError as err:
             raise web.HTTPError(400, str(err)) from None
-        await spawner.accept_reported_address(address)
+        await spawner.accept_report(report)
         self.set_status(204)
         self.finish()
 

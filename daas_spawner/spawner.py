@@ -15,6 +15,7 @@ from daas_auth.proposals import Proposal, proposals_from_auth_state
 from daas_services.data.mounts import DataLocations, Mount, mounts_env, resolve_mounts
 
 from . import address, availability
+from .address import ServerReport
 from .backends.base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
 from .form import form_to_options, render_form, template_environment
 from .listening import wait_listening
@@ -112,6 +113,9 @@ class DaaSSpawner(Spawner):
         self.backend_name: str | None = None
         self.resolved_summary: dict[str, Any] | None = None
         self._reported: asyncio.Future[ServerAddress] | None = None
+        self._report_seen = asyncio.Event()
+        self._data_locations: frozenset[str] = frozenset()  # "<proposal>/<location>" of the starting server
+        self._data_notes: list[str] = []
         self._submitted = asyncio.Event()
         self._unwatch: Callable[[], None] | None = None
         self._notify_tasks: set[asyncio.Future[Any]] = set()
@@ -239,16 +243,23 @@ class DaaSSpawner(Spawner):
     def accepts_address_reports(self) -> bool:
         return self._reported is not None and not self._reported.done()
 
-    async def accept_reported_address(self, reported: ServerAddress) -> None:
+    async def accept_report(self, report: ServerReport) -> None:
         """Called by the address endpoint with a validated report for this server."""
         if not self.accepts_address_reports or self.backend_state is None or self.backend_name is None:
             raise web.HTTPError(409, "this server is not waiting for an address")
+        unknown = set(report.unreachable_data) - self._data_locations
+        if unknown:
+            raise web.HTTPError(400, "unreachable_data names data locations this server does not have")
         try:
-            routed = await self.backend(self.backend_name).check_report(self.backend_state, reported)
+            routed = await self.backend(self.backend_name).check_report(self.backend_state, report.address)
         except ValueError as err:
             raise web.HTTPError(400, str(err)) from None
         if self._reported is not None and not self._reported.done():
+            self._data_notes = unreachable_data_notes(report.unreachable_data)
+            for note in self._data_notes:
+                self.log.warning("Server %s: %s", self._log_name, note)
             self._reported.set_result(routed)
+            self._report_seen.set()
 
     async def start(self) -> tuple[str, int]:
         options = await self.resolve(self.user_options)
@@ -260,6 +271,9 @@ class DaaSSpawner(Spawner):
         if options.profile.default_url:
             self.default_url = options.profile.default_url
         mounts = self.data_mounts(options)
+        self._data_locations = frozenset(f"{mount.proposal}/{mount.name}" for mount in mounts)
+        self._data_notes = []
+        self._report_seen = asyncio.Event()
         launch = Launch(
             username=self.user.name,
             server=self._log_name,
@@ -331,6 +345,9 @@ class DaaSSpawner(Spawner):
             return
         async for event in self.backend(self.backend_name).progress(self.backend_state):
             yield event.as_dict()
+        await self._report_seen.wait()  # JupyterHub ends this generator when the start ends
+        for note in self._data_notes:
+            yield {"progress": 90, "message": note}
 
     # -- state ---------------------------------------------------------------------------
 
@@ -361,3 +378,17 @@ class DaaSSpawner(Spawner):
         self.backend_name = None
         self.resolved_summary = None
         self._submitted = asyncio.Event()
+
+
+def unreachable_data_notes(locations: tuple[str, ...]) -> list[str]:
+    """What the person reads about data their server could not open, one line per proposal."""
+    by_proposal: dict[str, list[str]] = {}
+    for item in locations:
+        proposal, name = item.split("/", 1)
+        by_proposal.setdefault(proposal, []).append(name)
+    return [
+        f"Your server starts without the {' and '.join(names)} data of proposal {proposal}: the compute node "
+        "does not let you open it. If you joined this proposal recently, the node may not know it yet: start "
+        "the server again in a few minutes, or ask the facility's support (the job log has the details)."
+        for proposal, names in by_proposal.items()
+    ]

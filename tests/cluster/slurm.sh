@@ -188,6 +188,9 @@ DefMemPerCPU=1000
 GresTypes=gpu
 SlurmdParameters=config_overrides
 ReturnToService=2
+# Jobs get a person's groups as they are now: tests create proposal groups while slurmd runs, and
+# Slurm would otherwise use the group list it cached at that person's last job for 600 s.
+GroupUpdateTime=0
 
 # Timers suited to tests
 SlurmctldTimeout=30

@@ -4,7 +4,9 @@
     <base>/visitor/<proposal>/processed          root:<group> 2770: members write
     <base>/public/readme.txt                     world-readable, but in no proposal's location
 
-alice is in 20231234's group, bob in 20230042's. alice's raw folder also holds a NeXus file made
+alice is in 20231234's group, bob in 20230042's. 20220001 is alice's in the user office, but its group
+does not have her (a membership that has not reached the nodes yet): her servers cannot open its data.
+alice's raw folder also holds a NeXus file made
 with h5py and two symlinks that lead out of her location: into bob's raw data, and to the
 world-readable file (which only the service's own check can refuse).
 """
@@ -21,7 +23,7 @@ import h5py
 import numpy as np
 
 GROUP = "daas-p{proposal}"
-MEMBERS = {"20231234": ("alice", "id11"), "20230042": ("bob", "d22")}
+MEMBERS = {"20231234": (("alice",), "id11"), "20230042": (("bob",), "d22"), "20220001": ((), "bm02")}
 FRAMES = np.arange(10 * 32 * 32, dtype=np.uint16).reshape(10, 32, 32)
 BLOB = bytes(range(256)) * 64  # 16 KiB
 
@@ -59,8 +61,8 @@ def _own(path: Path, gid: int, mode: int) -> None:
 
 def make_data_tree(base: Path) -> DataTree:
     tree = DataTree(base)
-    for proposal, (user, _beamline) in MEMBERS.items():
-        gid = _group(GROUP.format(proposal=proposal), (user,))
+    for proposal, (users, _beamline) in MEMBERS.items():
+        gid = _group(GROUP.format(proposal=proposal), users)
         raw, processed = tree.raw(proposal), tree.processed(proposal)
         raw.mkdir(parents=True)
         processed.mkdir()

@@ -132,6 +132,20 @@ class Hub:
 
         return wait_for(ready, timeout, f"{name}/{server} to be ready")
 
+    def progress(self, name: str, server: str = "", timeout: float = 180) -> list[dict[str, Any]]:
+        """The spawn progress events the person's page shows, read until the start ends (start it first)."""
+        events: list[dict[str, Any]] = []
+        path = f"{self.api_url}{self.server_path(name, server)}/progress"
+        headers = {"Authorization": f"token {self.admin_token}"}
+        with self.http.stream("GET", path, headers=headers, timeout=timeout) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line.removeprefix("data:")))
+                    if events[-1].get("ready") or events[-1].get("failed"):
+                        break
+        return events
+
     def wait_stopped(self, name: str, server: str = "", timeout: float = 90) -> None:
         wait_for(lambda: self.server_model(name, server) is None, timeout, f"{name}/{server} to stop")
 

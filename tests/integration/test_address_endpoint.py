@@ -45,6 +45,9 @@ def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub) ->
         assert _report(hub, alice_token, {"host": "vm", "port": "1234"}) == 400
         assert _report(hub, alice_token, {"host": "vm", "port": 70000}) == 400
         assert _report(hub, alice_token, "not json") == 400
+        # Only names of the server's own data locations (this one has none), never text for the person.
+        assert _report(hub, alice_token, {"host": "vm", "port": 1234, "unreachable_data": ["20231234/raw"]}) == 400
+        assert _report(hub, alice_token, {"host": "vm", "port": 1234, "unreachable_data": ["<b>hi</b>"]}) == 400
         # Well-formed, but the job is not running anywhere yet: nothing to route to.
         assert _report(hub, alice_token, {"host": "vm", "port": 1234}) == 400
         assert _report(hub, carol_token, {"host": "vm", "port": 1234}) == 403

@@ -13,6 +13,7 @@ import secrets
 import shlex
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -36,8 +37,6 @@ class DataSite:
         self.tree = make_data_tree(public_tempdir("daas-data-"))
         locations = self.tree.base / "data.yaml"
         locations.write_text(self.tree.locations_yaml)
-        # slurmd caches a user's groups at their first job: make it see the new proposal groups.
-        subprocess.run(["scontrol", "reconfigure"], check=True, timeout=60)
         self.service_port = free_port()
         config = f"""
             from daas_services.data.mounts import load_data_locations
@@ -96,8 +95,14 @@ def test_a_slurm_server_sees_its_proposals_data_with_the_filesystems_rights(site
     hub, tree = site.hub, site.tree
     token = hub.token_for("alice", ["servers!user=alice", "access:servers!user=alice"])
     assert hub.spawn("alice", {"profile": "mx", "proposal": "20231234"}).status_code in (201, 202)
+    events = hub.progress("alice")
     hub.wait_ready("alice")
     try:
+        # 20220001's group does not have alice: no links, and the job log and the progress say why.
+        notes = [e["message"] for e in events if "20220001" in e["message"]]
+        assert notes and "without the raw and processed data of proposal 20220001" in notes[0], events
+        log = Path(hub.server_model("alice")["state"]["daas"]["server"]["log"]).read_text()
+        assert f"not linking data/20220001/raw: cannot open {tree.raw('20220001')} (Permission denied)" in log
         data = json.loads(exported(batch_script(hub.job_id("alice")), "DAAS_DATA"))
         assert {(m["proposal"], m["name"]) for m in data} == {
             ("20231234", "raw"),
@@ -109,7 +114,7 @@ def test_a_slurm_server_sees_its_proposals_data_with_the_filesystems_rights(site
         headers = {"Authorization": f"token {token}"}
 
         folder = hub.http.get(f"{contents}/data", headers=headers).json()
-        assert sorted(item["name"] for item in folder["content"]) == ["20220001", "20231234"]  # no 20230042
+        assert sorted(item["name"] for item in folder["content"]) == ["20231234"]  # no 20230042, no 20220001
         raw = hub.http.get(f"{contents}/data/20231234/raw", headers=headers)
         assert raw.status_code == 200, raw.text
         assert {"scan_0001", "sample.nxs", "notes.txt"} <= {item["name"] for item in raw.json()["content"]}

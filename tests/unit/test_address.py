@@ -1,11 +1,12 @@
-"""parse_report: a starting server may report exactly a host name or IP and a port."""
+"""parse_report: a starting server may report exactly a host name or IP and a port, and its unopenable data."""
 
 from __future__ import annotations
 
 import pytest
 
-from daas_spawner.address import parse_report
+from daas_spawner.address import ServerReport, parse_report
 from daas_spawner.backends.base import ServerAddress
+from daas_spawner.spawner import unreachable_data_notes
 
 
 @pytest.mark.parametrize(
@@ -23,7 +24,7 @@ from daas_spawner.backends.base import ServerAddress
     ],
 )
 def test_accepts(host, port):
-    assert parse_report({"host": host, "port": port}) == ServerAddress(host, port)
+    assert parse_report({"host": host, "port": port}) == ServerReport(ServerAddress(host, port))
 
 
 @pytest.mark.parametrize(
@@ -94,3 +95,39 @@ def test_rejects_port(port):
 def test_rejects_host(host):
     with pytest.raises(ValueError, match="host must be"):
         parse_report({"host": host, "port": 8888})
+
+
+def test_accepts_the_data_locations_the_job_could_not_open():
+    report = parse_report({"host": "node01", "port": 8888, "unreachable_data": ["20231234/raw", "MX-1/processed"]})
+    assert report.unreachable_data == ("20231234/raw", "MX-1/processed")
+    assert parse_report({"host": "node01", "port": 8888, "unreachable_data": []}).unreachable_data == ()
+
+
+@pytest.mark.parametrize(
+    "unreachable",
+    [
+        "20231234/raw",
+        {"20231234": "raw"},
+        [1],
+        ["20231234"],
+        ["20231234/raw/x"],
+        ["../raw"],
+        ["20231234/.."],
+        ["/raw"],
+        ["20231234/raw\n"],
+        ["20231234/raw; id"],
+        ["a" * 101 + "/raw"],
+        ["20231234/raw"] * 101,
+        None,
+    ],
+)
+def test_rejects_unreachable_data(unreachable):
+    with pytest.raises(ValueError, match="unreachable_data must be"):
+        parse_report({"host": "node01", "port": 8888, "unreachable_data": unreachable})
+
+
+def test_the_person_reads_one_line_per_proposal_written_by_the_hub():
+    notes = unreachable_data_notes(("20231234/raw", "20231234/processed", "MX-1/raw"))
+    assert len(notes) == 2
+    assert notes[0].startswith("Your server starts without the raw and processed data of proposal 20231234:")
+    assert "without the raw data of proposal MX-1" in notes[1]

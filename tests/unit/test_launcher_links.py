@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import subprocess
@@ -17,6 +18,8 @@ def mount(proposal: str, name: str, source: Path) -> dict:
 
 def test_links_are_made_updated_and_removed(tmp_path: Path) -> None:
     raw, processed, moved = tmp_path / "raw", tmp_path / "processed", tmp_path / "moved"
+    for folder in (raw, processed, moved):
+        folder.mkdir()
     links = tmp_path / "work" / "data"
     link_data([mount("A", "raw", raw), mount("A", "processed", processed), mount("B", "raw", raw)], str(links))
     assert os.readlink(links / "A" / "raw") == str(raw)
@@ -54,3 +57,20 @@ def test_no_report_mode_links_and_execs(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path)
+
+
+def test_a_location_the_job_cannot_open_is_not_linked_and_is_reported(tmp_path: Path, capsys) -> None:
+    """Missing or not a folder here; a folder of a group the job lacks: tests/integration/test_data.py."""
+    raw, processed = tmp_path / "raw", tmp_path / "processed"
+    raw.mkdir()
+    links = tmp_path / "data"
+    assert link_data([mount("A", "raw", raw)], str(links)) == []
+    raw.rmdir()
+    raw.write_text("a file where the folder was")
+    unreachable = link_data([mount("A", "raw", raw), mount("A", "processed", processed)], str(links))
+    assert unreachable == ["A/raw", "A/processed"]
+    assert not os.path.lexists(links / "A" / "raw")  # the link made before is gone
+    err = capsys.readouterr().err
+    assert f"cannot open {raw} (Not a directory)" in err
+    assert f"cannot open {processed} (No such file or directory)" in err
+    assert f"runs with the groups: {grp.getgrgid(os.getgid()).gr_name}" in err
