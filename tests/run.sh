@@ -2,11 +2,20 @@
 # The test command: set up everything on a fresh Debian 12 machine (as root), start the real Slurm
 # test cluster, run the whole suite on the newest JupyterHub and the JupyterHub-backed tests
 # again on a 5.x line, and stop the cluster.  Extra arguments go to pytest (first run only).
+#   DAAS_TEST_ORDER=random   the first run in a random order (pytest-randomly), its seed printed;
+#   DAAS_TEST_ORDER=<seed>   that order again.  Default: the files' order (CI).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PREFIX=${DAAS_PREFIX:-/opt/jupyterhub-daas}
 cd "$REPO"
+
+case ${DAAS_TEST_ORDER:=fixed} in
+    fixed) order=(-p no:randomly) ;;
+    random) order=("--randomly-seed=$((RANDOM * 32768 + RANDOM))") ;;
+    *[!0-9]* | "") echo "DAAS_TEST_ORDER must be fixed, random or a seed (a number)" >&2; exit 2 ;;
+    *) order=("--randomly-seed=$DAAS_TEST_ORDER") ;;
+esac
 
 bash tests/setup.sh
 DAAS_VENV=$PREFIX/venv-jh5 DAAS_JUPYTERHUB="jupyterhub>=5,<6" bash tests/setup.sh
@@ -20,7 +29,8 @@ trap 'bash tests/cluster/slurm.sh stop' EXIT
 "$PREFIX/venv/bin/ruff" check .
 "$PREFIX/venv/bin/ruff" format --check .
 echo "== newest JupyterHub (hub logs and browser screenshots: /tmp/daas-test-artifacts)"
-"$PREFIX/venv/bin/python" -m pytest -p no:cacheprovider -q "$@"
+echo "== test order: ${order[*]}"
+"$PREFIX/venv/bin/python" -m pytest -p no:cacheprovider -q "${order[@]}" "$@"
 echo "== JupyterHub 5.x"
-"$PREFIX/venv-jh5/bin/python" -m pytest -p no:cacheprovider -q tests/integration/test_slurm_spawn.py \
+"$PREFIX/venv-jh5/bin/python" -m pytest -p no:cacheprovider -p no:randomly -q tests/integration/test_slurm_spawn.py \
     tests/integration/test_local_backend.py tests/integration/test_address_endpoint.py

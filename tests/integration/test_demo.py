@@ -5,8 +5,11 @@ from __future__ import annotations
 import html
 import os
 import re
+import signal
+import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,25 +18,64 @@ from .conftest import ARTIFACTS, REPO
 from .oidc import complete_login
 from .process import LoggedProcess, free_port, wait_for
 
+DEFAULT_PORT = 8000  # the README's demo: its parts take 8000-8004
+PORT_VARIABLES = {
+    "public": "DAAS_DEMO_PORT",
+    "proxy API": "DAAS_DEMO_PROXY_API_PORT",
+    "data service": "DAAS_DEMO_DATA_PORT",
+    "identity provider": "DAAS_DEMO_OIDC_PORT",
+    "hub": "DAAS_DEMO_HUB_PORT",
+}
+
+
+def demo_ports(public: int) -> dict[str, int]:
+    """The ports run.sh gives each part of the demo, counted up from the public one (see its header)."""
+    return {what: public + offset for offset, what in enumerate(PORT_VARIABLES)}
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def leftovers(ports: dict[str, int]) -> list[str]:
+    """What of a demo still runs: a listener on its ports, a process of its service user or of its tree."""
+    found = [f"{what} port {port} still answers" for what, port in ports.items() if listening(port)]
+    marker = f"DAAS_DEMO_PORT={ports['public']}".encode()
+    demo_uid = next((int(line.split(":")[2]) for line in open("/etc/passwd") if line.startswith("daas-demo:")), None)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            uid = proc.stat().st_uid
+        except OSError:
+            continue  # gone meanwhile
+        if marker in environ or (demo_uid is not None and uid == demo_uid):
+            found.append(f"process {proc.name}: {cmdline[:200]}")
+    return found
+
 
 class Demo:
-    def __init__(self, mode: str) -> None:
-        self.port = free_port()
+    """examples/demo/run.sh as a person runs it: started from a terminal, stopped with Ctrl-C."""
+
+    def __init__(self, flags: list[str], default_ports: bool = False) -> None:
+        env = dict(os.environ, DAAS_DEMO_PASSWORD="demo-test")
+        for name in PORT_VARIABLES.values():
+            env.pop(name, None)
+        if default_ports:
+            self.ports = demo_ports(DEFAULT_PORT)
+        else:  # free ones, each set on its own
+            self.ports = {what: free_port() for what in PORT_VARIABLES}
+            env |= {PORT_VARIABLES[what]: str(port) for what, port in self.ports.items()}
+        self.port = self.ports["public"]
         self.url = f"http://127.0.0.1:{self.port}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.log = ARTIFACTS / f"demo-{mode}.log"
-        flags = {"local": [], "slurm": ["--slurm"], "oidc": ["--oidc"]}[mode]
-        args = ["bash", str(REPO / "examples" / "demo" / "run.sh"), *flags]
-        env = dict(
-            os.environ,
-            DAAS_DEMO_PORT=str(self.port),
-            DAAS_DEMO_OIDC_PORT=str(free_port()),
-            DAAS_DEMO_DATA_PORT=str(free_port()),
-            DAAS_DEMO_PASSWORD="demo-test",
-        )
+        self.log = ARTIFACTS / f"demo{''.join(flags) or '-local'}.log"
         self.log.unlink(missing_ok=True)
         self.process = LoggedProcess("the demo", self.log)
-        self.process.start(args, env=env)
+        self.process.start(["bash", str(REPO / "examples" / "demo" / "run.sh"), *flags], env=env)
 
     def wait_up(self) -> None:
         def up() -> bool:
@@ -44,18 +86,34 @@ class Demo:
 
         self.process.wait_answering(up, 300)
 
-    def stop(self) -> None:
-        self.process.stop(60, whole_group=True)
+    def interrupt(self, timeout: float = 120) -> int:
+        """Ctrl-C: SIGINT to the script's process group, as a terminal sends it; the script's exit status."""
+        assert self.process.process is not None
+        os.killpg(self.process.process.pid, signal.SIGINT)
+        try:
+            return self.process.process.wait(timeout)  # a guard against a hang, not a time limit
+        finally:
+            self.process.stop(5, whole_group=True)
 
 
 @pytest.fixture
 def demo(request: pytest.FixtureRequest) -> Iterator[Demo]:
-    running = Demo(request.param)
+    flags, default_ports = request.param
+    running = Demo(flags, default_ports)
     try:
         running.wait_up()
         yield running
     finally:
-        running.stop()
+        if running.process.process is not None:
+            running.interrupt()
+    assert_nothing_left(running.ports)
+
+
+def assert_nothing_left(ports: dict[str, int]) -> None:
+    try:
+        wait_for(lambda: not leftovers(ports), 30, "the demo's processes to end")
+    except AssertionError:
+        raise AssertionError(f"left running: {leftovers(ports)}") from None
 
 
 def _spawn_through_the_form(
@@ -91,20 +149,68 @@ def _spawn_through_the_form(
         return page
 
 
-@pytest.mark.parametrize("demo", ["local"], indirect=True)
+@pytest.mark.parametrize("demo", [([], False)], indirect=True)
 def test_demo_local(demo: Demo) -> None:
     assert "JupyterLab" in _spawn_through_the_form(demo, "scientist", "lab")
+    assert demo.interrupt() == 130  # Ctrl-C: the script stops the hub, its server and proxy (fixture: nothing left)
 
 
-@pytest.mark.parametrize("demo", ["slurm"], indirect=True)
+@pytest.mark.parametrize("demo", [(["--slurm"], False)], indirect=True)
 def test_demo_on_the_slurm_test_cluster(slurm_cluster: None, demo: Demo) -> None:
     assert "JupyterLab" in _spawn_through_the_form(demo, "bob", "cpu")
-    jobs = subprocess.run(["squeue", "-h", "-u", "bob", "-o", "%j %T"], capture_output=True, text=True).stdout
-    assert "jupyterhub-daas RUNNING" in jobs
+    assert "jupyterhub-daas RUNNING" in demo_jobs("bob")
+    demo.interrupt()
+    assert "jupyterhub-daas" not in demo_jobs("bob", states="PENDING,RUNNING")  # the hub stopped its server
 
 
-@pytest.mark.parametrize("demo", ["oidc"], indirect=True)
+@pytest.mark.parametrize("demo", [(["--oidc"], False)], indirect=True)
 def test_demo_with_oidc_login_and_file_proposals(demo: Demo) -> None:
     proposal = "20231234 — Strain in additively manufactured alloys (ID11)"  # from examples/demo/proposals.yaml
     page = _spawn_through_the_form(demo, "alice", "lab", oidc=True, shows=proposal, data="20231234")
     assert "JupyterLab" in page
+
+
+@pytest.mark.parametrize("demo", [(["--slurm", "--oidc"], True)], indirect=True)
+def test_the_readme_demo_on_slurm_with_oidc_login_on_its_default_ports(slurm_cluster: None, demo: Demo) -> None:
+    assert demo.port == DEFAULT_PORT
+    proposal = "20231234 — Strain in additively manufactured alloys (ID11)"
+    page = _spawn_through_the_form(demo, "alice", "mx", oidc=True, shows=proposal, data="20231234")
+    assert "JupyterLab" in page
+    assert "jupyterhub-daas RUNNING" in demo_jobs("alice")
+    demo.interrupt()
+    assert "jupyterhub-daas" not in demo_jobs("alice", states="PENDING,RUNNING")
+
+
+@pytest.mark.parametrize(
+    "taken, listen, says",
+    [
+        # a port in use, as the identity provider once took the proxy API's: refused before anything starts
+        ("proxy API", True, "port {port} (for the proxy API) is in use"),
+        # a port bound but not yet listening passes that check: the proxy then fails, and the hub with it
+        ("public", False, "Failed to start proxy"),
+    ],
+)
+def test_a_demo_that_cannot_start_says_why_and_leaves_nothing_behind(taken: str, listen: bool, says: str) -> None:
+    ports = demo_ports(free_port())
+    env = {k: v for k, v in os.environ.items() if k not in PORT_VARIABLES.values()}
+    env |= {"DAAS_DEMO_PORT": str(ports["public"]), "DAAS_DEMO_PASSWORD": "demo-test"}
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports[taken]))
+        if listen:
+            squatter.listen()
+        result = subprocess.run(
+            ["bash", str(REPO / "examples" / "demo" / "run.sh"), "--oidc"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode != 0
+    assert says.format(port=ports[taken]) in result.stdout + result.stderr, result.stderr[-3000:]
+    assert_nothing_left(ports)
+
+
+def demo_jobs(user: str, states: str = "all") -> str:
+    return subprocess.run(
+        ["squeue", "-h", "-u", user, "-t", states, "-o", "%j %T"], capture_output=True, text=True, timeout=30
+    ).stdout

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Put this machine back to what a fresh Debian 12 machine is, as far as this project goes: remove every
+# process, package, user, group, venv, node module, spool, cache and file that tests/setup.sh, the
+# Slurm test cluster, the demo, the tests and the benchmarks create.  Then
+#     bash tests/fresh.sh && bash .ci/run
+# shows what CI sees on a new machine: a missing install step or an order dependence fails there,
+# not after the next machine change.  As root; it asks nothing.
+#   --keep-packages   keep the Debian packages (Slurm, munge, sudo, Chromium): faster, a little less fresh
+#   DAAS_PREFIX, DAAS_SLURM_DIR, DAAS_TEST_ARTIFACTS: as for the scripts that made them
+set -euo pipefail
+
+PREFIX=${DAAS_PREFIX:-/opt/jupyterhub-daas}
+SLURM_DIR=${DAAS_SLURM_DIR:-/var/tmp/daas-slurm}
+ARTIFACTS=${DAAS_TEST_ARTIFACTS:-/tmp/daas-test-artifacts}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+KEEP_PACKAGES=0
+for arg in "$@"; do
+    case $arg in
+        --keep-packages) KEEP_PACKAGES=1 ;;
+        *) echo "usage: $0 [--keep-packages]" >&2; exit 2 ;;
+    esac
+done
+[[ $(id -u) -eq 0 ]] || { echo "fresh.sh: run as root" >&2; exit 1; }
+say() { echo "[fresh.sh] $*"; }
+
+# Accounts: the test cluster's users, the demo's service user, the benchmarks' users.
+ACCOUNTS=(alice bob carol daas-demo)
+while IFS=: read -r name _; do
+    [[ $name =~ ^bench[0-9]+$ ]] && ACCOUNTS+=("$name")
+done </etc/passwd
+# Packages the project's scripts install that a fresh Debian image does not have.
+PACKAGE_PATTERNS=('slurm*' 'libslurm*' 'munge' 'libmunge*' 'chromium*' 'sudo')
+
+# 1. Processes: the cluster (it cancels its jobs first), then whatever a test, demo or benchmark left.
+if command -v slurmctld >/dev/null && [[ -f $REPO/tests/cluster/slurm.sh ]]; then
+    DAAS_SLURM_DIR=$SLURM_DIR bash "$REPO/tests/cluster/slurm.sh" stop || true
+fi
+for account in "${ACCOUNTS[@]}"; do
+    id "$account" >/dev/null 2>&1 && pkill -KILL -u "$account" 2>/dev/null || true
+done
+for pattern in slurmctld slurmd slurmstepd slurmrestd munged configurable-http-proxy; do
+    pkill -KILL -x "$pattern" 2>/dev/null || true
+done
+for pattern in "$PREFIX/" "tests/oidc/provider.mjs" "jupyterhub_config.py"; do
+    pkill -KILL -f -- "$pattern" 2>/dev/null || true
+done
+for _ in $(seq 50); do
+    pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || pgrep -f -- "$PREFIX/" >/dev/null || break
+    sleep 0.1
+done
+
+# 2. Accounts and groups (homes and mail spools with them).
+for account in "${ACCOUNTS[@]}"; do
+    if id "$account" >/dev/null 2>&1; then
+        userdel --remove "$account" 2>/dev/null || userdel "$account"
+        say "removed user $account"
+    fi
+    rm -rf "/home/$account"
+done
+while IFS=: read -r name _; do
+    # per-proposal groups (tests, demo) and the groups the accounts above had
+    if [[ $name =~ ^daas-p ]] || printf '%s\n' "${ACCOUNTS[@]}" | grep -qx -- "$name"; then
+        groupdel "$name" && say "removed group $name"
+    fi
+done < <(cat /etc/group)
+
+# 3. Packages (their configuration, users and state with them).
+if ((!KEEP_PACKAGES)); then
+    installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PACKAGE_PATTERNS[@]}" 2>/dev/null |
+        awk '$NF == "installed" || $NF == "config-files" {print $1}' || true)
+    if [[ -n $installed ]]; then
+        say "purging $(wc -w <<<"$installed") package(s): $(tr '\n' ' ' <<<"$installed")"
+        # shellcheck disable=SC2086
+        # sudo refuses to go without SUDO_FORCE_REMOVE: root needs no sudo, and setup.sh brings it back
+        DEBIAN_FRONTEND=noninteractive SUDO_FORCE_REMOVE=yes apt-get purge -y -q $installed >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null
+    fi
+    for account in slurm munge; do
+        id "$account" >/dev/null 2>&1 && userdel "$account" && say "removed user $account"
+        getent group "$account" >/dev/null && groupdel "$account" && say "removed group $account"
+    done
+    rm -rf /etc/slurm /etc/munge /var/lib/munge /var/log/munge /run/munge /var/lib/slurm /var/log/slurm \
+        /var/spool/slurmd /var/spool/slurmctld
+fi
+
+# 4. Files: install prefix, cluster scratch, demo state and data, test and benchmark output, caches.
+rm -rf "$PREFIX" "$SLURM_DIR" "$ARTIFACTS" /var/lib/jupyterhub-daas-demo /srv/daas-demo-data /var/lib/daas-dask
+rm -rf /tmp/daas-* /tmp/pytest-of-* /tmp/dask-scratch-space*
+rm -rf /root/.cache/pip /root/.cache/dconf /root/.config/chromium /root/.npm/_cacache
+say "done: this machine is back to a fresh Debian as far as jupyterhub-daas goes"
