@@ -59,7 +59,7 @@ class ServerReport:
 def parse_report(body: Any) -> ServerReport:
     """Validate a report body; raise ValueError with the reason."""
     if not isinstance(body, dict) or not {"host", "port"} <= set(body) <= {"host", "port", "unreachable_data"}:
-        raise ValueError('body must be exactly {"host": <string>, "port": <integer>} (and "unreachable_data")')
+        raise ValueError('body must be exactly {"host": <string>, "port": <integer>[, "unreachable_data": <list>]}')
     host, port = body["host"], body["port"]
     if not isinstance(host, str) or not (_HOSTNAME.fullmatch(host) or _is_ip_address(host)):
         raise ValueError("host must be a host name or an IP address")

@@ -93,9 +93,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Runs the hub in a session of its own (a terminal's Ctrl-C reaches this script, which stops the
-# hub with one signal) and waits for it.
+# hub with one signal) and waits for it. Background commands of a script ignore SIGINT, and the
+# hub's services would inherit that (the hub then waits for each): give the hub the default back.
 run_hub() {
-    setsid "$@" &
+    (
+        trap - INT
+        exec setsid "$@"
+    ) &
     hub_pid=$!
     local status=0
     wait "$hub_pid" || status=$?
@@ -145,14 +149,16 @@ if [[ $MODE == slurm ]]; then
     exit
 fi
 
-# Local mode: an unprivileged service user runs the hub and every demo server.
+# Local mode: an unprivileged service user runs the hub and every demo server (setpriv execs the hub
+# itself, so the stop signal reaches it; runuser would kill it 2 s after forwarding one).
 id daas-demo >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/jupyterhub-daas-demo daas-demo
 make_demo_data --member daas-demo
 export DAAS_DEMO_STATE=/var/lib/jupyterhub-daas-demo/local
 install -d -o daas-demo -g daas-demo -m 0700 "$DAAS_DEMO_STATE" "$DAAS_DEMO_STATE/users"
 cd "$DAAS_DEMO_STATE"
 echo "demo: http://127.0.0.1:$DAAS_DEMO_PORT  (any user name; password: $DAAS_DEMO_PASSWORD)"
-run_hub runuser -u daas-demo -- env PATH="$PATH" HOME=/var/lib/jupyterhub-daas-demo \
+run_hub setpriv --reuid=daas-demo --regid=daas-demo --init-groups \
+    env PATH="$PATH" HOME=/var/lib/jupyterhub-daas-demo USER=daas-demo LOGNAME=daas-demo \
     DAAS_DEMO_PORT="$DAAS_DEMO_PORT" DAAS_DEMO_PROXY_API_PORT="$DAAS_DEMO_PROXY_API_PORT" \
     DAAS_DEMO_HUB_PORT="$DAAS_DEMO_HUB_PORT" DAAS_DEMO_DATA_PORT="$DAAS_DEMO_DATA_PORT" \
     DAAS_DEMO_PASSWORD="$DAAS_DEMO_PASSWORD" DAAS_DEMO_MODE="$MODE" \

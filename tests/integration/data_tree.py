@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-GROUP = "daas-p{proposal}"
+GROUP = "daas-p{proposal}-test"  # not the demo's groups: it puts alice in 20220001's
 MEMBERS = {"20231234": (("alice",), "id11"), "20230042": (("bob",), "d22"), "20220001": ((), "bm02")}
 FRAMES = np.arange(10 * 32 * 32, dtype=np.uint16).reshape(10, 32, 32)
 BLOB = bytes(range(256)) * 64  # 16 KiB
@@ -48,9 +48,9 @@ class DataTree:
 
 
 def _group(name: str, members: tuple[str, ...]) -> int:
+    """The group with exactly these members, whatever an earlier run left."""
     subprocess.run(["groupadd", "-f", name], check=True, timeout=30)
-    for user in members:
-        subprocess.run(["usermod", "-a", "-G", name, user], check=True, timeout=30)
+    subprocess.run(["gpasswd", "-M", ",".join(members), name], check=True, timeout=30, capture_output=True)
     return grp.getgrnam(name).gr_gid
 
 

@@ -44,6 +44,8 @@ class DataSite:
             c.DaaSSpawner.data_locations = load_data_locations("{locations}")
             c.JupyterHub.services.append(data_service("{locations}", url="http://127.0.0.1:{self.service_port}"))
             c.JupyterHub.load_roles += service_roles("daas-data")
+            # A spawn request answers at once, so a test reads the progress a person's page shows.
+            c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
         """
         self.oidc = OidcSite(extra_config=config, prefix="daas-data-site-")
         self.hub = self.oidc.hub

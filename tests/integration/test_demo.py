@@ -174,7 +174,7 @@ def test_demo_with_oidc_login_and_file_proposals(demo: Demo) -> None:
 def test_the_readme_demo_on_slurm_with_oidc_login_on_its_default_ports(slurm_cluster: None, demo: Demo) -> None:
     assert demo.port == DEFAULT_PORT
     proposal = "20231234 — Strain in additively manufactured alloys (ID11)"
-    page = _spawn_through_the_form(demo, "alice", "mx", oidc=True, shows=proposal, data="20231234")
+    page = _spawn_through_the_form(demo, "alice", "cpu", oidc=True, shows=proposal, data="20231234")
     assert "JupyterLab" in page
     assert "jupyterhub-daas RUNNING" in demo_jobs("alice")
     demo.interrupt()
