@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-PROPOSAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+PROPOSAL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # pydantic searches: keep the anchors
 ProposalId = Annotated[str, StringConstraints(pattern=PROPOSAL_ID_PATTERN)]
 # Shown on pages and in the server's environment: no control characters.
 Text = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{0,500}$")]
@@ -92,7 +92,7 @@ class ClaimRule(BaseModel):
         found = []
         for item in values:
             match = compiled.fullmatch(item) if isinstance(item, str) else None
-            if match and re.match(PROPOSAL_ID_PATTERN, match["id"]):
+            if match and re.fullmatch(PROPOSAL_ID_PATTERN, match["id"]):
                 found.append(match["id"])
         return found
 

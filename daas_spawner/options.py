@@ -29,7 +29,7 @@ OPTION_FIELDS = (
     "feature",
     "environment",
 )
-_DIGITS = re.compile(r"^[0-9]{1,9}\Z")
+_DIGITS = re.compile(r"[0-9]{1,9}")
 _MAX_TEXT = 128
 
 
@@ -112,7 +112,7 @@ def _integer(field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise OptionsError(field, f"must be a whole number, not {type(value).__name__}")
     if isinstance(value, str):
-        if not _DIGITS.match(value):
+        if not _DIGITS.fullmatch(value):
             raise OptionsError(field, f"{_shown(value)} is not a whole number")
         return int(value)
     if value < 0 or value > 10**9:

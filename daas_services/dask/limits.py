@@ -31,7 +31,7 @@ from pydantic import (
 
 from daas_spawner.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
 
-ACCOUNT = re.compile(r"^[A-Za-z0-9_.:+-]{1,100}$")
+ACCOUNT = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")
 PartitionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 MemoryMB = Annotated[int, BeforeValidator(parse_memory_mb)]
 WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
@@ -109,7 +109,7 @@ class DaskConfig(_Strict):
     @field_validator("account_template")
     @classmethod
     def _account(cls, template: str) -> str:
-        if not ACCOUNT.match(template.replace("{proposal}", "P")):
+        if not ACCOUNT.fullmatch(template.replace("{proposal}", "P")):
             raise ValueError("an account is letters, digits and _ . : + - with at most a {proposal} placeholder")
         return template
 

@@ -76,7 +76,7 @@ class ClusterManager:
         return f"{self.slurm_bin_dir.rstrip('/')}/{name}"
 
     def _as_user(self, username: str, argv: list[str]) -> list[str]:
-        if not UNIX_NAME.match(username):
+        if not UNIX_NAME.fullmatch(username):
             raise ClusterError(403, "this user name has no Unix account the service can act as")
         return [part.replace("{username}", username) for part in self.user_prefix] + argv
 

@@ -42,7 +42,7 @@ class UserReader:
     timeout: float = 60.0
 
     def argv(self, username: str) -> list[str]:
-        if not UNIX_NAME.match(username):
+        if not UNIX_NAME.fullmatch(username):
             raise ReaderError(403, "this user name has no Unix account the service can act as")
         return [part.replace("{username}", username) for part in self.prefix] + list(self.command)
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from daas_auth.proposals import Proposal
 
 # One path segment of a mount source or target: no separators (: , for binds and fstab), no spaces.
-SEGMENT = re.compile(r"^[A-Za-z0-9_+@=~][A-Za-z0-9_.+@=~-]{0,254}$")
+SEGMENT = re.compile(r"[A-Za-z0-9_+@=~][A-Za-z0-9_.+@=~-]{0,254}")
 LocationName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 # Fields a location template may use; each comes from the proposal (user-office metadata).
 TEMPLATE_FIELDS = frozenset({"proposal", "beamline", "instrument", "raw_data", "processed_data", "year"})
@@ -44,7 +44,7 @@ def is_safe_path(path: str) -> bool:
     if not path.startswith("/") or len(path) > 4096:
         return False
     segments = path[1:].split("/")
-    return path == "/" or all(SEGMENT.match(segment) for segment in segments)
+    return path == "/" or all(SEGMENT.fullmatch(segment) for segment in segments)
 
 
 class Location(BaseModel):
@@ -152,7 +152,7 @@ def fill(location: Location, proposal: Proposal) -> str | None:
         if name in PATH_FIELDS:
             if not is_safe_path(value.rstrip("/") or "/"):
                 return None
-        elif not SEGMENT.match(value):
+        elif not SEGMENT.fullmatch(value):
             return None
     path = location.path.format(**{name: values[name].rstrip("/") for name in used})  # type: ignore[union-attr]
     return path if is_safe_path(path) else None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
-_LOCATION = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_LOCATION = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
 
@@ -67,7 +67,7 @@ def parse_request_path(path: str) -> DataPath:
             raise PathRefused(400, "the path may not contain . or ..")
         if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
             raise PathRefused(400, "a name in the path is too long")
-    if not _LOCATION.match(location):
+    if not _LOCATION.fullmatch(location):
         raise PathRefused(404, "no such location")
     return DataPath(proposal, location, tuple(names))
 

@@ -35,7 +35,7 @@ from .paths import DataPath, PathRefused, parse_request_path
 log = logging.getLogger("daas-data")
 
 MAX_PAGE = 1000
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".cxi")
 
 
@@ -43,17 +43,25 @@ def is_hdf5(name: str) -> bool:
     return name.lower().endswith(HDF5_SUFFIXES)
 
 
+BEYOND_ANY_FILE = 2**63 - 1
+
+
+def _position(digits: str) -> int:
+    """A byte position; a longer number than any file could need is past every file's end."""
+    return int(digits) if len(digits) <= 18 else BEYOND_ANY_FILE
+
+
 def parse_range(header: str | None) -> dict[str, int] | None:
     """One `bytes=` range as the reader takes it; anything else (several, malformed) means the whole file."""
-    match = _RANGE.match((header or "").strip())
+    match = _RANGE.fullmatch((header or "").strip())
     if not match or match.groups() == ("", ""):
         return None
     first, last = match.groups()
     if not first:
-        return {"suffix": int(last)}
-    if last and int(last) < int(first):
+        return {"suffix": _position(last)}
+    if last and _position(last) < _position(first):
         return None
-    return {"start": int(first), **({"end": int(last)} if last else {})}
+    return {"start": _position(first), **({"end": _position(last)} if last else {})}
 
 
 class DataHandler(UserHandler):

@@ -18,7 +18,7 @@ from daas_services.data.mounts import Mount
 from ..options import ResolvedOptions
 
 # A Unix user name we are willing to pass to sudo or a scheduler: the portable POSIX set.
-UNIX_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")  # use fullmatch: `$` lets a trailing newline through
 
 BackendState = dict
 

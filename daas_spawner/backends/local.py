@@ -52,7 +52,7 @@ class LocalBackend(Backend):
         self._processes: dict[int, asyncio.subprocess.Process] = {}
 
     async def start(self, launch: Launch) -> BackendState:
-        if not UNIX_NAME.match(launch.username):
+        if not UNIX_NAME.fullmatch(launch.username):
             raise SpawnFailed(f"user name {launch.username!r} cannot be used for a local directory")
         port = random_port()
         env = bind_env(launch.env, self.ip, port)

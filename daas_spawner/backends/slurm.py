@@ -202,7 +202,7 @@ class SlurmBackend(Backend):
 
     async def start(self, launch: Launch) -> BackendState:
         username = launch.username
-        if not UNIX_NAME.match(username):
+        if not UNIX_NAME.fullmatch(username):
             raise SpawnFailed(f"user name {username!r} is not a Unix account name this hub can submit for")
         try:
             home = pwd.getpwnam(username).pw_dir

@@ -40,7 +40,7 @@ DOWN_FLAGS = frozenset(
     {"drain", "fail", "not_responding", "reboot_issued", "maint", "maintenance", "powering_down", "invalid_reg"}
 )
 GPU_GRES = "gpu"
-_GRES_COUNT = re.compile(r"^(\d+)([KMGTP]?)$", re.IGNORECASE)
+_GRES_COUNT = re.compile(r"(\d+)([KMGTP]?)", re.IGNORECASE)
 _TRAILER = re.compile(r"\([^()]*\)$")
 _MULTIPLIER = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 
@@ -148,7 +148,7 @@ def parse_gpus(text: str) -> dict[str, int]:
         parts = item.split(":")
         if parts[0] != GPU_GRES or len(parts) < 2:
             continue
-        count = _GRES_COUNT.match(parts[-1])
+        count = _GRES_COUNT.fullmatch(parts[-1])
         if count is None:
             continue
         gpu_type = parts[1] if len(parts) >= 3 and parts[1] != "(null)" else ""

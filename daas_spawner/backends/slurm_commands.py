@@ -22,7 +22,7 @@ from ..quantities import format_walltime
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ACCOUNT = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")
-_JOB_ID = re.compile(r"^(\d+)(?:;[\w.-]+)?$")
+_JOB_ID = re.compile(r"(\d+)(?:;[\w.-]+)?")
 LAUNCHER_EOF = "DAAS_LAUNCHER_EOF"
 
 # squeue fields, '|'-separated: none of them can contain '|'.
@@ -176,7 +176,7 @@ def batch_script(options: ResolvedOptions, spec: JobSpec) -> str:
 def parse_job_id(sbatch_stdout: str) -> str:
     """sbatch --parsable prints 'id' or 'id;cluster'."""
     text = sbatch_stdout.strip().splitlines()[-1] if sbatch_stdout.strip() else ""
-    match = _JOB_ID.match(text)
+    match = _JOB_ID.fullmatch(text)
     if not match:
         raise ValueError(f"unexpected sbatch output {sbatch_stdout.strip()[:200]!r}")
     return match.group(1)

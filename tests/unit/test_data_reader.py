@@ -76,6 +76,11 @@ def test_byte_ranges(size: int, start: int | None, end: int | None, suffix: int 
         ("bytes=-", None),
         ("items=0-1", None),
         (None, None),
+        ("bytes=0-99\n", {"start": 0, "end": 99}),  # surrounding white space is dropped
+        ("bytes=0-99\nX", None),
+        ("bytes=" + "9" * 5000 + "-", {"start": 2**63 - 1}),  # past every file's end: the reader says 416
+        ("bytes=0-" + "9" * 5000, {"start": 0, "end": 2**63 - 1}),
+        ("bytes=-" + "9" * 5000, {"suffix": 2**63 - 1}),  # more than the file: the whole file
     ],
 )
 def test_range_headers(header: str | None, expected) -> None:
