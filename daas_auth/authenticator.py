@@ -256,12 +256,23 @@ class UmbrellaAuthenticator(DaaSAuthenticator):
 
     facility = Unicode(
         config=True,
-        help="The facility's name inside the entitlements (e.g. `esrf`); empty accepts any facility.",
+        help="""The facility's name inside the entitlements (e.g. `esrf`). Required with the default
+        claim rules: Umbrella carries every facility's entitlements, and another facility's proposal
+        20231234 is not this one's.""",
     )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.claim_rules()  # a missing facility stops the hub at start, not a login later
 
     @default("proposal_claim_rules")
     def _umbrella_rules(self) -> list[dict[str, str]]:
-        facility = re.escape(self.facility) if self.facility else "[^:#]+"
+        if not self.facility:
+            raise TraitError(
+                "c.UmbrellaAuthenticator.facility must name this facility as its entitlements do (e.g. 'esrf'): "
+                "without it, any facility's proposal entitlements would count here"
+            )
+        facility = re.escape(self.facility)
         proposal_id = r"(?P<id>[A-Za-z0-9][A-Za-z0-9_.-]*)"
         pattern = rf"urn:geant:umbrellaid\.org:group:{facility}:proposal:{proposal_id}#umbrellaid\.org"
         return [{"claim": "eduperson_entitlement", "pattern": pattern}]

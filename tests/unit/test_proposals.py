@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+from traitlets import TraitError
 
 from daas_auth.authenticator import KeycloakAuthenticator, UmbrellaAuthenticator
 from daas_auth.proposals import (
@@ -49,10 +50,17 @@ def test_claim_rules(rules, claims, ids):
     assert [proposal.id for proposal in proposals_from_claims(claims, rules)] == ids
 
 
-def test_umbrella_without_facility_accepts_any_facility():
-    rules = [ClaimRule.model_validate(rule) for rule in UmbrellaAuthenticator().proposal_claim_rules]
+def test_umbrella_counts_only_its_own_facilitys_entitlements():
+    rules = [ClaimRule.model_validate(rule) for rule in UmbrellaAuthenticator(facility="esrf").proposal_claim_rules]
     claims = {"eduperson_entitlement": [ENTITLEMENT.format("esrf", "1"), ENTITLEMENT.format("ill", "2")]}
-    assert [p.id for p in proposals_from_claims(claims, rules)] == ["1", "2"]
+    assert [p.id for p in proposals_from_claims(claims, rules)] == ["1"]
+
+
+def test_umbrella_without_a_facility_does_not_start():
+    with pytest.raises(TraitError, match=r"UmbrellaAuthenticator\.facility must name"):
+        UmbrellaAuthenticator()
+    explicit = [{"claim": "eduperson_entitlement", "pattern": r"urn:x:(?P<id>\d+)"}]
+    assert UmbrellaAuthenticator(proposal_claim_rules=explicit).proposal_claim_rules == explicit  # own rules: fine
 
 
 @pytest.mark.parametrize(
