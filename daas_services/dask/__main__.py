@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from daas_spawner.accounts import add_account_arguments, policy_from_arguments
+
 from ..hub_users import HubUsers
 from .limits import load_dask_config
 from .manager import ClusterManager
@@ -46,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=True,
         help="Stop a cluster when the notebook server it was made from stops.",
     )
+    add_account_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -61,6 +64,7 @@ async def serve(args: argparse.Namespace) -> None:
         scheduler_host=args.scheduler_host,
         dashboard_prefix=f"{prefix}dashboard/",
         slurm_bin_dir=args.slurm_bin_dir,
+        accounts=policy_from_arguments(args),
     )
     await manager.reconcile()
     app = DaskApp(config, manager, HubUsers(), prefix)

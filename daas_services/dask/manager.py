@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import pwd
 import secrets
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from distributed.core import rpc
 from distributed.security import Security
 
-from daas_spawner.backends.base import UNIX_NAME
+from daas_spawner.accounts import AccountPolicy, AccountRefused
 from daas_spawner.commands import CommandFailed, run_command
 from daas_spawner.quantities import format_walltime
 
@@ -58,8 +59,10 @@ class ClusterManager:
         control_timeout: float = 10.0,
         stop_timeout: float = 60.0,
         slurm_bin_dir: str = "/usr/bin",
+        accounts: AccountPolicy | None = None,
     ) -> None:
         self.records = records
+        self.accounts = accounts or AccountPolicy.default()
         self.user_prefix = list(user_prefix)
         self.workdir_template = workdir_template
         self.worker_python = worker_python
@@ -75,9 +78,15 @@ class ClusterManager:
     def _bin(self, name: str) -> str:
         return f"{self.slurm_bin_dir.rstrip('/')}/{name}"
 
+    def account(self, username: str) -> pwd.struct_passwd:
+        """The owner's Unix account, if the service may act as it (never root or a daemon)."""
+        try:
+            return self.accounts.check(username)
+        except AccountRefused as err:
+            raise ClusterError(403, f"the service does not act as this account: {err}") from None
+
     def _as_user(self, username: str, argv: list[str]) -> list[str]:
-        if not UNIX_NAME.fullmatch(username):
-            raise ClusterError(403, "this user name has no Unix account the service can act as")
+        self.account(username)
         return [part.replace("{username}", username) for part in self.user_prefix] + argv
 
     # -- start ---------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import os
-import pwd
 from typing import Any, NoReturn
 
 import httpx
@@ -121,10 +120,7 @@ class ClustersHandler(ApiHandler):
         except RequestError as err:
             self.refuse(err)
         try:
-            home = pwd.getpwnam(username).pw_dir
-        except KeyError:
-            raise web.HTTPError(403, f"user {username} has no Unix account here") from None
-        try:
+            home = self.app.manager.account(username).pw_dir
             record = await self.app.manager.start(username, home, resolved)
         except ClusterError as err:
             self.refuse(err)

@@ -13,6 +13,8 @@ import os
 import shlex
 from urllib.parse import urlsplit
 
+from daas_spawner.accounts import add_account_arguments, policy_from_arguments
+
 from .as_user import UserReader
 from .mounts import load_data_locations
 from .service import make_app
@@ -30,12 +32,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "empty: as the service's own user (the single-account demo only).",
     )
     parser.add_argument("--reader-timeout", type=float, default=60.0, help="Seconds one read may take.")
+    add_account_arguments(parser)
     return parser.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:
     locations = load_data_locations(args.locations)
-    app = make_app(locations, UserReader(prefix=shlex.split(args.user_prefix), timeout=args.reader_timeout))
+    reader = UserReader(
+        prefix=shlex.split(args.user_prefix), timeout=args.reader_timeout, accounts=policy_from_arguments(args)
+    )
+    app = make_app(locations, reader)
     url = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
     app.listen(url.port or 80, url.hostname or "127.0.0.1")
     logging.getLogger("daas-data").info("daas-data listening on %s", url.geturl())

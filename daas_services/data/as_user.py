@@ -12,10 +12,10 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from daas_spawner.backends.base import UNIX_NAME
+from daas_spawner.accounts import AccountPolicy, AccountRefused
 
 log = logging.getLogger("daas-data")
 
@@ -40,10 +40,14 @@ class UserReader:
     prefix: Sequence[str]
     command: Sequence[str] = tuple(READER)
     timeout: float = 60.0
+    accounts: AccountPolicy = field(default_factory=AccountPolicy.default)
 
     def argv(self, username: str) -> list[str]:
-        if not UNIX_NAME.fullmatch(username):
-            raise ReaderError(403, "this user name has no Unix account the service can act as")
+        if any("{username}" in part for part in self.prefix):  # empty: the service's own account reads
+            try:
+                self.accounts.check(username)
+            except AccountRefused as err:
+                raise ReaderError(403, f"the service does not read as this account: {err}") from None
         return [part.replace("{username}", username) for part in self.prefix] + list(self.command)
 
     async def _start(self, username: str, request: dict[str, Any]) -> asyncio.subprocess.Process:

@@ -7,18 +7,17 @@ code: it hands over a `Launch` and keeps the JSON-able state the backend returns
 
 from __future__ import annotations
 
-import re
+import pwd
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from traitlets import Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
 from daas_services.data.mounts import Mount
 
+from ..accounts import AccountPolicy, AccountRefused, login_defs_uid_range
 from ..options import ResolvedOptions
-
-# A Unix user name we are willing to pass to sudo or a scheduler: the portable POSIX set.
-UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")  # use fullmatch: `$` lets a trailing newline through
 
 BackendState = dict
 
@@ -58,6 +57,39 @@ class Backend(SingletonConfigurable):
     """Start, watch and stop single-user servers of one kind."""
 
     name: str = ""
+
+    min_uid = Integer(
+        config=True,
+        help="""Lowest uid of an account servers may run as (`c.Backend.min_uid` sets every backend).
+
+        Default: UID_MIN of /etc/login.defs (1000). Hub names come from the identity provider,
+        where people may choose them: root, daemons and other system accounts stay out.""",
+    )
+    max_uid = Integer(
+        config=True,
+        help="""Highest uid of an account servers may run as. Default: UID_MAX of /etc/login.defs (60000),
+        which leaves out `nobody` and Debian's fixed system ids (slurm is 64030).""",
+    )
+    account_group = Unicode(
+        "",
+        config=True,
+        help="A Unix group whose members alone may have servers (e.g. `facility-users`); empty: any person's account.",
+    )
+
+    @default("min_uid")
+    def _min_uid_default(self) -> int:
+        return login_defs_uid_range()[0]
+
+    @default("max_uid")
+    def _max_uid_default(self) -> int:
+        return login_defs_uid_range()[1]
+
+    def account(self, username: str) -> pwd.struct_passwd:
+        """The Unix account a server of `username` runs as; SpawnFailed for anyone else (root, daemons)."""
+        try:
+            return AccountPolicy(self.min_uid, self.max_uid, self.account_group).check(username)
+        except AccountRefused as err:
+            raise SpawnFailed(f"No server for this account: {err}.") from None
 
     async def start(self, launch: Launch) -> BackendState:
         """Submit the server; return state as soon as it identifies the server (job id, pid)."""

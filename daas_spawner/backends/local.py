@@ -14,7 +14,8 @@ from importlib.resources import files
 from jupyterhub.utils import random_port
 from traitlets import Float, List, Unicode
 
-from .base import UNIX_NAME, Backend, BackendState, Launch, ServerAddress, SpawnFailed
+from ..accounts import UNIX_NAME
+from .base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
 
 
 def bind_env(env: dict[str, str], ip: str, port: int) -> dict[str, str]:
@@ -52,7 +53,9 @@ class LocalBackend(Backend):
         self._processes: dict[int, asyncio.subprocess.Process] = {}
 
     async def start(self, launch: Launch) -> BackendState:
-        if not UNIX_NAME.fullmatch(launch.username):
+        if any("{username}" in part for part in self.user_prefix):
+            self.account(launch.username)  # servers run as the user: only as a person's account
+        elif not UNIX_NAME.fullmatch(launch.username):  # one account for all: the name only names a folder
             raise SpawnFailed(f"user name {launch.username!r} cannot be used for a local directory")
         port = random_port()
         env = bind_env(launch.env, self.ip, port)

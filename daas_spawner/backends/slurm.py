@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,7 +13,7 @@ from traitlets import Float, List, TraitError, Unicode, validate
 
 from ..availability import AvailabilityCache, ClusterAvailability
 from ..commands import CommandFailed, run_command
-from .base import UNIX_NAME, Backend, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from .base import Backend, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
 from .shared_query import SharedQuery
 from .slurm_availability import PartitionAvailability, parse_availability, sinfo_availability_argv
 from .slurm_commands import (
@@ -202,12 +201,7 @@ class SlurmBackend(Backend):
 
     async def start(self, launch: Launch) -> BackendState:
         username = launch.username
-        if not UNIX_NAME.fullmatch(username):
-            raise SpawnFailed(f"user name {username!r} is not a Unix account name this hub can submit for")
-        try:
-            home = pwd.getpwnam(username).pw_dir
-        except KeyError:
-            raise SpawnFailed(f"user {username} has no Unix account on the hub host") from None
+        home = self.account(username).pw_dir
         working_dir = self.working_dir.replace("{username}", username).replace("{home}", home)
         output = self.output if self.output.startswith("/") else os.path.join(working_dir, self.output)
         env = {

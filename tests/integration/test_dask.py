@@ -303,6 +303,17 @@ def test_bad_and_over_limit_requests_start_nothing(site: DaskSite, body: Any, st
     assert not dask_jobs("alice") and not Path("/tmp/daas-pwned").exists()
 
 
+def test_no_cluster_runs_as_a_system_account(site: DaskSite) -> None:
+    """A person whose provider name is "root": the launcher would run their scheduler (their code) as root."""
+    site.oidc.login("root")
+    token = site.hub.token_for("root", ["access:services!service=daas-dask"])
+    response = site.hub.http.post(
+        f"{site.hub.url}{SERVICE}api/clusters", headers={"Authorization": f"token {token}"}, json={"workers": 1}
+    )
+    assert response.status_code == 403 and "root is a system account" in response.json()["message"], response.text
+    assert not dask_jobs("root")
+
+
 def test_scale_and_adapt_are_held_to_the_limit(site: DaskSite, alices_cluster: OffloadCluster) -> None:
     with pytest.raises(OffloadError, match="max_workers=3"):
         alices_cluster.scale(4)

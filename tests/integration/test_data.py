@@ -303,6 +303,15 @@ def test_the_service_logs_refusals(site: DataSite) -> None:
     assert "leads outside its location" in site.hub.log_tail(400)
 
 
+def test_the_service_reads_as_no_system_account(site: DataSite) -> None:
+    """A person whose provider name is "root" has a proposal, hence a mount; nothing reads as root for them."""
+    site.oidc.login("root")
+    token = site.hub.token_for("root", ["access:services!service=daas-data"])
+    assert [p["id"] for p in site.get("api/mounts", token=token).json()["proposals"]] == ["20239999"]
+    refused = site.get("api/browse/20239999/processed/", token=token)
+    assert refused.status_code == 403 and "root is a system account" in refused.json()["message"], refused.text
+
+
 def test_bob_cannot_read_alices_data(site: DataSite) -> None:
     for path in ("api/browse/20231234/raw/", "api/files/20231234/raw/notes.txt", "api/hdf5/20231234/raw/sample.nxs"):
         assert site.get(path, user="bob").status_code == 403

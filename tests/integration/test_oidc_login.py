@@ -174,6 +174,22 @@ def test_user_office_down(site: OidcSite) -> None:
         site.office.start()
 
 
+@pytest.mark.parametrize("account", ["root", "slurm"])
+def test_a_person_named_like_a_system_account_gets_no_server_as_it(site: OidcSite, account: str) -> None:
+    http, _ = site.login(account)
+    assert logged_in(http, site.hub)  # a proposal lets them in; the Unix account is checked before anything runs
+    hub = site.hub
+    token = hub.token_for(account, [f"servers!user={account}"])
+    sbatch_before = site.slurm.commands.count("sbatch")
+    response = hub.http.post(
+        f"{hub.api_url}/users/{account}/server", headers={"Authorization": f"token {token}"}, json={"profile": "cpu"}
+    )
+    assert response.status_code == 503, response.text
+    assert f"No server for this account: {account} is a system account" in response.json()["message"]
+    assert site.slurm.commands.count("sbatch") == sbatch_before
+    assert hub.server_model(account) is None
+
+
 def test_spawns_only_for_own_proposals_billed_to_them(site: OidcSite) -> None:
     site.login("alice")
     hub = site.hub

@@ -1,0 +1,85 @@
+"""Which Unix accounts the hub and its services may act as: people's accounts, never root or a daemon's.
+
+A hub name becomes an account at `sudo -u <name>` and in Slurm. Identity providers let people
+pick names (eduTEAMS does), so a name is held to three rules before anything runs as it: the
+POSIX pattern matched whole, an existing account with a uid in the range of people's accounts
+(login.defs' UID_MIN..UID_MAX by default, which leaves out root, daemons, `nobody` and Debian's
+fixed system ids such as slurm's 64030), and, where the site names one, membership of a group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import grp
+import pwd
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# The portable POSIX set; use fullmatch (`$` would let a trailing newline through).
+UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+
+
+class AccountRefused(ValueError):
+    """The name is not an account the hub may act as; the message says why, for logs and the person."""
+
+
+def login_defs_uid_range(path: str = "/etc/login.defs") -> tuple[int, int]:
+    """UID_MIN and UID_MAX as this machine's useradd uses them (1000 and 60000 when unset)."""
+    values = {"UID_MIN": 1000, "UID_MAX": 60000}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return values["UID_MIN"], values["UID_MAX"]
+    for line in lines:
+        words = line.split()
+        if len(words) == 2 and words[0] in values and words[1].isdigit():
+            values[words[0]] = int(words[1])
+    return values["UID_MIN"], values["UID_MAX"]
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    min_uid: int
+    max_uid: int
+    group: str = ""  # empty: any account in the uid range
+
+    @classmethod
+    def default(cls) -> AccountPolicy:
+        return cls(*login_defs_uid_range())
+
+    def check(self, name: str) -> pwd.struct_passwd:
+        """The account `name` acts as, or AccountRefused."""
+        if not isinstance(name, str) or not UNIX_NAME.fullmatch(name):
+            raise AccountRefused(f"{name!r} is not a Unix account name")
+        try:
+            account = pwd.getpwnam(name)
+        except KeyError:
+            raise AccountRefused(f"{name} has no Unix account here") from None
+        if not self.min_uid <= account.pw_uid <= self.max_uid:
+            raise AccountRefused(
+                f"{name} is a system account (uid {account.pw_uid}, people's accounts are "
+                f"{self.min_uid}-{self.max_uid}): the hub does not act as it"
+            )
+        if self.group and not self._member(account):
+            raise AccountRefused(f"{name} is not in the group {self.group} of accounts the hub acts as")
+        return account
+
+    def _member(self, account: pwd.struct_passwd) -> bool:
+        try:
+            group = grp.getgrnam(self.group)
+        except KeyError:
+            return False
+        return account.pw_gid == group.gr_gid or account.pw_name in group.gr_mem
+
+
+def add_account_arguments(parser: argparse.ArgumentParser) -> None:
+    """The services' options for AccountPolicy (the spawner's backends have the same as traits)."""
+    low, high = login_defs_uid_range()
+    parser.add_argument("--min-uid", type=int, default=low, help=f"Lowest uid to act as (default {low}).")
+    parser.add_argument("--max-uid", type=int, default=high, help=f"Highest uid to act as (default {high}).")
+    parser.add_argument("--account-group", default="", help="Act only as members of this Unix group.")
+
+
+def policy_from_arguments(args: argparse.Namespace) -> AccountPolicy:
+    return AccountPolicy(args.min_uid, args.max_uid, args.account_group)
