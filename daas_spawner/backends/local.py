@@ -10,6 +10,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable
 from importlib.resources import files
+from pathlib import Path
 
 from jupyterhub.utils import random_port
 from traitlets import Float, List, Unicode
@@ -22,6 +23,19 @@ def bind_env(env: dict[str, str], ip: str, port: int) -> dict[str, str]:
     """Point JUPYTERHUB_SERVICE_URL at the address the hub chose for this server."""
     url = urllib.parse.urlsplit(env.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:0/"))
     return {**env, "JUPYTERHUB_SERVICE_URL": urllib.parse.urlunsplit(url._replace(netloc=f"{ip}:{port}"))}
+
+
+def process_start_time(pid: int) -> int | None:
+    """When a live process started (clock ticks since boot, field 22 of /proc/<pid>/stat); None: none, or dead.
+
+    A pid alone does not name a process across a hub restart: the kernel reuses pids.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name: field 3 (state) onwards
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 class LocalBackend(Backend):
@@ -73,7 +87,7 @@ class LocalBackend(Backend):
             raise SpawnFailed(f"could not start {argv[0]}: {err.strerror}") from None
         self._processes[process.pid] = process
         self.log.info("Started %s as local process %d on port %d", launch.server, process.pid, port)
-        return {"pid": process.pid, "host": self.ip, "port": port}
+        return {"pid": process.pid, "started": process_start_time(process.pid), "host": self.ip, "port": port}
 
     @staticmethod
     def _command(launch: Launch) -> list[str]:
@@ -93,12 +107,10 @@ class LocalBackend(Backend):
         process = self._processes.get(pid)
         if process is not None:
             return process.returncode
-        try:  # a server from before a hub restart: not our child any more
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        # A server from before a hub restart, not our child any more: the same pid must be the same process.
+        started = process_start_time(pid)
+        if started is None or started != state.get("started", started):
             return 0
-        except PermissionError:
-            return None
         return None
 
     async def _exited_within(self, state: BackendState, seconds: float) -> bool:
@@ -118,6 +130,8 @@ class LocalBackend(Backend):
 
     async def stop(self, state: BackendState) -> None:
         pid = state["pid"]
+        if pid not in self._processes and await self.poll(state) is not None:
+            return  # gone, or the pid is another process's now: nothing of this server's to signal
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(pid, sig)
