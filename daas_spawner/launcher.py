@@ -49,12 +49,14 @@ def report(api_url, token, host, port, unreachable_data=()):
             with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (scheme checked above)
                 return
         except urllib.error.HTTPError as err:
-            # The hub answered: retrying will not change its mind.
-            sys.exit(f"daas launcher: hub refused the address ({err.code}): {err.read()[:500]!r}")
+            if err.code != 409:  # the hub refused: retrying will not change its mind
+                sys.exit(f"daas launcher: hub refused the address ({err.code}): {err.read()[:500]!r}")
+            print("daas launcher: the hub does not see this job running yet, retrying", file=sys.stderr)
+            time.sleep(1)
         except (urllib.error.URLError, OSError) as err:
             print(f"daas launcher: hub not reachable ({err}), retrying", file=sys.stderr)
             time.sleep(min(2**attempt, 30))
-    sys.exit("daas launcher: could not reach the hub at " + api_url)
+    sys.exit("daas launcher: gave up reporting the address to the hub at " + api_url)
 
 
 def cannot_open(folder):

@@ -16,7 +16,7 @@ from daas_services.data.mounts import DataLocations, Mount, mounts_env, resolve_
 
 from . import address, availability
 from .address import ServerReport
-from .backends.base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
+from .backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress, SpawnFailed
 from .form import form_to_options, render_form, template_environment
 from .listening import wait_listening
 from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
@@ -254,6 +254,8 @@ class DaaSSpawner(Spawner):
             routed = await self.backend(self.backend_name).check_report(self.backend_state, report.address)
         except ValueError as err:
             raise web.HTTPError(400, str(err)) from None
+        except NotRunningYet as err:
+            raise web.HTTPError(409, str(err)) from None
         if self._reported is not None and not self._reported.done():
             self._data_notes = unreachable_data_notes(report.unreachable_data)
             for note in self._data_notes:

@@ -26,6 +26,10 @@ class SpawnFailed(Exception):
     """The server cannot start; the message is written for the scientist who asked."""
 
 
+class NotRunningYet(Exception):
+    """A report came before the scheduler shows the server's job running: try again (HTTP 409)."""
+
+
 @dataclass(frozen=True)
 class ServerAddress:
     host: str
@@ -104,7 +108,10 @@ class Backend(SingletonConfigurable):
         raise NotImplementedError
 
     async def check_report(self, state: BackendState, address: ServerAddress) -> ServerAddress:
-        """Accept a server's self-reported address, or raise ValueError; return where to route."""
+        """Accept a server's self-reported address; return where to route.
+
+        Raise ValueError for a report that is wrong (400), NotRunningYet for one that is early (409).
+        """
         raise ValueError("this backend does not take address reports")
 
     async def poll(self, state: BackendState) -> int | None:

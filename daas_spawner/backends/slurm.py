@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -13,7 +14,7 @@ from traitlets import Float, List, TraitError, Unicode, validate
 
 from ..availability import AvailabilityCache, ClusterAvailability
 from ..commands import CommandFailed, run_command
-from .base import Backend, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from .base import Backend, BackendState, Launch, NotRunningYet, ProgressEvent, ServerAddress, SpawnFailed
 from .shared_query import SharedQuery
 from .slurm_availability import PartitionAvailability, parse_availability, sinfo_availability_argv
 from .slurm_commands import (
@@ -258,13 +259,14 @@ class SlurmBackend(Backend):
         job_id = state["job_id"]
         status = self.queue.status(job_id)
         if status.phase is not Phase.ACTIVE:
-            try:
-                await self.queue.refresh()
-            except CommandFailed as err:
-                raise ValueError(f"cannot confirm job {job_id} with Slurm now: {err}") from None
+            # A job's launcher reports just after it starts. The queue, busy while this start waits,
+            # shows that within busy_interval: wait for its next view instead of querying, so that
+            # reports sent while the job pends cost no squeue.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.queue.changed(), self.busy_interval + self.command_timeout)
             status = self.queue.status(job_id)
         if status.phase is not Phase.ACTIVE or status.info is None:
-            raise ValueError(f"job {job_id} is not running")
+            raise NotRunningYet(f"job {job_id} is not running yet")
         try:
             node = await self._node(status.info.nodes)
         except CommandFailed as err:

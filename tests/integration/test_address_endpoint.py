@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 
+from .conftest import SlurmHub
 from .hub import Hub, wait_for
 from .slurm import batch_script, hold_gpus, job_details
 
@@ -23,7 +25,7 @@ def _report(hub: Hub, token: str | None, body: object) -> int:
     return hub.http.post(f"{hub.api_url}{ENDPOINT}", headers=headers, **kwargs).status_code
 
 
-def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub) -> None:
+def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub, slurm_hub: SlurmHub) -> None:
     # carol's running server: its token belongs to a server that is not starting.
     assert hub.spawn("carol", {"profile": "cpu"}).status_code in (201, 202)
     hub.wait_ready("carol")
@@ -48,8 +50,14 @@ def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub) ->
         # Only names of the server's own data locations (this one has none), never text for the person.
         assert _report(hub, alice_token, {"host": "vm", "port": 1234, "unreachable_data": ["20231234/raw"]}) == 400
         assert _report(hub, alice_token, {"host": "vm", "port": 1234, "unreachable_data": ["<b>hi</b>"]}) == 400
-        # Well-formed, but the job is not running anywhere yet: nothing to route to.
-        assert _report(hub, alice_token, {"host": "vm", "port": 1234}) == 400
+        # Well-formed, but the job is not running anywhere yet: 409, from the queue's own view. Reports
+        # run no squeue of their own (they used to run one each): the busy poller's pace (1 s) remains.
+        before = len(slurm_hub.commands.entries("squeue"))
+        for _ in range(6):
+            assert _report(hub, alice_token, {"host": "vm", "port": 1234}) == 409
+        during = [stamp for stamp, _, _ in slurm_hub.commands.entries("squeue")[before:]]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(during)]
+        assert not gaps or min(gaps) > 0.5, gaps
         assert _report(hub, carol_token, {"host": "vm", "port": 1234}) == 403
         assert _report(hub, alice_user_token, {"host": "vm", "port": 1234}) == 403
         assert _report(hub, None, {"host": "vm", "port": 1234}) == 403
