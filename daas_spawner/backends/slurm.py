@@ -158,6 +158,7 @@ class SlurmBackend(Backend):
         self.controller = SharedQuery(self._controller_up, ttl=self.busy_interval)
         self._nodes: dict[str, NodeInfo] = {}
         self._nodes_query = SharedQuery(self._query_nodes, ttl=0)
+        self._report_queries: dict[str, float] = {}  # job id -> when its last report queried Slurm
         self.availability_cache = AvailabilityCache(
             self._query_availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
         )
@@ -259,14 +260,11 @@ class SlurmBackend(Backend):
         job_id = state["job_id"]
         status = self.queue.status(job_id)
         if status.phase is not Phase.ACTIVE:
-            # A job's launcher reports just after it starts. The queue, busy while this start waits,
-            # shows that within busy_interval: wait for its next view instead of querying, so that
-            # reports sent while the job pends cost no squeue.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.queue.changed(), self.busy_interval + self.command_timeout)
+            await self._newer_view(job_id)
             status = self.queue.status(job_id)
         if status.phase is not Phase.ACTIVE or status.info is None:
             raise NotRunningYet(f"job {job_id} is not running yet")
+        self._report_queries.pop(job_id, None)
         try:
             node = await self._node(status.info.nodes)
         except CommandFailed as err:
@@ -274,6 +272,23 @@ class SlurmBackend(Backend):
         if node is None or address.host not in {node.name, node.hostname, node.address}:
             raise ValueError(f"host {address.host!r} is not the node running job {job_id}")
         return ServerAddress(node.address, address.port)
+
+    async def _newer_view(self, job_id: str) -> None:
+        """A view of the queue newer than this report, for a job the last view shows not running.
+
+        A job's launcher reports just after the job starts, so its first report queries Slurm at once
+        (the server waits on it). Further reports of the same job within busy_interval wait for the
+        queue's next view (busy while the start waits): a job that keeps reporting cannot make the hub
+        run squeue faster than that.
+        """
+        now = time.monotonic()
+        if now - self._report_queries.get(job_id, -self.busy_interval) >= self.busy_interval:
+            self._report_queries[job_id] = now
+            with contextlib.suppress(CommandFailed):
+                await self.queue.refresh()
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.queue.changed(), self.busy_interval + self.command_timeout)
 
     # -- watch ---------------------------------------------------------------------------
 
@@ -346,6 +361,7 @@ class SlurmBackend(Backend):
 
     async def stop(self, state: BackendState) -> None:
         job_id = state["job_id"]
+        self._report_queries.pop(job_id, None)
         self.queue.track(job_id)
         deadline = time.monotonic() + self.stop_timeout
         cancelled = False
