@@ -60,7 +60,10 @@ class DaaSSpawner(Spawner):
         help="""What a spawn link such as /hub/spawn?profile=gpu&gpus=1 does once its values validate.
 
         False (the default): show the form filled in from the link, so the person checks what
-        will be charged to their account and presses Start. True: start at once.""",
+        will be charged to their account and presses Start. True: start at once when the browser
+        says the link was followed on the hub's own pages or typed in (`Sec-Fetch-Site` is
+        `same-origin` or `none`); a link on another site, or from a browser that does not say,
+        still shows the filled-in form, so no page elsewhere can start a job billed to its reader.""",
     )
 
     pass_access_token = Bool(
@@ -218,10 +221,15 @@ class DaaSSpawner(Spawner):
 
     async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
         options = await self.options_from_form(query)  # the same parsing and validation as a form post
-        if self.spawn_from_url:
+        if self.spawn_from_url and self._followed_on_the_hub():
             return options
         # JupyterHub shows the form with this message instead of spawning: a pre-filled form.
         raise web.HTTPError(200, "The link filled in the options below: check them and press Start.")
+
+    def _followed_on_the_hub(self) -> bool:
+        """Whether the browser says this request comes from the hub's own pages or the address bar."""
+        request = getattr(self.handler, "request", None)
+        return request is not None and request.headers.get("Sec-Fetch-Site") in ("same-origin", "none")
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         try:

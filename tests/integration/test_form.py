@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import SlurmHub
+from .conftest import SlurmHub, public_tempdir
 from .html_form import browser_submission, choose
 from .hub import Hub
 from .slurm import job_details
@@ -64,6 +64,31 @@ def test_spawn_link_prefills_the_form_and_starts_nothing(slurm_hub: SlurmHub, al
     assert re.search(r'name="gpu.gpus"[^>]*>(?:(?!</select>).)*<option value="2" selected>', page.text, re.DOTALL)
     assert slurm_hub.commands.count("sbatch") == before
     assert slurm_hub.hub.server_model("alice") is None
+
+
+def test_spawn_from_url_starts_only_for_links_followed_on_the_hub(slurm_cluster: None) -> None:
+    """With spawn_from_url, a link on another site must not start a job billed to whoever opens it."""
+    site = SlurmHub(public_tempdir("daas-links-"), extra_config="c.DaaSSpawner.spawn_from_url = True")
+    site.start()
+    try:
+        with httpx.Client(base_url=site.hub.url, follow_redirects=True, timeout=30) as bob:
+            bob.get("/hub/login")
+            bob.post(
+                "/hub/login",
+                data={"username": "bob", "password": "daas-test-password", "_xsrf": bob.cookies.get("_xsrf")},
+            )
+            link = {"profile": "cpu", "cores": "min"}
+            for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {}):
+                page = bob.get("/hub/spawn", params=link, headers=headers)
+                assert page.status_code == 200 and "The link filled in the options below" in page.text, headers
+            assert site.commands.count("sbatch") == 0 and site.hub.server_model("bob") is None
+            page = bob.get("/hub/spawn", params=link, headers={"Sec-Fetch-Site": "same-origin"})
+            assert page.status_code == 200
+            site.hub.wait_ready("bob")
+            assert site.commands.count("sbatch") == 1
+            site.hub.stop_server("bob")
+    finally:
+        site.close()
 
 
 def test_spawn_link_for_a_named_server_prefills_too(alice: httpx.Client) -> None:
