@@ -272,7 +272,12 @@ class DaaSSpawner(Spawner):
             self._report_seen.set()
 
     async def start(self) -> tuple[str, int]:
-        options = await self.resolve(self.user_options)
+        try:
+            options = await self.resolve(self.user_options)
+        except web.HTTPError:
+            # JupyterHub stored them for reuse: a later request without options would repeat the refusal.
+            self._forget_options()
+            raise
         if isinstance(self.user_options, dict):
             # The profile it runs, also where the user left it to the default: services (Dask
             # limits per profile) read it from the server model with `read:servers`.
@@ -345,9 +350,13 @@ class DaaSSpawner(Spawner):
             self._unwatch = None
         if self.backend_state is not None and self.backend_name is not None:
             await self.backend(self.backend_name).stop(self.backend_state)
-        # Forget this server's options: a later spawn without options must not reuse them.
-        if self.orm_spawner is not None:
+        self._forget_options()  # a later spawn without options must not reuse them
+
+    def _forget_options(self) -> None:
+        """Clear the options JupyterHub keeps for the next spawn without options (an empty REST body)."""
+        if self.orm_spawner is not None and self.db is not None:
             self.orm_spawner.user_options = None
+            self.db.commit()
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         await self._submitted.wait()

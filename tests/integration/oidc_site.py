@@ -1,9 +1,9 @@
 """A site that logs in through OIDC: a real OpenID provider, a user-office API and a Slurm hub.
 
 alice (Keycloak-style groups) has proposals 20231234 (ID11) and 20220001 (BM02), bob
-(Umbrella-style entitlements) 20230042 (D22), carol 20225555; eve has none; "root" and "slurm" are
-provider accounts named like system accounts, with proposal 20239999. Access tokens
-live a few seconds, so expiry and refresh happen within a test.
+(Umbrella-style entitlements) 20230042 (D22), carol and frank 20225555, dave 20231234; eve has
+none; "root" and "slurm" are provider accounts named like system accounts, with proposal 20239999.
+Access tokens live a few seconds, so expiry and refresh happen within a test.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ ACCOUNTS = {
     },
     "carol": {"password": PASSWORD, "claims": {"preferred_username": "carol", "groups": ["/proposals/20225555"]}},
     "eve": {"password": PASSWORD, "claims": {"preferred_username": "eve", "groups": ["/visitors"]}},
+    # Accounts one test each logs in (or fails to): dave never gets in, frank first logs in with the office down.
+    "dave": {"password": PASSWORD, "claims": {"preferred_username": "dave", "groups": ["/proposals/20231234"]}},
+    "frank": {"password": PASSWORD, "claims": {"preferred_username": "frank", "groups": ["/proposals/20225555"]}},
     # People who chose the names of system accounts (eduTEAMS lets them): they have a proposal, so they
     # log in, but nothing may run as those accounts.
     "root": {"password": PASSWORD, "claims": {"preferred_username": "root", "groups": ["/proposals/20239999"]}},

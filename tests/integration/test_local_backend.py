@@ -51,6 +51,9 @@ def test_local_profile_refuses_scheduler_options(local_hub: Hub) -> None:
     assert response.status_code == 400
     assert "cores:" in response.json()["message"]
     assert local_hub.server_model("alice") is None
+    # JupyterHub keeps a request's options for the next request without any: refused ones must not stay.
+    stored = local_hub.api("GET", "/users/alice?include_stopped_servers=1").json()["servers"]
+    assert not (stored.get("", {}) or {}).get("user_options")
 
 
 def test_options_of_an_earlier_spawn_are_not_reused(local_hub: Hub) -> None:
