@@ -354,6 +354,7 @@ class DaaSSpawner(Spawner):
 
     def _forget_options(self) -> None:
         """Clear the options JupyterHub keeps for the next spawn without options (an empty REST body)."""
+        self.user_options = {}
         if self.orm_spawner is not None and self.db is not None:
             self.orm_spawner.user_options = None
             self.db.commit()

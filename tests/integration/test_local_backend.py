@@ -54,6 +54,9 @@ def test_local_profile_refuses_scheduler_options(local_hub: Hub) -> None:
     # JupyterHub keeps a request's options for the next request without any: refused ones must not stay.
     stored = local_hub.api("GET", "/users/alice?include_stopped_servers=1").json()["servers"]
     assert not (stored.get("", {}) or {}).get("user_options")
+    assert local_hub.spawn("alice", {}).status_code in (201, 202)  # an empty body: the defaults, not the refused
+    local_hub.wait_ready("alice", timeout=90)
+    local_hub.stop_server("alice")
 
 
 def test_options_of_an_earlier_spawn_are_not_reused(local_hub: Hub) -> None:
