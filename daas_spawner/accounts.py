@@ -13,6 +13,7 @@ import argparse
 import grp
 import pwd
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,11 @@ class AccountPolicy:
         except KeyError:
             return False
         return account.pw_gid == group.gr_gid or account.pw_name in group.gr_mem
+
+
+def acts_as_user(prefix: Sequence[str]) -> bool:
+    """Whether a command prefix (sudo -u {username} ...) runs as the person, not as the caller's own account."""
+    return any("{username}" in part for part in prefix)
 
 
 def add_account_arguments(parser: argparse.ArgumentParser) -> None:

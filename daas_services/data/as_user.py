@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daas_spawner.accounts import AccountPolicy, AccountRefused
+from daas_spawner.accounts import AccountPolicy, AccountRefused, acts_as_user
 
 log = logging.getLogger("daas-data")
 
@@ -43,7 +43,7 @@ class UserReader:
     accounts: AccountPolicy = field(default_factory=AccountPolicy.default)
 
     def argv(self, username: str) -> list[str]:
-        if any("{username}" in part for part in self.prefix):  # empty: the service's own account reads
+        if acts_as_user(self.prefix):  # else (an empty prefix) the service's own account reads
             try:
                 self.accounts.check(username)
             except AccountRefused as err:

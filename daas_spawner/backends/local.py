@@ -15,7 +15,7 @@ from pathlib import Path
 from jupyterhub.utils import random_port
 from traitlets import Float, List, Unicode
 
-from ..accounts import UNIX_NAME
+from ..accounts import UNIX_NAME, acts_as_user
 from .base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
 
 
@@ -67,7 +67,7 @@ class LocalBackend(Backend):
         self._processes: dict[int, asyncio.subprocess.Process] = {}
 
     async def start(self, launch: Launch) -> BackendState:
-        if any("{username}" in part for part in self.user_prefix):
+        if acts_as_user(self.user_prefix):
             self.account(launch.username)  # servers run as the user: only as a person's account
         elif not UNIX_NAME.fullmatch(launch.username):  # one account for all: the name only names a folder
             raise SpawnFailed(f"user name {launch.username!r} cannot be used for a local directory")
