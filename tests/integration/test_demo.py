@@ -1,4 +1,4 @@
-"""The README's demo command, as a person would use it: log in, pick a profile, get JupyterLab."""
+"""The README's demo command as a person uses it: default ports, log in, pick a profile, JupyterLab, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -60,15 +60,10 @@ def leftovers(ports: dict[str, int]) -> list[str]:
 class Demo:
     """examples/demo/run.sh as a person runs it: started from a terminal, stopped with Ctrl-C."""
 
-    def __init__(self, flags: list[str], default_ports: bool = False) -> None:
-        env = dict(os.environ, DAAS_DEMO_PASSWORD="demo-test")
-        for name in PORT_VARIABLES.values():
-            env.pop(name, None)
-        if default_ports:
-            self.ports = demo_ports(DEFAULT_PORT)
-        else:  # free ones, each set on its own
-            self.ports = {what: free_port() for what in PORT_VARIABLES}
-            env |= {PORT_VARIABLES[what]: str(port) for what, port in self.ports.items()}
+    def __init__(self, flags: list[str]) -> None:
+        env = {name: value for name, value in os.environ.items() if name not in PORT_VARIABLES.values()}
+        env["DAAS_DEMO_PASSWORD"] = "demo-test"
+        self.ports = demo_ports(DEFAULT_PORT)  # as the README runs it: the default ports
         self.port = self.ports["public"]
         self.url = f"http://127.0.0.1:{self.port}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -98,8 +93,7 @@ class Demo:
 
 @pytest.fixture
 def demo(request: pytest.FixtureRequest) -> Iterator[Demo]:
-    flags, default_ports = request.param
-    running = Demo(flags, default_ports)
+    running = Demo(request.param)
     try:
         running.wait_up()
         yield running
@@ -149,13 +143,13 @@ def _spawn_through_the_form(
         return page
 
 
-@pytest.mark.parametrize("demo", [([], False)], indirect=True)
+@pytest.mark.parametrize("demo", [[]], indirect=True)
 def test_demo_local(demo: Demo) -> None:
     assert "JupyterLab" in _spawn_through_the_form(demo, "scientist", "lab")
     assert demo.interrupt() == 130  # Ctrl-C: the script stops the hub, its server and proxy (fixture: nothing left)
 
 
-@pytest.mark.parametrize("demo", [(["--slurm"], False)], indirect=True)
+@pytest.mark.parametrize("demo", [["--slurm"]], indirect=True)
 def test_demo_on_the_slurm_test_cluster(slurm_cluster: None, demo: Demo) -> None:
     assert "JupyterLab" in _spawn_through_the_form(demo, "bob", "cpu")
     assert "jupyterhub-daas RUNNING" in demo_jobs("bob")
@@ -163,16 +157,15 @@ def test_demo_on_the_slurm_test_cluster(slurm_cluster: None, demo: Demo) -> None
     assert "jupyterhub-daas" not in demo_jobs("bob", states="PENDING,RUNNING")  # the hub stopped its server
 
 
-@pytest.mark.parametrize("demo", [(["--oidc"], False)], indirect=True)
+@pytest.mark.parametrize("demo", [["--oidc"]], indirect=True)
 def test_demo_with_oidc_login_and_file_proposals(demo: Demo) -> None:
     proposal = "20231234 — Strain in additively manufactured alloys (ID11)"  # from examples/demo/proposals.yaml
     page = _spawn_through_the_form(demo, "alice", "lab", oidc=True, shows=proposal, data="20231234")
     assert "JupyterLab" in page
 
 
-@pytest.mark.parametrize("demo", [(["--slurm", "--oidc"], True)], indirect=True)
-def test_the_readme_demo_on_slurm_with_oidc_login_on_its_default_ports(slurm_cluster: None, demo: Demo) -> None:
-    assert demo.port == DEFAULT_PORT
+@pytest.mark.parametrize("demo", [["--slurm", "--oidc"]], indirect=True)
+def test_demo_on_slurm_with_oidc_login(slurm_cluster: None, demo: Demo) -> None:
     proposal = "20231234 — Strain in additively manufactured alloys (ID11)"
     page = _spawn_through_the_form(demo, "alice", "cpu", oidc=True, shows=proposal, data="20231234")
     assert "JupyterLab" in page
