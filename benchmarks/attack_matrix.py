@@ -4,8 +4,9 @@
 
 The cases are the integration tests' own (so the matrix is written once): the daas-data service's path,
 token and cross-user attacks, directly and through the proxy (issue #5); the daas-dask service's
-cross-user, token and over-limit attacks (issue #6); the server-address endpoint's (#2). pytest starts the
-real Slurm test cluster, hubs, proxies and services as the tests do. Exit status 1 if any case fails.
+cross-user, token and over-limit attacks (issue #6); the server-address endpoint's (#2); tokens at rest and
+port hijack (#14). pytest starts the real Slurm test cluster, hubs, proxies and services as the tests do.
+Exit status 1 if any case fails.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ MATRIX = {
         "tests/integration/test_dask.py::test_scale_and_adapt_are_held_to_the_limit",
     ],
     "server address endpoint": ["tests/integration/test_address_endpoint.py"],
+    "server tokens and ports": [
+        "tests/integration/test_slurm_spawn.py::test_no_token_at_rest_and_the_bootstrap_secret_works_once",
+        "tests/integration/test_port_hijack.py::test_on_slurm_a_taken_port_never_gets_the_servers_traffic",
+        "tests/integration/test_port_hijack.py::test_locally_a_taken_port_never_gets_the_servers_traffic",
+    ],
 }
 
 

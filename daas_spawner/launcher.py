@@ -1,21 +1,29 @@
-"""Prepare the server's working tree, start it on a free port and tell the hub where it is.
+"""Prepare the server's working tree, start it on a port it holds, and tell the hub where it is.
 
 Runs inside the job (Slurm node, container), as the user, so it uses the standard library
 only: the batch script embeds this file and runs it with the environment's `python3`, so
 compute nodes need JupyterHub's single-user server but not this package.
 
-It links the proposals' data locations ($DAAS_DATA) into `<working dir>/$DAAS_DATA_DIR/
-<proposal>/<location>`, reports host and port to the hub's `/api/daas/server-address` with the
-server's own token, then execs the server command. A location this job cannot open (a proposal
-group the node does not see yet) is not linked: the job log says why, and the report names it
-(`unreachable_data`) so the spawn progress says so too.
-With --no-report (the local backend, which picks the port itself) it only links.
+1. The job script holds no token (slurmctld keeps scripts and shows them to operators): it
+   holds a one-time $DAAS_BOOTSTRAP secret, exchanged at the hub's `/api/daas/server-secrets`
+   for the server's tokens (see bootstrap.py), which reach the server only in its environment.
+2. It links the proposals' data locations ($DAAS_DATA) into `<working dir>/$DAAS_DATA_DIR/
+   <proposal>/<location>`. A location this job cannot open (a proposal group the node does not
+   see yet) is not linked: the job log says why, and the report names it (`unreachable_data`)
+   so the spawn progress says so too.
+3. It picks a free port and execs the server on it. A watcher process reports host and port
+   to the hub's `/api/daas/server-address` with the server's token only once this account
+   listens on that port: between picking and binding, another user's process on the node could
+   take the port, and the hub would route this person's browser to it. If another account
+   holds the port, nothing is reported and the server is stopped (the job log says why).
+With --no-report (the local backend, which picks the port and watches it itself) it only links.
 Usage: python3 launcher.py [--no-report] jupyterhub-singleuser [args...]
 """
 
 import grp
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -23,7 +31,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-REPORT_ATTEMPTS = 10
+HUB_ATTEMPTS = 10
+LISTEN = "0A"  # TCP state of a listening socket in /proc/net/tcp
+TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+WATCH_INTERVAL = 0.2
+
+
+class HubRefused(Exception):
+    """The hub answered no; asking again will not change its mind."""
 
 
 def free_port(bind_ip):
@@ -32,31 +47,118 @@ def free_port(bind_ip):
         return sock.getsockname()[1]
 
 
-def report(api_url, token, host, port, unreachable_data=()):
+def hub_post(api_url, path, body, token=None):
+    """POST JSON to the hub's API; the decoded answer (None when empty). Retries what may pass: 409, no network."""
     if urllib.parse.urlsplit(api_url).scheme not in ("http", "https"):
-        sys.exit("daas launcher: JUPYTERHUB_API_URL must be an http(s) URL")
-    body = {"host": host, "port": port}
-    if unreachable_data:
-        body["unreachable_data"] = list(unreachable_data)
+        raise HubRefused("JUPYTERHUB_API_URL must be an http(s) URL")
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "token " + token
     request = urllib.request.Request(  # noqa: S310 (scheme checked above)
-        api_url.rstrip("/") + "/daas/server-address",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": "token " + token, "Content-Type": "application/json"},
-        method="POST",
+        api_url.rstrip("/") + path, data=json.dumps(body).encode(), headers=headers, method="POST"
     )
-    for attempt in range(REPORT_ATTEMPTS):
+    for attempt in range(HUB_ATTEMPTS):
         try:
-            with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (scheme checked above)
-                return
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (scheme checked above)
+                answer = response.read()
+                return json.loads(answer) if answer else None
         except urllib.error.HTTPError as err:
-            if err.code != 409:  # the hub refused: retrying will not change its mind
-                sys.exit(f"daas launcher: hub refused the address ({err.code}): {err.read()[:500]!r}")
+            if err.code != 409:
+                raise HubRefused(f"the hub refused {path} ({err.code}): {err.read()[:500]!r}") from None
             print("daas launcher: the hub does not see this job running yet, retrying", file=sys.stderr)
             time.sleep(1)
         except (urllib.error.URLError, OSError) as err:
             print(f"daas launcher: hub not reachable ({err}), retrying", file=sys.stderr)
             time.sleep(min(2**attempt, 30))
-    sys.exit("daas launcher: gave up reporting the address to the hub at " + api_url)
+    raise HubRefused("gave up reaching the hub at " + api_url)
+
+
+def redeem_bootstrap(api_url, secret):
+    """The server's secret environment (its tokens) for the job's one-time bootstrap secret."""
+    answer = hub_post(api_url, "/daas/server-secrets", {"secret": secret})
+    env = answer.get("env") if isinstance(answer, dict) else None
+    if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise HubRefused("the hub's answer to the bootstrap secret is not an environment")
+    return env
+
+
+def report(api_url, token, host, port, unreachable_data=()):
+    body = {"host": host, "port": port}
+    if unreachable_data:
+        body["unreachable_data"] = list(unreachable_data)
+    hub_post(api_url, "/daas/server-address", body, token)
+
+
+def parse_listeners(table, port):
+    """The uids owning sockets that listen on `port`, from the text of /proc/net/tcp or tcp6."""
+    uids = set()
+    for line in table.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 7 and fields[3] == LISTEN and int(fields[1].rpartition(":")[2], 16) == port:
+            uids.add(int(fields[7]))
+    return uids
+
+
+def listening_uids(port, tables=TCP_TABLES):
+    """The uids of every socket that listens on this TCP port on this host, on any address."""
+    uids = set()
+    for path in tables:
+        try:
+            with open(path) as table:
+                uids |= parse_listeners(table.read(), port)
+        except FileNotFoundError:  # a kernel without IPv6
+            continue
+    return uids
+
+
+def is_running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def wait_until_listening(pid, port, interval=WATCH_INTERVAL):
+    """None once this account listens on `port` and no other does; else why not (server ended, port taken)."""
+    me = os.getuid()
+    while True:
+        uids = listening_uids(port)
+        if uids - {me}:
+            owners = ", ".join(str(uid) for uid in sorted(uids - {me}))
+            return f"port {port} was taken by another account (uid {owners}) before the server could listen on it"
+        if me in uids:
+            return None
+        if not is_running(pid):
+            return "the server ended before it listened"
+        time.sleep(interval)
+
+
+def watch_and_report(pid, api_url, token, host, port, unreachable):
+    """In a process of its own (the server keeps the launcher's pid): report once the server holds its port."""
+    why_not = wait_until_listening(pid, port)
+    if why_not is None:
+        try:
+            report(api_url, token, host, port, unreachable)
+            return
+        except HubRefused as err:
+            why_not = str(err)
+    print(f"daas launcher: not reporting the address to the hub: {why_not}; stopping the server", file=sys.stderr)
+    if is_running(pid):
+        os.kill(pid, signal.SIGTERM)
+
+
+def fork_watcher(*args):
+    """Start watch_and_report detached (double fork): the server, which this process becomes, never reaps it."""
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        return
+    try:
+        if os.fork() == 0:
+            watch_and_report(*args)
+    finally:
+        os._exit(0)
 
 
 def cannot_open(folder):
@@ -126,18 +228,23 @@ def main(argv=None):
     command = command if report_address else command[1:]
     if not command:
         sys.exit("usage: launcher.py [--no-report] COMMAND [ARGS...]")
+    api_url = os.environ.get("JUPYTERHUB_API_URL", "")
+    try:
+        if os.environ.get("DAAS_BOOTSTRAP"):
+            os.environ.update(redeem_bootstrap(api_url, os.environ.pop("DAAS_BOOTSTRAP")))
+    except HubRefused as err:
+        sys.exit(f"daas launcher: no tokens for this server: {err}")
     unreachable = []
     if os.environ.get("DAAS_DATA_DIR"):
         unreachable = link_data(json.loads(os.environ.get("DAAS_DATA") or "[]"), os.environ["DAAS_DATA_DIR"])
-    if not report_address:
-        os.execvp(command[0], command)  # noqa: S606 (argv from the hub, no shell)
-    bind_ip = os.environ.get("DAAS_BIND_IP", "0.0.0.0")  # noqa: S104 (the hub must reach the node)
-    host = os.environ.get("DAAS_REPORT_HOST") or socket.gethostname()
-    port = free_port(bind_ip)
-    service = urllib.parse.urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:0/"))
-    netloc = f"[{bind_ip}]:{port}" if ":" in bind_ip else f"{bind_ip}:{port}"
-    os.environ["JUPYTERHUB_SERVICE_URL"] = urllib.parse.urlunsplit(service._replace(netloc=netloc))
-    report(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"], host, port, unreachable)
+    if report_address:
+        bind_ip = os.environ.get("DAAS_BIND_IP", "0.0.0.0")  # noqa: S104 (the hub must reach the node)
+        host = os.environ.get("DAAS_REPORT_HOST") or socket.gethostname()
+        port = free_port(bind_ip)
+        service = urllib.parse.urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:0/"))
+        netloc = f"[{bind_ip}]:{port}" if ":" in bind_ip else f"{bind_ip}:{port}"
+        os.environ["JUPYTERHUB_SERVICE_URL"] = urllib.parse.urlunsplit(service._replace(netloc=netloc))
+        fork_watcher(os.getpid(), api_url, os.environ.get("JUPYTERHUB_API_TOKEN", ""), host, port, unreachable)
     os.execvp(command[0], command)  # noqa: S606 (argv from the hub, no shell)
 
 

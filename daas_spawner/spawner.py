@@ -14,16 +14,17 @@ from traitlets.utils.importstring import import_item
 from daas_auth.proposals import Proposal, proposals_from_auth_state
 from daas_services.data.mounts import DataLocations, Mount, mounts_env, resolve_mounts
 
-from . import address, availability
+from . import address, availability, bootstrap
 from .address import ServerReport
 from .backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress, SpawnFailed
+from .bootstrap import split_secret_env
 from .form import form_to_options, render_form, template_environment
-from .listening import wait_listening
 from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
 from .profiles import LOCAL_DEMO, Profile, ProfileSet
 
 address.register()
 availability.register()
+bootstrap.register()
 
 STATE_KEY = "daas"
 LAST_END_KEY = "daas_last_end"  # kept in the stopped server's state: JupyterHub drops the spawner object
@@ -289,16 +290,32 @@ class DaaSSpawner(Spawner):
         self._data_locations = frozenset(f"{mount.proposal}/{mount.name}" for mount in mounts)
         self._data_notes = []
         self._report_seen = asyncio.Event()
+        env, secret_env = split_secret_env(
+            self.get_env() | self.proposal_env(options) | mounts_env(self.data_locations, mounts)
+        )
         launch = Launch(
             username=self.user.name,
             server=self._log_name,
             options=options,
-            env=self.get_env() | self.proposal_env(options) | mounts_env(self.data_locations, mounts),
+            env=env,
             command=[*self.cmd, *self.get_args()],
             mounts=tuple(mounts),
+            secret_env=secret_env,
+            bootstrap=bootstrap.pending.issue(secret_env),
         )
-        self._reported = asyncio.get_running_loop().create_future()
+        reported = self._reported = asyncio.get_running_loop().create_future()
         self.last_end = None
+        try:
+            server = await self._start_and_wait(backend, launch, options, reported)
+        finally:
+            bootstrap.pending.withdraw(launch.bootstrap)  # worthless once the start is over, however it ended
+            self._reported = None
+        self._watch()
+        return server.host, server.port  # the server listens already: it is reported only once it does
+
+    async def _start_and_wait(
+        self, backend: Backend, launch: Launch, options: ResolvedOptions, reported: asyncio.Future[ServerAddress]
+    ) -> ServerAddress:
         try:
             state = await backend.start(launch)
         except SpawnFailed as err:
@@ -309,14 +326,9 @@ class DaaSSpawner(Spawner):
         self._save_state()
         self._submitted.set()
         try:
-            server = await backend.wait_for_address(state, self._reported)
+            return await backend.wait_for_address(state, reported)
         except SpawnFailed as err:
             raise web.HTTPError(500, str(err)) from None
-        finally:
-            self._reported = None
-        self._watch()
-        await wait_listening(server.host, server.port, self.http_timeout)
-        return server.host, server.port
 
     def _save_state(self) -> None:
         """Persist the job id at once: a hub restart while a job queues must not orphan it."""

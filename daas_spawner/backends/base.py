@@ -36,6 +36,9 @@ class ServerAddress:
     port: int
 
 
+BOOTSTRAP_ENV = "DAAS_BOOTSTRAP"  # where a launcher finds its one-time bootstrap secret
+
+
 @dataclass(frozen=True)
 class Launch:
     """Everything a backend needs to start one single-user server."""
@@ -43,9 +46,14 @@ class Launch:
     username: str
     server: str  # the hub's name for the server, e.g. "alice" or "alice/experiment-1"
     options: ResolvedOptions
-    env: dict[str, str] = field(repr=False)  # holds the server's API token
+    env: dict[str, str]  # no secrets: may be stored where operators read it (batch scripts, user_data)
     command: list[str]  # the single-user command and its arguments (no ip/port)
     mounts: tuple[Mount, ...] = ()  # the proposals' data locations (also in env as DAAS_DATA)
+    # The server's tokens. A backend whose start description is kept (a batch script, user_data)
+    # passes only `bootstrap`, as $DAAS_BOOTSTRAP: the launcher exchanges it once for secret_env
+    # (see bootstrap.py). A backend that hands the environment straight to a process may pass secret_env.
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
+    bootstrap: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)

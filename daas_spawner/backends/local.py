@@ -16,7 +16,10 @@ from jupyterhub.utils import random_port
 from traitlets import Float, List, Unicode
 
 from ..accounts import UNIX_NAME, acts_as_user
+from ..launcher import listening_uids
 from .base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
+
+LISTEN_CHECK_INTERVAL = 0.1  # seconds between looks at the kernel's socket table while a server starts
 
 
 def bind_env(env: dict[str, str], ip: str, port: int) -> dict[str, str]:
@@ -68,11 +71,13 @@ class LocalBackend(Backend):
 
     async def start(self, launch: Launch) -> BackendState:
         if acts_as_user(self.user_prefix):
-            self.account(launch.username)  # servers run as the user: only as a person's account
-        elif not UNIX_NAME.fullmatch(launch.username):  # one account for all: the name only names a folder
+            uid = self.account(launch.username).pw_uid  # servers run as the user: only as a person's account
+        elif UNIX_NAME.fullmatch(launch.username):  # one account for all: the name only names a folder
+            uid = os.getuid()
+        else:
             raise SpawnFailed(f"user name {launch.username!r} cannot be used for a local directory")
         port = random_port()
-        env = bind_env(launch.env, self.ip, port)
+        env = bind_env(launch.env | launch.secret_env, self.ip, port)  # a process environment is not kept
         prefix = launch.options.environment.prefix
         if prefix:
             env["PATH"] = os.path.join(prefix, "bin") + os.pathsep + env.get("PATH", os.defpath)
@@ -87,7 +92,8 @@ class LocalBackend(Backend):
             raise SpawnFailed(f"could not start {argv[0]}: {err.strerror}") from None
         self._processes[process.pid] = process
         self.log.info("Started %s as local process %d on port %d", launch.server, process.pid, port)
-        return {"pid": process.pid, "started": process_start_time(process.pid), "host": self.ip, "port": port}
+        started = process_start_time(process.pid)
+        return {"pid": process.pid, "started": started, "uid": uid, "host": self.ip, "port": port}
 
     @staticmethod
     def _command(launch: Launch) -> list[str]:
@@ -98,9 +104,24 @@ class LocalBackend(Backend):
         return [sys.executable, "-I", launcher, "--no-report", *launch.command]
 
     async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
-        if await self.poll(state) is not None:
-            raise SpawnFailed(f"the server process {state['pid']} exited at once")
-        return ServerAddress(state["host"], state["port"])
+        """The address once the server's account listens on its port, and no other account does.
+
+        The hub picked the port: until the server binds it, another user's process could take
+        it, and the hub would route this person's browser there.
+        """
+        port = state["port"]
+        while True:
+            if await self.poll(state) is not None:
+                raise SpawnFailed(f"the server process {state['pid']} exited before it listened")
+            uids = listening_uids(port)
+            if uids - {state["uid"]}:
+                await self.stop(state)
+                raise SpawnFailed(
+                    f"port {port} was taken by another account before the server could listen on it; please start again"
+                )
+            if state["uid"] in uids:
+                return ServerAddress(state["host"], port)
+            await asyncio.sleep(LISTEN_CHECK_INTERVAL)
 
     async def poll(self, state: BackendState) -> int | None:
         pid = state["pid"]

@@ -14,7 +14,7 @@ from traitlets import Float, List, TraitError, Unicode, validate
 
 from ..availability import AvailabilityCache, ClusterAvailability
 from ..commands import CommandFailed, run_command
-from .base import Backend, BackendState, Launch, NotRunningYet, ProgressEvent, ServerAddress, SpawnFailed
+from .base import BOOTSTRAP_ENV, Backend, BackendState, Launch, NotRunningYet, ProgressEvent, ServerAddress, SpawnFailed
 from .shared_query import SharedQuery
 from .slurm_availability import PartitionAvailability, parse_availability, sinfo_availability_argv
 from .slurm_commands import (
@@ -208,6 +208,7 @@ class SlurmBackend(Backend):
         output = self.output if self.output.startswith("/") else os.path.join(working_dir, self.output)
         env = {
             **launch.env,
+            BOOTSTRAP_ENV: launch.bootstrap,  # the script is kept and shown to operators: no token in it
             "DAAS_BIND_IP": self.server_bind_ip,
             "DAAS_PROFILE": launch.options.profile.id,
             "DAAS_OPTIONS": json.dumps(launch.options.summary(), sort_keys=True),

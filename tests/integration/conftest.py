@@ -58,8 +58,23 @@ def write_apptainer_standin(prefix: Path) -> Path:
     return log
 
 
-def write_test_profiles(path: Path, apptainer_prefix: Path) -> Path:
-    """The facility example pointed at this venv, an Apptainer environment, a staff-only profile."""
+SLOW_START_SECONDS = 5
+
+
+def write_slow_start_env(prefix: Path) -> Path:
+    """An environment whose jupyterhub-singleuser takes SLOW_START_SECONDS before it binds (slow imports)."""
+    (prefix / "bin").mkdir(parents=True)
+    server = prefix / "bin" / "jupyterhub-singleuser"
+    server.write_text(
+        f'#!/bin/sh\nsleep {SLOW_START_SECONDS}\nexec {Path(sys.executable).parent}/jupyterhub-singleuser "$@"\n'
+    )
+    server.chmod(0o755)
+    prefix.chmod(0o755)
+    return prefix
+
+
+def write_test_profiles(path: Path, apptainer_prefix: Path, slow_start_prefix: Path) -> Path:
+    """The facility example pointed at this venv, an Apptainer and a slow-starting environment, a staff-only profile."""
     data = yaml.safe_load((REPO / "profiles" / "facility.yaml").read_text())
     for profile in data["profiles"]:
         for env in profile.get("environments", []):
@@ -72,6 +87,9 @@ def write_test_profiles(path: Path, apptainer_prefix: Path) -> Path:
             "image": "/images/daas.sif",
             "apptainer_args": ["--bind=/tmp:/scratch:ro"],
         }
+    )
+    data["profiles"][0]["environments"].append(
+        {"id": "slow-start", "display_name": "Slow start", "prefix": str(slow_start_prefix)}
     )
     restricted = dict(data["profiles"][0], id="staff-only", display_name="Staff only", allowed_groups=["staff"])
     data["profiles"].append(restricted)
@@ -134,7 +152,8 @@ class SlurmHub:
         self.workdir = workdir
         self.commands = CommandLog(workdir / "slurm-bin")
         self.apptainer_log = write_apptainer_standin(workdir / "apptainer-env")
-        self.profiles = write_test_profiles(workdir / "profiles.yaml", workdir / "apptainer-env")
+        slow_start = write_slow_start_env(workdir / "slow-start-env")
+        self.profiles = write_test_profiles(workdir / "profiles.yaml", workdir / "apptainer-env", slow_start)
         self.poll_interval = poll_interval
         self.availability_ttl = availability_ttl
         config = slurm_hub_config(self.profiles, self.commands, poll_interval, hub_poll_interval, availability_ttl)

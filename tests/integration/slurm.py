@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import subprocess
 import time
@@ -80,6 +81,36 @@ def batch_script(job_id: str) -> str:
     return subprocess.run(
         ["scontrol", "write", "batch_script", job_id, "-"], capture_output=True, text=True, check=True, timeout=30
     ).stdout
+
+
+def exported(script: str, name: str) -> str:
+    """The value a batch script exports (the hub shell-quotes it)."""
+    line = next(line for line in script.splitlines() if line.startswith(f"export {name}="))
+    return shlex.split(line.removeprefix("export "))[0].split("=", 1)[1]
+
+
+def stored_job_files(job_id: str) -> dict[str, bytes]:
+    """What slurmctld keeps of a job in its StateSaveLocation (the script and the environment)."""
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True, timeout=30)
+    state = next(line.split("=", 1)[1].strip() for line in config.stdout.splitlines() if "StateSaveLocation" in line)
+    return {str(path): path.read_bytes() for path in Path(state).glob(f"hash.*/job.{job_id}/*") if path.is_file()}
+
+
+def server_environment(job_id: str) -> dict[str, str]:
+    """The environment of the server process a job runs (read as root from /proc), e.g. for its token."""
+    for proc in Path("/proc").iterdir():
+        try:
+            env = dict(
+                item.split("=", 1) for item in (proc / "environ").read_text(errors="replace").split("\0") if "=" in item
+            )
+            argv = (proc / "cmdline").read_text(errors="replace").split("\0")
+        except (OSError, ValueError):
+            continue
+        launcher = "-c" in argv[:2]  # python3 -c "$DAAS_LAUNCHER": the launcher, or its address watcher
+        server = any(arg.endswith("jupyterhub-singleuser") for arg in argv)
+        if env.get("SLURM_JOB_ID") == job_id and server and not launcher:
+            return env
+    raise AssertionError(f"no server process of job {job_id}")
 
 
 def hold_gpus(user: str, count: int) -> str:

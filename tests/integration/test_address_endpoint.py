@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
+from pathlib import Path
 
 from .conftest import SlurmHub
 from .hub import Hub, wait_for
-from .slurm import batch_script, hold_gpus, job_details
+from .slurm import batch_script, exported, hold_gpus, job_details, server_environment
 
 ENDPOINT = "/daas/server-address"
+SECRETS = "/daas/server-secrets"
 
 
-def _server_token(job_id: str) -> str:
-    match = re.search(r"^export JUPYTERHUB_API_TOKEN='?([0-9a-f]+)'?$", batch_script(job_id), re.MULTILINE)
-    assert match, "no token in the batch script"
-    return match.group(1)
+def _redeem(hub: Hub, body: object) -> tuple[int, dict]:
+    response = hub.http.post(f"{hub.api_url}{SECRETS}", json=body)
+    return response.status_code, response.json() if response.status_code == 200 else {}
 
 
 def _report(hub: Hub, token: str | None, body: object) -> int:
@@ -29,7 +29,7 @@ def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub, sl
     # carol's running server: its token belongs to a server that is not starting.
     assert hub.spawn("carol", {"profile": "cpu"}).status_code in (201, 202)
     hub.wait_ready("carol")
-    carol_token = _server_token(hub.job_id("carol"))
+    carol_token = server_environment(hub.job_id("carol"))["JUPYTERHUB_API_TOKEN"]
 
     blocker = hold_gpus("bob", 2)
     try:
@@ -37,7 +37,16 @@ def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub, sl
         job_id = wait_for(lambda: (hub.server_model("alice") or {}).get("state", {}).get("daas"), 60, "job id")
         job_id = job_id["server"]["job_id"]
         assert job_details(job_id)["JobState"] == "PENDING"
-        alice_token = _server_token(job_id)
+        # Whoever reads the stored script (an operator) can redeem its secret, once, before the job does.
+        secret = exported(batch_script(job_id), "DAAS_BOOTSTRAP")
+        assert _redeem(hub, {"secret": secret, "more": 1})[0] == 400
+        assert _redeem(hub, [secret])[0] == 400
+        assert _redeem(hub, {"secret": "x" + secret})[0] == 403
+        status, answer = _redeem(hub, {"secret": secret})
+        assert status == 200 and set(answer) == {"env"}
+        assert set(answer["env"]) == {"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"}
+        alice_token = answer["env"]["JUPYTERHUB_API_TOKEN"]
+        assert _redeem(hub, {"secret": secret})[0] == 403
         alice_user_token = hub.token_for("alice", ["inherit"])
 
         assert _report(hub, alice_token, {"host": "vm", "port": 1234, "cmd": ["/bin/sh"]}) == 400
@@ -66,7 +75,15 @@ def test_only_the_starting_servers_own_token_and_exact_fields_count(hub: Hub, sl
     finally:
         subprocess.run(["scancel", blocker], check=True)
 
+    # The job's own redemption now fails: the server never gets a token, and the job log says why.
+    events = hub.progress("alice")
+    assert events[-1].get("failed"), events
+    log = Path(job_details(job_id)["StdOut"]).read_text()
+    assert "no tokens for this server" in log and "403" in log, log[-2000:]
+
+    assert hub.spawn("alice", {"profile": "gpu", "gpus": 1}).status_code in (201, 202)
     model = hub.wait_ready("alice")
+    alice_token = server_environment(hub.job_id("alice"))["JUPYTERHUB_API_TOKEN"]
     target = hub.routes()["/user/alice/"]["target"]
     assert target.startswith("http://127.0.0.1:")
     assert model["url"] == "/user/alice/"

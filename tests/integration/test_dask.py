@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from daas_services.dask.client import DaskOffload, OffloadCluster, OffloadError
 from .conftest import cancel_test_jobs, public_tempdir
 from .oidc_site import OidcSite
 from .process import free_port, wait_for
-from .slurm import batch_script
+from .slurm import server_environment
 
 pytestmark = pytest.mark.slurm
 
@@ -159,11 +158,8 @@ def test_from_a_notebook_server_workers_run_as_the_user_and_bill_the_proposal(si
     assert hub.spawn("alice", {"profile": "mx", "proposal": "20231234"}).status_code in (201, 202)
     hub.wait_ready("alice")
     try:
-        script = batch_script(hub.job_id("alice"))
-        exports = [shlex.split(line)[1] for line in script.splitlines() if line.startswith("export ")]
-        wanted = ("JUPYTERHUB_API_TOKEN=", "JUPYTERHUB_SERVER_NAME=", "DAAS_DASK_URL=")
-        env = [assignment for assignment in exports if assignment.startswith(wanted)]
-        assert len(env) == 3, exports
+        server = server_environment(hub.job_id("alice"))
+        env = [f"{name}={server[name]}" for name in ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVER_NAME", "DAAS_DASK_URL")]
         argv = ["sudo", "-n", "-u", "alice", "--", "env", *env]
         result = subprocess.run(
             [*argv, sys.executable, "-c", NOTEBOOK], capture_output=True, text=True, timeout=600, cwd="/tmp"

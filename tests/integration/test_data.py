@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
-import shlex
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from .data_tree import BLOB, FRAMES, make_data_tree
 from .hub import VENV_BIN, Hub
 from .oidc_site import OidcSite
 from .process import free_port
-from .slurm import batch_script
+from .slurm import batch_script, exported
 
 pytestmark = pytest.mark.slurm
 
@@ -85,12 +84,6 @@ def site(slurm_cluster: None) -> Iterator[DataSite]:
 
 
 # -- the Slurm server's view ------------------------------------------------------------------
-
-
-def exported(script: str, name: str) -> str:
-    """The value a batch script exports (the hub shell-quotes it)."""
-    line = next(line for line in script.splitlines() if line.startswith(f"export {name}="))
-    return shlex.split(line.removeprefix("export "))[0].split("=", 1)[1]
 
 
 def test_a_slurm_server_sees_its_proposals_data_with_the_filesystems_rights(site: DataSite) -> None:

@@ -6,10 +6,11 @@ import json
 import re
 import subprocess
 import time
+from pathlib import Path
 
 from .conftest import SlurmHub
 from .hub import Hub
-from .slurm import batch_script, job_details, user_jobs
+from .slurm import batch_script, exported, job_details, server_environment, stored_job_files, user_jobs
 
 
 def _reachable_through_proxy(hub: Hub, user: str) -> None:
@@ -63,6 +64,32 @@ def test_server_environment_and_script_carry_only_hub_values(hub: Hub) -> None:
     options = re.search(r"^export DAAS_OPTIONS='(.*)'$", script, re.MULTILINE)
     assert options is not None
     assert json.loads(options.group(1))["profile"] == "cpu"
+
+
+def test_no_token_at_rest_and_the_bootstrap_secret_works_once(hub: Hub) -> None:
+    assert hub.spawn("alice", {"profile": "cpu"}).status_code in (201, 202)
+    hub.wait_ready("alice")
+    _reachable_through_proxy(hub, "alice")  # the server has its token: it answers through the hub
+    job_id = hub.job_id("alice")
+    token = server_environment(job_id)["JUPYTERHUB_API_TOKEN"]
+    assert len(token) >= 32
+
+    script = batch_script(job_id)
+    shown = subprocess.run(["scontrol", "show", "job", "-dd", job_id], capture_output=True, text=True, check=True)
+    places = {
+        "scontrol write batch_script": script,
+        "scontrol show job -dd": shown.stdout,
+        "the job log": Path(job_details(job_id)["StdOut"]).read_text(),
+        **{path: data.decode(errors="replace") for path, data in stored_job_files(job_id).items()},
+    }
+    assert any(path.endswith("/environment") for path in places), places.keys()  # slurmctld's copy of the env
+    for place, text in places.items():
+        assert token not in text, f"the server's token is in {place}"
+
+    # The one-time secret the script carries was used by the job: worthless now.
+    secret = exported(script, "DAAS_BOOTSTRAP")
+    response = hub.http.post(f"{hub.api_url}/daas/server-secrets", json={"secret": secret})
+    assert response.status_code == 403, response.text
 
 
 def test_stop_cancels_the_job_and_leaves_nothing(hub: Hub) -> None:

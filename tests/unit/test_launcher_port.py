@@ -1,0 +1,57 @@
+"""The launcher reports only a port its own account listens on, and no other account does (#14, item 2)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from daas_spawner.launcher import is_running, listening_uids, parse_listeners, wait_until_listening
+
+TABLE = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4711 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:A2B4 01 00000000:00000000 00:00000000 00000000  1001        0 4712 1 0 20 4 30 10 -1
+   2: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1002        0 4713 1 0 100 0 0 10 0
+"""
+TABLE6 = (  # one line of /proc/net/tcp6, cut for width: [::]:8080 listening, uid 1003
+    "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt uid timeout inode\n"
+    "   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A "
+    "00000000:00000000 00:00000000 00000000  1003        0 4714 1 0 100 0 0 10 0\n"
+)
+
+
+def test_only_listening_sockets_on_the_port_count_with_their_owner() -> None:
+    assert parse_listeners(TABLE, 8080) == {1000}  # the connection of uid 1001 on 8080 is no listener
+    assert parse_listeners(TABLE, 8081) == {1002}
+    assert parse_listeners(TABLE, 9000) == set()
+    assert parse_listeners(TABLE6, 8080) == {1003}  # another account on [::]:8080 counts as well
+
+
+def test_listening_uids_reads_the_kernels_tables(tmp_path) -> None:
+    v4, v6 = tmp_path / "tcp", tmp_path / "tcp6"
+    v4.write_text(TABLE)
+    v6.write_text(TABLE6)
+    assert listening_uids(8080, (str(v4), str(v6))) == {1000, 1003}
+    assert listening_uids(8080, (str(v4), str(tmp_path / "no-ipv6"))) == {1000}
+
+
+def test_a_real_listener_is_seen_with_this_processes_uid() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert os.getuid() not in listening_uids(port)  # bound, not listening yet: the window
+        sock.listen()
+        assert listening_uids(port) == {os.getuid()}
+        assert wait_until_listening(os.getpid(), port) is None
+
+
+def test_waiting_ends_when_the_server_ends_first() -> None:
+    server = subprocess.Popen([sys.executable, "-c", "pass"])
+    server.wait()
+    assert not is_running(server.pid)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    assert wait_until_listening(server.pid, port, interval=0.01) == "the server ended before it listened"
