@@ -34,7 +34,7 @@ import urllib.request
 HUB_ATTEMPTS = 10
 LISTEN = "0A"  # TCP state of a listening socket in /proc/net/tcp
 TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
-WATCH_INTERVAL = 0.2
+WATCH_INTERVAL = 0.1  # seconds between looks at the socket tables while the server imports
 
 
 class HubRefused(Exception):
@@ -111,12 +111,18 @@ def listening_uids(port, tables=TCP_TABLES):
     return uids
 
 
-def is_running(pid):
+def live_process_stat(pid):
+    """Fields 3 onwards of /proc/<pid>/stat (after the command name); None: no such process, or a dead one."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+            fields = stat.read().rpartition(")")[2].split()
     except OSError:
-        return False
+        return None
+    return None if fields[0] in ("Z", "X") else fields
+
+
+def is_running(pid):
+    return live_process_stat(pid) is not None
 
 
 def wait_until_listening(pid, port, interval=WATCH_INTERVAL):

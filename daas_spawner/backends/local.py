@@ -10,13 +10,12 @@ import time
 import urllib.parse
 from collections.abc import Awaitable
 from importlib.resources import files
-from pathlib import Path
 
 from jupyterhub.utils import random_port
 from traitlets import Float, List, Unicode
 
 from ..accounts import UNIX_NAME, acts_as_user
-from ..launcher import listening_uids
+from ..launcher import listening_uids, live_process_stat
 from .base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
 
 LISTEN_CHECK_INTERVAL = 0.1  # seconds between looks at the kernel's socket table while a server starts
@@ -33,12 +32,8 @@ def process_start_time(pid: int) -> int | None:
 
     A pid alone does not name a process across a hub restart: the kernel reuses pids.
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # after the command name: field 3 (state) onwards
-    return None if fields[0] in ("Z", "X") else int(fields[19])
+    fields = live_process_stat(pid)
+    return None if fields is None else int(fields[19])
 
 
 class LocalBackend(Backend):
