@@ -99,6 +99,8 @@ class OidcSite:
         self.office = UserOfficeService(workdir / "office", OFFICE)
         config = f"""
             from daas_auth.useroffice import HttpUserOffice
+            from daas_services.hub_setup import custom_scopes
+            c.JupyterHub.custom_scopes.update(custom_scopes())  # the scope service_roles() gives services
             c.JupyterHub.authenticator_class = "daas"
             c.Authenticator.allow_all = False
             c.Authenticator.auth_refresh_age = 1
