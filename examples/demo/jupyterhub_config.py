@@ -42,7 +42,10 @@ if issuer:
             "pattern": r"urn:geant:umbrellaid\.org:group:daas-demo:proposal:(?P<id>[0-9]+)#umbrellaid\.org",
         },
     ]
-    c.DaaSAuthenticator.user_office = FileUserOffice(path=os.path.join(repo, "examples", "demo", "proposals.yaml"))
+    c.DaaSAuthenticator.user_office = FileUserOffice(
+        path=os.path.join(repo, "examples", "demo", "proposals.yaml"),
+        accounts_path=os.path.join(repo, "examples", "demo", "accounts.yaml"),  # sub -> Unix account
+    )
     # Each proposal's data (examples/demo/make_data.py made it): links in every server, and the
     # daas-data service to browse it. The local demo runs every server as one account: so does its reader.
     from daas_services.data.mounts import load_data_locations
