@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import httpx
@@ -42,9 +44,12 @@ def logged_in(http: httpx.Client, hub: Hub) -> bool:
 
 
 def session_user(http: httpx.Client, hub: Hub) -> str:
-    """Whom the browser's hub session belongs to: the hub sends them to their own server's URL."""
+    """Whom the browser's hub session belongs to: the hub sends them on to their own server's URL
+    (through the spawn page, `/hub/spawn/<name>?next=%2Fuser%2F<name>%2F`, while none runs)."""
     location = http.get(f"{hub.url}/hub/user-redirect/", follow_redirects=False).headers["location"]
-    return location.split("/user/", 1)[1].split("/", 1)[0]
+    found = re.search(r"/user/([^/?]+)/", urllib.parse.unquote(location))
+    assert found, f"no session: sent to {location}"
+    return found.group(1)
 
 
 def hub_users(site: OidcSite) -> set[str]:
