@@ -198,7 +198,8 @@ class FileUserOffice(UserOffice):
     accounts_path = Unicode(
         config=True,
         help="""A YAML or JSON file `{<person id>: <Unix account>}` linking people (their `sub`) to
-        accounts, re-read when it changes. Empty: this user office does not link people to accounts.""",
+        accounts, re-read when it changes; quote ids that YAML would read as numbers. Empty: this
+        user office does not link people to accounts.""",
     )
 
     def __init__(self, **kwargs: Any) -> None:

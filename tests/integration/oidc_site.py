@@ -3,12 +3,12 @@
 alice (Keycloak-style groups) has proposals 20231234 (ID11) and 20220001 (BM02), bob
 (Umbrella-style entitlements) 20230042 (D22), carol and frank 20225555, dave 20231234; eve has
 none; "root" and "slurm" are provider accounts named like system accounts, with proposal 20239999.
-Everyone has an opaque `sub`, as real providers give. The user office links people's `sub` to
-their Unix accounts, which is how the site finds them by default; people chose their
-`preferred_username` (carol chose "bob"), and a `uid` claim stands for an attribute the site
-controls (`OidcSite(account_claim="uid")`). "mallory" calls herself bob and claims bob's
-proposal; the user office links her to no account. Access tokens live a few seconds, so expiry
-and refresh happen within a test.
+Everyone has an opaque `sub`, as real providers give, and chose their `preferred_username`
+(carol chose "bob"). By default the hub takes accounts from `uid`, a claim standing for an
+attribute the facility sets (a Keycloak mapper from LDAP); with `account_claim=""` the user
+office links people's `sub` to their accounts instead, and "mallory", who calls herself bob and
+claims bob's proposal, is linked to none. Access tokens live a few seconds, so expiry and
+refresh happen within a test.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def add_proposal_profiles(path) -> None:
 class OidcSite:
     """Provider, user office and a Slurm hub logging in through them."""
 
-    def __init__(self, extra_config: str = "", prefix: str = "daas-oidc-", account_claim: str = "") -> None:
+    def __init__(self, extra_config: str = "", prefix: str = "daas-oidc-", account_claim: str = "uid") -> None:
         workdir = public_tempdir(prefix)
         self.workdir = workdir
         self.client_secret = secrets.token_hex(16)
@@ -139,7 +139,7 @@ class OidcSite:
             c.DaaSAuthenticator.user_office = HttpUserOffice(
                 url="{self.office.url}", account_url="{self.office.account_url}", token="{self.office.token}"
             )
-            c.DaaSAuthenticator.account_claim = "{account_claim}"  # empty: the user office links subs to accounts
+            c.DaaSAuthenticator.account_claim = "{account_claim}"  # "": the user office links subs to accounts
             c.DaaSAuthenticator.proposals_max_age = {PROPOSALS_MAX_AGE}
         """
         config = textwrap.dedent(config) + textwrap.dedent(extra_config)

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slurm
 @pytest.fixture(scope="module")
 def site(slurm_cluster: None) -> Iterator[OidcSite]:
     cancel_test_jobs()
-    site = OidcSite().start()
+    site = OidcSite(account_claim="").start()  # the user office links each sub to an account
     yield site
     site.close()
 
