@@ -4,8 +4,9 @@
 
 The cases are the integration tests' own (so the matrix is written once): the daas-data service's path,
 token and cross-user attacks, directly and through the proxy (issue #5); the daas-dask service's
-cross-user, token and over-limit attacks (issue #6); the server-address endpoint's (#2); tokens at rest and
-port hijack (#14). pytest starts the real Slurm test cluster, hubs, proxies and services as the tests do.
+cross-user, token and over-limit attacks (issue #6); the server-address endpoint's (#2); logins that would
+become another person's or a system account, services reading people's tokens, tokens at rest and port
+hijack (#14). pytest starts the real Slurm test cluster, hubs, proxies and services as the tests do.
 Exit status 1 if any case fails.
 """
 
@@ -44,6 +45,15 @@ MATRIX = {
         "tests/integration/test_port_hijack.py::test_on_slurm_a_taken_port_never_gets_the_servers_traffic",
         "tests/integration/test_port_hijack.py::test_locally_a_taken_port_never_gets_the_servers_traffic",
     ],
+    "identity -> Unix account": [
+        "tests/integration/test_oidc_login.py::test_someone_calling_themselves_bob_cannot_log_in_or_spawn_as_bob",
+        "tests/integration/test_oidc_login.py::test_a_person_named_like_a_system_account_cannot_log_in",
+        "tests/integration/test_oidc_login.py::test_a_person_linked_to_another_account_must_log_in_again",
+        "tests/integration/test_oidc_account_claim.py::test_the_claim_names_the_account_not_the_chosen_user_name",
+        "tests/integration/test_oidc_account_claim.py::test_a_claim_that_is_not_an_account_name_as_it_stands_is_refused",
+        "tests/integration/test_oidc_account_claim.py::test_a_person_named_like_a_system_account_gets_no_server_as_it",
+    ],
+    "services and people's tokens": ["tests/integration/test_proposals_api.py"],
 }
 
 

@@ -1,6 +1,9 @@
-"""DaaSAuthenticator: OIDC login (Keycloak, Umbrella/eduTEAMS) that knows a person's proposals.
+"""DaaSAuthenticator: OIDC login (Keycloak, Umbrella/eduTEAMS) that knows a person's account and proposals.
 
 All logic lives in `DaaSAuthenticator`; the provider presets below only change defaults.
+The hub name is the person's Unix account (the spawner runs servers as it), so it comes from
+a source the facility controls: a claim the site trusts (`account_claim`), or the user office's
+answer for the person's stable `sub`; never a name people choose at their provider.
 At login and at refresh the person's proposals are assembled from the identity claims
 (claim rules) and the user office (with its metadata), stored in the encrypted auth_state
 and mirrored as JupyterHub groups (`proposal-<id>`), so roles, sharing and the spawner's
@@ -25,6 +28,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Dict, Float, Instance, List, TraitError, Unicode, default, validate
 
+from .accounts import NoAccount, account_name
 from .discovery import DiscoveryError, discovery_url, endpoints_from_discovery
 from .proposals import (
     ClaimRule,
@@ -35,6 +39,9 @@ from .proposals import (
 )
 from .useroffice import ProposalCache, UserOffice, UserOfficeError
 
+ACCOUNT_OFFICE_DOWN = (
+    "The user office did not answer which facility account is yours (it may be down); try again in a few minutes."
+)
 OFFICE_DOWN_WARNING = (
     "The user office could not be reached: you see the proposals named by your login only, "
     "without titles or data folders, until it answers again."
@@ -61,6 +68,29 @@ class DaaSAuthenticator(GenericOAuthenticator):
         The authorize, token and userinfo URLs are read from its
         `.well-known/openid-configuration` at the first login. URLs set explicitly
         (`authorize_url`, `token_url`, `userdata_url`) take precedence.""",
+    )
+    account_claim = Unicode(
+        config=True,
+        help="""The identity claim whose value is the person's Unix account at the facility: the hub
+        name, which servers, data reads and Dask clusters run as.
+
+        Only a claim the facility controls, e.g. `uid` from a Keycloak user-attribute mapper fed
+        by LDAP, or a Keycloak realm's `preferred_username` where usernames come from LDAP and
+        people can neither register nor edit them. Never one people choose: eduTEAMS and
+        Umbrella let them pick `preferred_username`. The value must be an account name as it is
+        (`[a-z_][a-z0-9_.-]{0,31}`); anything else refuses the login, it is not lower-cased or
+        trimmed into a name.
+
+        Empty: the user office links the person's stable id (`person_id_claim`, `sub`) to their
+        account (`HttpUserOffice.account_url` or `FileUserOffice.accounts_path`); a person it
+        links to no account cannot log in.""",
+    )
+    person_id_claim = Unicode(
+        "sub",
+        config=True,
+        help="""The claim that identifies a person for the user office's account lookup (used when
+        `account_claim` is empty). OIDC's `sub` is unique and never reassigned by its issuer;
+        user names and e-mail addresses can be chosen or change hands.""",
     )
     proposal_claim_rules = List(
         Dict(),
@@ -107,10 +137,6 @@ class DaaSAuthenticator(GenericOAuthenticator):
     def _manage_groups_default(self) -> bool:
         return True
 
-    @default("username_claim")
-    def _username_claim_default(self) -> str:
-        return "preferred_username"
-
     @default("scope")
     def _scope_default(self) -> list[str]:
         return ["openid", "profile", "email"]
@@ -134,6 +160,18 @@ class DaaSAuthenticator(GenericOAuthenticator):
         self._discovery_lock = asyncio.Lock()
         self._discovered = not self.issuer
         self._office_cache = ProposalCache(max_age=self.proposals_max_age)
+        self._last_accounts: dict[str, str] = {}  # person id -> the user office's last answer, for outages
+        if any("username_claim" in (self.config.get(cls.__name__) or {}) for cls in type(self).mro()):
+            raise TraitError(
+                f"{type(self).__name__} does not name people by username_claim: set account_claim (a claim your "
+                "facility controls), or let the user office link people's sub to their accounts"
+            )
+        if not self.account_claim and not (self.user_office and self.user_office.links_accounts):
+            raise TraitError(
+                f"{type(self).__name__} needs to know people's Unix accounts: set account_claim to a claim "
+                "your facility controls (e.g. an LDAP uid), or give a user_office that links people's "
+                f"{self.person_id_claim!r} to accounts (HttpUserOffice.account_url, FileUserOffice.accounts_path)"
+            )
 
     # -- discovery -----------------------------------------------------------------------
 
@@ -162,6 +200,37 @@ class DaaSAuthenticator(GenericOAuthenticator):
         await self.discover()
         return await super().authenticate(handler, data, **kwargs)
 
+    # -- the account -----------------------------------------------------------------------
+
+    def user_info_to_username(self, user_info: dict[str, Any]) -> str:
+        """A placeholder: update_auth_model replaces it by the account (the user office answers asynchronously)."""
+        return ""
+
+    async def account(self, claims: Mapping[str, Any]) -> str:
+        """The person's Unix account, from the trusted claim or the user office; NoAccount when there is none."""
+        if self.account_claim:
+            return account_name(claims.get(self.account_claim), f"Your login's {self.account_claim!r}")
+        person_id = claims.get(self.person_id_claim)
+        if not isinstance(person_id, str) or not person_id:
+            raise NoAccount(f"Your login carries no {self.person_id_claim!r} to find your facility account by")
+        try:
+            found = await self.user_office.account(person_id)
+        except UserOfficeError as err:
+            found = self._last_accounts.get(person_id)
+            if found is None:
+                self.log.error("User office failed to name the account of %s: %s", person_id, err)
+                raise web.HTTPError(503, ACCOUNT_OFFICE_DOWN) from None
+            self.log.warning("User office failed (%s); %s keeps its last known account %s", err, person_id, found)
+            return found
+        if found is None:
+            raise NoAccount(
+                f"No facility account is linked to your login ({self.person_id_claim} {person_id}); "
+                "please ask the user office to link it"
+            )
+        account = account_name(found, "The user office")
+        self._last_accounts[person_id] = account
+        return account
+
     # -- proposals -----------------------------------------------------------------------
 
     def claim_rules(self) -> list[ClaimRule]:
@@ -188,9 +257,16 @@ class DaaSAuthenticator(GenericOAuthenticator):
         return proposals
 
     async def update_auth_model(self, auth_model: dict[str, Any]) -> dict[str, Any]:
-        """Add the person's proposals (and a warning when the user office could not help) to auth_state."""
+        """Name the person by their account; add their proposals (and a warning when the user office
+        could not help) to auth_state."""
         auth_state = auth_model["auth_state"]
         claims = auth_state.get(self.user_auth_state_key) or {}
+        try:
+            auth_model["name"] = await self.account(claims)
+        except NoAccount as err:
+            self.log.warning("Login refused (preferred_username %r): %s", claims.get("preferred_username"), err)
+            raise web.HTTPError(403, "%s: login refused.", str(err)) from None  # the text is never a format
+        auth_model["admin"] = True if auth_model["name"] in self.admin_users else None
         from_claims = proposals_from_claims(claims, self.claim_rules())
         from_office = await self._office_proposals(auth_model["name"], claims)
         proposals = merge_proposals(from_office or [], from_claims)
@@ -216,9 +292,16 @@ class DaaSAuthenticator(GenericOAuthenticator):
         return auth_state
 
     async def refresh_user(self, user: Any, handler: web.RequestHandler | None = None, **kwargs: Any) -> Any:
-        """Ask the provider only when the access token has expired or the proposals are due."""
+        """Ask the provider only when the access token has expired or the proposals are due.
+
+        A refresh that finds the person now linked to another account, or to none, ends the
+        session: the next login says why.
+        """
         auth_state = await user.get_auth_state()
         if auth_state:
+            person_id = (auth_state.get(self.user_auth_state_key) or {}).get(self.person_id_claim)
+            if isinstance(person_id, str) and not self.account_claim:
+                self._last_accounts.setdefault(person_id, user.name)  # a hub restart during an outage
             refreshed_at = auth_state.get("proposals_refreshed_at") or 0.0
             if not auth_state.get("proposals_warning"):
                 # After a hub restart, the stored answer is the user office's last word.
@@ -229,7 +312,17 @@ class DaaSAuthenticator(GenericOAuthenticator):
             if token_valid and proposals_current:
                 return True
         await self.discover()
-        return await super().refresh_user(user, handler, **kwargs)
+        try:
+            refreshed = await super().refresh_user(user, handler, **kwargs)
+        except web.HTTPError as err:
+            if err.status_code != 403:
+                raise
+            self.log.warning("Refresh of %s: %s; a new login is needed", user.name, err)
+            return False
+        if isinstance(refreshed, dict) and refreshed["name"] != user.name:
+            self.log.warning("%s is now linked to the account %s; a new login is needed", user.name, refreshed["name"])
+            return False
+        return refreshed
 
 
 class KeycloakAuthenticator(DaaSAuthenticator):
@@ -243,6 +336,11 @@ class KeycloakAuthenticator(DaaSAuthenticator):
     def _keycloak_rules(self) -> list[dict[str, str]]:
         return [{"claim": "groups", "pattern": r"/proposals/(?P<id>[A-Za-z0-9][A-Za-z0-9_.-]*)"}]
 
+    @default("account_claim")
+    def _keycloak_account_claim(self) -> str:
+        # The realm's username: the account where it comes from LDAP and people cannot edit it.
+        return "preferred_username"
+
     @default("login_service")
     def _keycloak_login_service(self) -> str:
         return "Keycloak"
@@ -252,6 +350,8 @@ class UmbrellaAuthenticator(DaaSAuthenticator):
     """Umbrella / eduTEAMS: proposals arrive as `eduperson_entitlement` values.
 
     e.g. `urn:geant:umbrellaid.org:group:<facility>:proposal:20231234#umbrellaid.org`.
+    People choose their `preferred_username` there, so the user office links their `sub` to
+    their account (the base's default: `account_claim` stays empty).
     """
 
     facility = Unicode(

@@ -1,9 +1,11 @@
-"""User-office sources: who takes part in which proposal, with titles, dates and data paths.
+"""User-office sources: who takes part in which proposal, and which Unix account a person has.
 
 The user office is the facility's source of truth for proposal membership. A source is a
-small class with one coroutine, `proposals(username, claims)`; it raises UserOfficeError
-for anything that is not a clean answer, so the authenticator can fall back to its cache.
-`HttpUserOffice` talks to a REST API; `FileUserOffice` reads a YAML/JSON file, for sites
+small class with the coroutine `proposals(username, claims)` and, where it links people to
+accounts, `account(person_id)`: the account of the person with that stable id (OIDC `sub`),
+for providers that let people choose their user names. Both raise UserOfficeError for
+anything that is not a clean answer, so the authenticator can fall back to its cache.
+`HttpUserOffice` talks to a REST API; `FileUserOffice` reads YAML/JSON files, for sites
 without an API and for the demo.
 """
 
@@ -31,10 +33,19 @@ class UserOfficeError(RuntimeError):
 
 
 class UserOffice(LoggingConfigurable):
-    """A source of proposals for a person."""
+    """A source of proposals for a person, and perhaps of their account."""
 
     async def proposals(self, username: str, claims: Mapping[str, Any]) -> list[Proposal]:
         raise NotImplementedError
+
+    @property
+    def links_accounts(self) -> bool:
+        """Whether `account` is configured: the authenticator refuses to start on one that is not."""
+        return False
+
+    async def account(self, person_id: str) -> str | None:
+        """The Unix account the user office links to this person id (the `sub` claim); None: no account."""
+        raise UserOfficeError(f"{type(self).__name__} is not configured to link people to accounts")
 
     def _valid(self, items: Any, source: str) -> list[Proposal]:
         if not isinstance(items, list):
@@ -64,6 +75,16 @@ class HttpUserOffice(UserOffice):
         config=True,
         help="Seconds for the whole request. A slow user office must not hold a login for long.",
     )
+    account_url = Unicode(
+        config=True,
+        help="""URL of the Unix account linked to a person, e.g.
+        `https://useroffice.example.org/api/people/{sub}/account`, answering a JSON object with the
+        account under `account_key` (`{"username": "bob"}`), or 404 when the person has none.
+
+        `{sub}` is replaced (URL-quoted) by the person's stable id (`DaaSAuthenticator.person_id_claim`).
+        Empty: this user office does not link people to accounts.""",
+    )
+    account_key = Unicode("username", config=True, help="Key of the account name in the `account_url` answer.")
     validate_cert = Bool(True, config=True, help="Verify the API's TLS certificate.")
     proposals_key = Unicode(
         "proposals",
@@ -100,58 +121,106 @@ class HttpUserOffice(UserOffice):
                 renamed[field_name] = item[key]
         return renamed
 
-    async def proposals(self, username: str, claims: Mapping[str, Any]) -> list[Proposal]:
-        if not self.url:
-            raise UserOfficeError("HttpUserOffice.url is not configured")
+    async def _get_json(self, url: str) -> Any:
+        """The API's JSON answer at `url`; None for a 404 (the user office does not know the person)."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout, verify=self.validate_cert)
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        url = self.request_url(username, claims)
         try:
             response = await self._client.get(url, headers=headers)
         except httpx.HTTPError as err:
             raise UserOfficeError(f"{url}: {type(err).__name__}: {err}") from None
         if response.status_code == 404:
-            return []  # the user office does not know this person: no proposals
+            return None
         if response.status_code != 200:
             raise UserOfficeError(f"{url}: HTTP {response.status_code}")
         try:
-            body = response.json()
+            return response.json()
         except ValueError:
             raise UserOfficeError(f"{url}: the answer is not JSON") from None
+
+    async def proposals(self, username: str, claims: Mapping[str, Any]) -> list[Proposal]:
+        if not self.url:
+            raise UserOfficeError("HttpUserOffice.url is not configured")
+        url = self.request_url(username, claims)
+        body = await self._get_json(url)
+        if body is None:
+            return []  # an unknown person has no proposals
         items = body.get(self.proposals_key) if isinstance(body, Mapping) else body
         return self._valid([self._renamed(item) for item in items] if isinstance(items, list) else items, url)
+
+    @property
+    def links_accounts(self) -> bool:
+        return bool(self.account_url)
+
+    async def account(self, person_id: str) -> str | None:
+        if not self.account_url:
+            return await super().account(person_id)
+        url = self.account_url.format(sub=quote(person_id, safe=""))
+        body = await self._get_json(url)
+        if body is None:
+            return None
+        if not isinstance(body, Mapping) or not isinstance(body.get(self.account_key), str):
+            raise UserOfficeError(f"{url}: expected an object with a string {self.account_key!r}")
+        return body[self.account_key]
+
+
+@dataclass
+class MappingFile:
+    """A YAML or JSON file holding one mapping, read again whenever its mtime changes."""
+
+    path: Path
+    what: str  # for messages: "user name -> proposals"
+    loaded: tuple[float, dict[str, Any]] | None = None
+
+    def table(self) -> dict[str, Any]:
+        try:
+            mtime = self.path.stat().st_mtime
+            if self.loaded is None or self.loaded[0] != mtime:
+                text = self.path.read_text(encoding="utf-8")
+                data = json.loads(text) if self.path.suffix == ".json" else yaml.safe_load(text)
+                if not isinstance(data, dict):
+                    raise UserOfficeError(f"{self.path}: expected a mapping of {self.what}")
+                self.loaded = (mtime, data)
+        except OSError as err:
+            raise UserOfficeError(f"{self.path}: {err.strerror}") from None
+        except (ValueError, yaml.YAMLError) as err:
+            raise UserOfficeError(f"{self.path}: cannot parse: {err}") from None
+        return self.loaded[1]
 
 
 class FileUserOffice(UserOffice):
     """Proposals from a YAML or JSON file: `{username: [proposal, ...]}`; re-read when it changes."""
 
     path = Unicode(config=True, help="The file. Edits take effect at the next login or refresh, no restart.")
+    accounts_path = Unicode(
+        config=True,
+        help="""A YAML or JSON file `{<person id>: <Unix account>}` linking people (their `sub`) to
+        accounts, re-read when it changes; quote ids that YAML would read as numbers. Empty: this
+        user office does not link people to accounts.""",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._loaded: tuple[float, dict[str, Any]] | None = None
-
-    def _table(self) -> dict[str, Any]:
-        path = Path(self.path)
-        try:
-            mtime = path.stat().st_mtime
-            if self._loaded is None or self._loaded[0] != mtime:
-                text = path.read_text(encoding="utf-8")
-                data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-                if not isinstance(data, dict):
-                    raise UserOfficeError(f"{path}: expected a mapping of user name -> proposals")
-                self._loaded = (mtime, data)
-        except OSError as err:
-            raise UserOfficeError(f"{path}: {err.strerror}") from None
-        except (ValueError, yaml.YAMLError) as err:
-            raise UserOfficeError(f"{path}: cannot parse: {err}") from None
-        return self._loaded[1]
+        self._proposals = MappingFile(Path(self.path), "user name -> proposals")
+        self._accounts = MappingFile(Path(self.accounts_path), "person id -> account")
 
     async def proposals(self, username: str, claims: Mapping[str, Any]) -> list[Proposal]:
-        return self._valid(self._table().get(username) or [], f"{self.path} ({username})")
+        return self._valid(self._proposals.table().get(username) or [], f"{self.path} ({username})")
+
+    @property
+    def links_accounts(self) -> bool:
+        return bool(self.accounts_path)
+
+    async def account(self, person_id: str) -> str | None:
+        if not self.accounts_path:
+            return await super().account(person_id)
+        account = self._accounts.table().get(person_id)
+        if account is not None and not isinstance(account, str):
+            raise UserOfficeError(f"{self.accounts_path}: the account of {person_id!r} is not a name")
+        return account
 
 
 @dataclass

@@ -1,14 +1,22 @@
 """The hub-side configuration of the DaaS services, so a site writes it once and correctly.
 
-from daas_services.hub_setup import data_service, dask_service, service_roles
+from daas_services.hub_setup import custom_scopes, data_service, dask_service, service_roles
 c.JupyterHub.services += [data_service("/etc/jupyterhub/data.yaml"), dask_service("/etc/jupyterhub/dask.yaml")]
+c.JupyterHub.custom_scopes.update(custom_scopes())
 c.JupyterHub.load_roles += service_roles("daas-data", "daas-dask")
+
+Importing this module in the hub's config also adds the proposals endpoint the services read
+(daas_auth.hub_api).
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any
+
+from daas_auth import hub_api
+
+hub_api.register()
 
 
 def managed_service(name: str, module: str, args: list[str], url: str) -> dict[str, Any]:
@@ -37,14 +45,21 @@ def dask_service(
     return managed_service("daas-dask", "daas_services.dask", ["--config", config_file, *(extra_args or [])], url)
 
 
-def service_roles(*names: str) -> list[dict[str, Any]]:
-    """Each service may read users' auth_state (proposals) and servers; users and their servers may use them.
+def custom_scopes() -> dict[str, dict[str, str]]:
+    """The scopes `service_roles` names that JupyterHub does not define (`c.JupyterHub.custom_scopes`)."""
+    return {scope: dict(definition) for scope, definition in hub_api.CUSTOM_SCOPES.items()}
 
-    The `user` and `server` roles keep JupyterHub's default scopes and gain access to these
-    services only, so a notebook can call them with its own $JUPYTERHUB_API_TOKEN.
+
+def service_roles(*names: str) -> list[dict[str, Any]]:
+    """Each service may read users' proposals and servers; users and their servers may use the services.
+
+    Not `admin:auth_state`: that would hand every service every user's OIDC tokens. The
+    proposals come from the hub's narrow endpoint (daas_auth.hub_api) instead. The `user` and
+    `server` roles keep JupyterHub's default scopes and gain access to these services only, so
+    a notebook can call them with its own $JUPYTERHUB_API_TOKEN.
     """
     access = [f"access:services!service={name}" for name in names]
-    service_scopes = ["read:users", "read:servers", "admin:auth_state"]
+    service_scopes = ["read:users", "read:servers", hub_api.PROPOSALS_SCOPE]
     return [
         *({"name": f"{name}-service", "scopes": service_scopes, "services": [name]} for name in names),
         {"name": "user", "scopes": ["self", *access]},

@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import grp
 import pwd
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The portable POSIX set; use fullmatch (`$` would let a trailing newline through).
-UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+from daas_auth.accounts import UNIX_NAME
 
 
 class AccountRefused(ValueError):

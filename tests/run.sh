@@ -33,4 +33,5 @@ echo "== test order: ${order[*]}"
 "$PREFIX/venv/bin/python" -m pytest -p no:cacheprovider -q "${order[@]}" "$@"
 echo "== JupyterHub 5.x"
 "$PREFIX/venv-jh5/bin/python" -m pytest -p no:cacheprovider -p no:randomly -q tests/integration/test_slurm_spawn.py \
-    tests/integration/test_local_backend.py tests/integration/test_address_endpoint.py
+    tests/integration/test_local_backend.py tests/integration/test_address_endpoint.py \
+    tests/integration/test_proposals_api.py

@@ -42,16 +42,20 @@ if issuer:
             "pattern": r"urn:geant:umbrellaid\.org:group:daas-demo:proposal:(?P<id>[0-9]+)#umbrellaid\.org",
         },
     ]
-    c.DaaSAuthenticator.user_office = FileUserOffice(path=os.path.join(repo, "examples", "demo", "proposals.yaml"))
+    c.DaaSAuthenticator.user_office = FileUserOffice(
+        path=os.path.join(repo, "examples", "demo", "proposals.yaml"),
+        accounts_path=os.path.join(repo, "examples", "demo", "accounts.yaml"),  # sub -> Unix account
+    )
     # Each proposal's data (examples/demo/make_data.py made it): links in every server, and the
     # daas-data service to browse it. The local demo runs every server as one account: so does its reader.
     from daas_services.data.mounts import load_data_locations
-    from daas_services.hub_setup import data_service, service_roles
+    from daas_services.hub_setup import custom_scopes, data_service, service_roles
 
     data_file = os.path.join(repo, "examples", "demo", "data.yaml")
     c.DaaSSpawner.data_locations = load_data_locations(data_file)
     data_url = f"http://127.0.0.1:{os.environ.get('DAAS_DEMO_DATA_PORT', '8002')}"
     c.JupyterHub.services = [data_service(data_file, url=data_url, user_prefix="" if mode == "local" else None)]
+    c.JupyterHub.custom_scopes = custom_scopes()
     c.JupyterHub.load_roles = service_roles("daas-data")
 else:
     c.JupyterHub.authenticator_class = "dummy"

@@ -2,6 +2,7 @@
 
 Three people with facility-style claims: alice and carol as a Keycloak realm sends them
 (`groups: /proposals/<id>`), bob as Umbrella/eduTEAMS does (`eduperson_entitlement`).
+Each has an opaque `sub`, which examples/demo/accounts.yaml links to their Unix account.
 All use the demo password. Environment: DAAS_DEMO_OIDC_PORT, DAAS_DEMO_PORT,
 DAAS_DEMO_PASSWORD, DAAS_DEMO_CLIENT_SECRET.
 """
@@ -12,6 +13,7 @@ import os
 port = int(os.environ["DAAS_DEMO_OIDC_PORT"])
 password = os.environ["DAAS_DEMO_PASSWORD"]
 umbrella = "urn:geant:umbrellaid.org:group:daas-demo:proposal:{}#umbrellaid.org"
+subs = {"alice": "7a1c3e90@demo-idp", "bob": "b0b2d4f6@demo-idp", "carol": "c4a1e8d2@demo-idp"}
 claims = {
     "alice": {"name": "Alice Example", "groups": ["/proposals/20231234", "/proposals/20220001"]},
     "bob": {"name": "Bob Example", "eduperson_entitlement": [umbrella.format("20230042")]},
@@ -30,7 +32,7 @@ print(
                 }
             ],
             "accounts": {
-                name: {"password": password, "claims": {"preferred_username": name, **extra}}
+                name: {"password": password, "sub": subs[name], "claims": {"preferred_username": name, **extra}}
                 for name, extra in claims.items()
             },
             "access_token_ttl": 600,

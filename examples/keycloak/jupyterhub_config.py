@@ -20,7 +20,10 @@ c.KeycloakAuthenticator.client_id = "jupyterhub"
 c.KeycloakAuthenticator.client_secret = os.environ["KEYCLOAK_CLIENT_SECRET"]
 c.KeycloakAuthenticator.oauth_callback_url = "https://jupyterhub.example.org/hub/oauth_callback"
 c.KeycloakAuthenticator.scope = ["openid", "profile", "email"]
-c.KeycloakAuthenticator.username_claim = "preferred_username"  # must be the person's Unix account for Slurm
+# The hub name is the person's Unix account (servers run as it). The preset takes the realm's
+# `preferred_username`: right when usernames come from LDAP and people can neither register nor
+# edit them. Otherwise name a claim the facility sets, e.g. a "User Attribute" mapper for LDAP's uid:
+# c.KeycloakAuthenticator.account_claim = "uid"
 # The preset reads `/proposals/<id>` from `groups`; add rules for other claims if the realm has them:
 # c.KeycloakAuthenticator.proposal_claim_rules = [
 #     {"claim": "groups", "pattern": r"/proposals/(?P<id>[0-9]+)"},

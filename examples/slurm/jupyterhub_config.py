@@ -4,7 +4,7 @@ Copy and adapt: profile file path, Slurm location, how the hub acts as users, in
 """
 
 from daas_services.data.mounts import load_data_locations
-from daas_services.hub_setup import dask_service, data_service, service_roles
+from daas_services.hub_setup import custom_scopes, dask_service, data_service, service_roles
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -42,6 +42,9 @@ c.JupyterHub.services = [
         extra_args=["--interface", "ib0", "--records", "/var/lib/daas-dask/clusters.sqlite"],
     ),
 ]
+# The services read people's proposals through the hub's proposals endpoint (a custom scope), never
+# their auth_state: that holds their OIDC tokens.
+c.JupyterHub.custom_scopes = custom_scopes()
 c.JupyterHub.load_roles = service_roles("daas-data", "daas-dask")
 # Notebooks find the Dask service here (any backend that reaches the hub's public URL).
 c.DaaSSpawner.environment = {"DAAS_DASK_URL": "https://jupyterhub.example.org/services/daas-dask/"}

@@ -20,8 +20,16 @@ c.UmbrellaAuthenticator.client_secret = os.environ["UMBRELLA_CLIENT_SECRET"]
 c.UmbrellaAuthenticator.oauth_callback_url = "https://jupyterhub.example.org/hub/oauth_callback"
 # Only this facility's proposal entitlements count.
 c.UmbrellaAuthenticator.facility = "esrf"
-# Umbrella's `sub` is opaque: map people to local accounts with a claim the facility controls.
-c.UmbrellaAuthenticator.username_claim = "preferred_username"
-
-# A site without a user-office API can export memberships to a file (re-read when it changes).
-c.UmbrellaAuthenticator.user_office = FileUserOffice(path="/etc/jupyterhub/proposals.yaml")
+# People choose their `preferred_username` at Umbrella/eduTEAMS, so it never names their Unix account:
+# the user office links each person's stable `sub` to the account the facility gave them. Without a
+# link, the login is refused. A site without a user-office API can export both to files (re-read
+# when they change): proposals `{account: [proposal, ...]}`, accounts `{sub: account}`.
+c.UmbrellaAuthenticator.user_office = FileUserOffice(
+    path="/etc/jupyterhub/proposals.yaml",
+    accounts_path="/etc/jupyterhub/accounts.yaml",
+)
+# With a user-office API instead:
+# c.UmbrellaAuthenticator.user_office = HttpUserOffice(
+#     url="https://useroffice.example.org/api/users/{username}/proposals",
+#     account_url="https://useroffice.example.org/api/people/{sub}/account",  # answers {"username": "..."}
+# )

@@ -3,7 +3,12 @@
 alice (Keycloak-style groups) has proposals 20231234 (ID11) and 20220001 (BM02), bob
 (Umbrella-style entitlements) 20230042 (D22), carol and frank 20225555, dave 20231234; eve has
 none; "root" and "slurm" are provider accounts named like system accounts, with proposal 20239999.
-Access tokens live a few seconds, so expiry and refresh happen within a test.
+Everyone has an opaque `sub`, as real providers give, and chose their `preferred_username`
+(carol chose "bob"). By default the hub takes accounts from `uid`, a claim standing for an
+attribute the facility sets (a Keycloak mapper from LDAP); with `account_claim=""` the user
+office links people's `sub` to their accounts instead, and "mallory", who calls herself bob and
+claims bob's proposal, is linked to none. Access tokens live a few seconds, so expiry and
+refresh happen within a test.
 """
 
 from __future__ import annotations
@@ -22,34 +27,55 @@ PASSWORD = "correct horse battery"
 ACCESS_TOKEN_TTL = 8
 PROPOSALS_MAX_AGE = 3
 ENTITLEMENT = "urn:geant:umbrellaid.org:group:daas-demo:proposal:{}#umbrellaid.org"
-ACCOUNTS = {
+SUBS = {  # login name at the provider -> its stable, opaque `sub`
+    "alice": "3f6c1a7e@idp.test",
+    "bob": "b0b5e2d4@idp.test",
+    "carol": "ca7011f9@idp.test",
+    "eve": "e7e00c12@idp.test",
+    "dave": "da7e3b58@idp.test",
+    "frank": "f4a9c021@idp.test",
+    "grace": "96ace7b2@idp.test",
+    "root": "0a0b0c0d@idp.test",
+    "slurm": "5107a3e1@idp.test",
+    "mallory": "6d411027@idp.test",
+    "alice-newline": "a11ce0a0@idp.test",
+    "alice-upper": "a11ce0a1@idp.test",
+}
+CLAIMS = {
     "alice": {  # Keycloak style: proposals as groups
-        "password": PASSWORD,
-        "claims": {
-            "preferred_username": "alice",
-            "name": "Alice Example",
-            "email": "alice@example.org",
-            "groups": ["/proposals/20231234", "/proposals/20220001", "/staff"],
-        },
+        "preferred_username": "alice",
+        "uid": "alice",
+        "name": "Alice Example",
+        "email": "alice@example.org",
+        "groups": ["/proposals/20231234", "/proposals/20220001", "/staff"],
     },
     "bob": {  # Umbrella / eduTEAMS style: proposals as entitlements
-        "password": PASSWORD,
-        "claims": {
-            "preferred_username": "bob",
-            "name": "Bob Example",
-            "eduperson_entitlement": [ENTITLEMENT.format("20230042"), "urn:geant:umbrellaid.org:group:other"],
-        },
+        "preferred_username": "bob",
+        "uid": "bob",
+        "name": "Bob Example",
+        "eduperson_entitlement": [ENTITLEMENT.format("20230042"), "urn:geant:umbrellaid.org:group:other"],
     },
-    "carol": {"password": PASSWORD, "claims": {"preferred_username": "carol", "groups": ["/proposals/20225555"]}},
-    "eve": {"password": PASSWORD, "claims": {"preferred_username": "eve", "groups": ["/visitors"]}},
-    # Accounts one test each logs in (or fails to): dave never gets in, frank first logs in with the office down.
-    "dave": {"password": PASSWORD, "claims": {"preferred_username": "dave", "groups": ["/proposals/20231234"]}},
-    "frank": {"password": PASSWORD, "claims": {"preferred_username": "frank", "groups": ["/proposals/20225555"]}},
-    # People who chose the names of system accounts (eduTEAMS lets them): they have a proposal, so they
-    # log in, but nothing may run as those accounts.
-    "root": {"password": PASSWORD, "claims": {"preferred_username": "root", "groups": ["/proposals/20239999"]}},
-    "slurm": {"password": PASSWORD, "claims": {"preferred_username": "slurm", "groups": ["/proposals/20239999"]}},
+    # carol chose the user name "bob" at her provider (eduTEAMS lets people choose).
+    "carol": {"preferred_username": "bob", "uid": "carol", "groups": ["/proposals/20225555"]},
+    "eve": {"preferred_username": "eve", "uid": "eve", "groups": ["/visitors"]},
+    # Accounts one test each logs in (or fails to): dave never gets in, frank first logs in with the office down,
+    # grace is linked to another account while logged in.
+    "dave": {"preferred_username": "dave", "uid": "dave", "groups": ["/proposals/20231234"]},
+    "frank": {"preferred_username": "frank", "uid": "frank", "groups": ["/proposals/20225555"]},
+    "grace": {"preferred_username": "grace", "uid": "grace", "groups": ["/proposals/20225555"]},
+    # People who chose the names of system accounts: they have a proposal, but nothing may run as those accounts.
+    "root": {"preferred_username": "root", "uid": "root", "groups": ["/proposals/20239999"]},
+    "slurm": {"preferred_username": "slurm", "uid": "slurm", "groups": ["/proposals/20239999"]},
+    # Someone who calls herself bob and claims his proposal; the user office knows her as nobody.
+    "mallory": {"preferred_username": "bob", "eduperson_entitlement": [ENTITLEMENT.format("20230042")]},
+    # Account claims that are not account names as they stand (a site attribute gone wrong, or forged).
+    "alice-newline": {"preferred_username": "alice", "uid": "alice\n", "groups": ["/proposals/20231234"]},
+    "alice-upper": {"preferred_username": "alice", "uid": "Alice", "groups": ["/proposals/20231234"]},
 }
+ACCOUNTS = {login: {"password": PASSWORD, "sub": SUBS[login], "claims": claims} for login, claims in CLAIMS.items()}
+# The user office's links from a person's sub to their Unix account (root, slurm, mallory and the
+# alice-* test accounts have none).
+OFFICE_ACCOUNTS = {SUBS[login]: login for login in ("alice", "bob", "carol", "eve", "dave", "frank", "grace")}
 OFFICE = {
     "alice": [
         {
@@ -91,14 +117,16 @@ def add_proposal_profiles(path) -> None:
 class OidcSite:
     """Provider, user office and a Slurm hub logging in through them."""
 
-    def __init__(self, extra_config: str = "", prefix: str = "daas-oidc-") -> None:
+    def __init__(self, extra_config: str = "", prefix: str = "daas-oidc-", account_claim: str = "uid") -> None:
         workdir = public_tempdir(prefix)
         self.workdir = workdir
         self.client_secret = secrets.token_hex(16)
         self.provider = OidcProvider(workdir / "oidc", ACCOUNTS, clients=[], access_token_ttl=ACCESS_TOKEN_TTL)
-        self.office = UserOfficeService(workdir / "office", OFFICE)
+        self.office = UserOfficeService(workdir / "office", OFFICE, OFFICE_ACCOUNTS)
         config = f"""
             from daas_auth.useroffice import HttpUserOffice
+            from daas_services.hub_setup import custom_scopes
+            c.JupyterHub.custom_scopes.update(custom_scopes())  # the scope service_roles() gives services
             c.JupyterHub.authenticator_class = "daas"
             c.Authenticator.allow_all = False
             c.Authenticator.auth_refresh_age = 1
@@ -108,7 +136,10 @@ class OidcSite:
             c.DaaSAuthenticator.oauth_callback_url = f"http://127.0.0.1:{{c.JupyterHub.port}}/hub/oauth_callback"
             c.DaaSAuthenticator.scope = ["openid", "profile", "email", "groups", "eduperson_entitlement"]
             c.DaaSAuthenticator.proposal_claim_rules = {RULES!r}
-            c.DaaSAuthenticator.user_office = HttpUserOffice(url="{self.office.url}", token="{self.office.token}")
+            c.DaaSAuthenticator.user_office = HttpUserOffice(
+                url="{self.office.url}", account_url="{self.office.account_url}", token="{self.office.token}"
+            )
+            c.DaaSAuthenticator.account_claim = "{account_claim}"  # "": the user office links subs to accounts
             c.DaaSAuthenticator.proposals_max_age = {PROPOSALS_MAX_AGE}
         """
         config = textwrap.dedent(config) + textwrap.dedent(extra_config)

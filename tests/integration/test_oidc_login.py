@@ -1,28 +1,31 @@
 """OIDC login end to end: a real JupyterHub, a real OpenID provider (oidc-provider), a user-office API, Slurm.
 
 The hub is configured with the provider's issuer URL only (discovery), Keycloak-style and
-Umbrella-style claim rules, and the HTTP user office. Logins are driven like a browser:
-hub -> provider login form -> callback -> hub. Access tokens live a few seconds, so expiry
-and refresh happen within the test.
+Umbrella-style claim rules, and the HTTP user office, which also links each person's `sub` to
+their Unix account. Logins are driven like a browser: hub -> provider login form -> callback ->
+hub. Access tokens live a few seconds, so expiry and refresh happen within the test.
+(tests/integration/test_oidc_account_claim.py: the same site taking accounts from a claim.)
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from daas_auth.authenticator import OFFICE_DOWN_WARNING
+from daas_auth.authenticator import ACCOUNT_OFFICE_DOWN
 
 from .conftest import cancel_test_jobs
 from .hub import Hub
 from .oidc import complete_login, deny_login
-from .oidc_site import PASSWORD, PROPOSALS_MAX_AGE, OidcSite
+from .oidc_site import PASSWORD, PROPOSALS_MAX_AGE, SUBS, OidcSite
 from .slurm import batch_script, job_details
 
 pytestmark = pytest.mark.slurm
@@ -31,13 +34,22 @@ pytestmark = pytest.mark.slurm
 @pytest.fixture(scope="module")
 def site(slurm_cluster: None) -> Iterator[OidcSite]:
     cancel_test_jobs()
-    site = OidcSite().start()
+    site = OidcSite(account_claim="").start()  # the user office links each sub to an account
     yield site
     site.close()
 
 
 def logged_in(http: httpx.Client, hub: Hub) -> bool:
     return http.get(f"{hub.url}/hub/home", follow_redirects=False).status_code == 200
+
+
+def session_user(http: httpx.Client, hub: Hub) -> str:
+    """Whom the browser's hub session belongs to: the hub sends them on to their own server's URL
+    (through the spawn page, `/hub/spawn/<name>?next=%2Fuser%2F<name>%2F`, while none runs)."""
+    location = http.get(f"{hub.url}/hub/user-redirect/", follow_redirects=False).headers["location"]
+    found = re.search(r"/user/([^/?]+)/", urllib.parse.unquote(location))
+    assert found, f"no session: sent to {location}"
+    return found.group(1)
 
 
 def hub_users(site: OidcSite) -> set[str]:
@@ -155,7 +167,7 @@ def test_user_office_down(site: OidcSite) -> None:
     site.office.stop()
     try:
         time.sleep(PROPOSALS_MAX_AGE + 0.5)  # the hub's cached answer is no longer fresh: it asks, and fails
-        # alice has logged in before: her cached proposals, metadata included, and no warning.
+        # alice has logged in before: her account and cached proposals, metadata included, and no warning.
         _, page = site.login("alice")
         state = site.auth_state("alice")
         assert [p["title"] for p in state["proposals"]] == [
@@ -163,40 +175,63 @@ def test_user_office_down(site: OidcSite) -> None:
             "Earlier beamtime",
         ]
         assert state["proposals_warning"] is None
-        assert OFFICE_DOWN_WARNING not in page.text
-        # frank never has (only this test logs him in): he gets in with the proposals his login names,
-        # and is told why titles are missing.
-        _http, page = site.login("frank")
-        assert page.status_code == 200
-        state = site.auth_state("frank")
-        assert state["proposals"] == [
-            {
-                "id": "20225555",
-                **dict.fromkeys(("title", "instrument", "role"), ""),
-                **dict.fromkeys(("start", "end", "raw_data", "processed_data")),
-            }
-        ]
-        assert state["proposals_warning"] == OFFICE_DOWN_WARNING
-        assert OFFICE_DOWN_WARNING in page.text
-        assert site.hub.user_model("frank")["groups"] == ["proposal-20225555"]
+        # frank never has (only this test logs him in): nothing says which account is his, so he is
+        # told to come back, and no hub user is made for him.
+        http, page = site.login("frank")
+        assert page.status_code == 503
+        assert ACCOUNT_OFFICE_DOWN in page.text
+        assert not logged_in(http, site.hub) and "frank" not in hub_users(site)
     finally:
         site.office.start()
 
 
-@pytest.mark.parametrize("account", ["root", "slurm"])
-def test_a_person_named_like_a_system_account_gets_no_server_as_it(site: OidcSite, account: str) -> None:
-    http, _ = site.login(account)
-    assert logged_in(http, site.hub)  # a proposal lets them in; the Unix account is checked before anything runs
-    hub = site.hub
-    token = hub.token_for(account, [f"servers!user={account}"])
+def test_people_log_in_as_the_account_their_sub_is_linked_to(site: OidcSite) -> None:
+    """carol chose the user name "bob" at her provider: the user office's link from her sub decides."""
+    http, page = site.login("carol")
+    assert page.status_code == 200, page.text[:500]
+    assert logged_in(http, site.hub) and session_user(http, site.hub) == "carol"
+    state = site.auth_state("carol")
+    assert state["oauth_user"]["preferred_username"] == "bob" and state["oauth_user"]["sub"] == SUBS["carol"]
+    assert [p["id"] for p in state["proposals"]] == ["20225555"]
+
+
+def test_someone_calling_themselves_bob_cannot_log_in_or_spawn_as_bob(site: OidcSite) -> None:
+    """mallory's preferred_username is "bob" and she claims bob's proposal; her sub is linked to no account."""
+    site.login("bob")
+    before = site.hub.user_model("bob")
     sbatch_before = site.slurm.commands.count("sbatch")
-    response = hub.http.post(
-        f"{hub.api_url}/users/{account}/server", headers={"Authorization": f"token {token}"}, json={"profile": "cpu"}
-    )
-    assert response.status_code == 503, response.text
-    assert f"No server for this account: {account} is a system account" in response.json()["message"]
-    assert site.slurm.commands.count("sbatch") == sbatch_before
-    assert hub.server_model(account) is None
+    http, page = site.login("mallory")
+    assert page.status_code == 403
+    assert f"No facility account is linked to your login (sub {SUBS['mallory']})" in page.text
+    assert not logged_in(http, site.hub)  # no session: nothing to spawn with
+    after = site.hub.user_model("bob")
+    assert after["auth_state"]["oauth_user"]["sub"] == SUBS["bob"]  # bob's tokens were not replaced by hers
+    assert after["auth_state"]["access_token"] == before["auth_state"]["access_token"]
+    assert after["servers"] == {} and site.slurm.commands.count("sbatch") == sbatch_before
+    assert "mallory" not in hub_users(site)
+
+
+@pytest.mark.parametrize("account", ["root", "slurm"])
+def test_a_person_named_like_a_system_account_cannot_log_in(site: OidcSite, account: str) -> None:
+    """The user office links their subs to no account (with a claim that names one, see test_oidc_account_claim)."""
+    http, page = site.login(account)
+    assert page.status_code == 403
+    assert "No facility account is linked to your login" in page.text
+    assert not logged_in(http, site.hub)
+    assert site.hub.api("GET", f"/users/{account}").status_code == 404
+
+
+def test_a_person_linked_to_another_account_must_log_in_again(site: OidcSite) -> None:
+    http, _ = site.login("grace")
+    assert session_user(http, site.hub) == "grace"
+    accounts = json.loads(site.office.accounts_path.read_text())
+    site.office.accounts_path.write_text(json.dumps({**accounts, SUBS["grace"]: "carol"}))
+    try:
+        time.sleep(PROPOSALS_MAX_AGE + 0.5)  # the next request refreshes, and asks the user office again
+        response = http.get(f"{site.hub.url}/hub/home", follow_redirects=False)
+        assert response.status_code == 302 and "/hub/login" in response.headers["location"]
+    finally:
+        site.office.accounts_path.write_text(json.dumps(accounts))
 
 
 def test_spawns_only_for_own_proposals_billed_to_them(site: OidcSite) -> None:

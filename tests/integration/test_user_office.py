@@ -18,11 +18,12 @@ PROPOSALS = {
     "bob": [{"proposal_number": "20230042", "beamline": "D22", "title": "SANS"}],
     "nobody-known": [],
 }
+ACCOUNTS = {"3f6c1a7e@idp.test": "alice", "a/b": "bob", "broken": ["alice"]}
 
 
 @pytest.fixture(scope="module")
 def office() -> Iterator[UserOfficeService]:
-    service = UserOfficeService(public_tempdir("daas-uo-"), PROPOSALS).start()
+    service = UserOfficeService(public_tempdir("daas-uo-"), PROPOSALS, ACCOUNTS).start()
     yield service
     service.stop()
 
@@ -76,3 +77,20 @@ async def test_nobody_listening_is_an_office_error() -> None:
     url = f"http://127.0.0.1:{free_port()}/api/users/{{username}}/proposals"
     with pytest.raises(UserOfficeError, match="ConnectError"):
         await HttpUserOffice(url=url, timeout=2).proposals("alice", {})
+
+
+async def test_the_account_linked_to_a_persons_sub(office: UserOfficeService) -> None:
+    client = HttpUserOffice(url=office.url, account_url=office.account_url, token=office.token)
+    assert client.links_accounts
+    assert await client.account("3f6c1a7e@idp.test") == "alice"
+    assert await client.account("someone-else@idp.test") is None  # 404: linked to no account
+    assert await client.account("a/b") == "bob"  # the sub stays one path segment (a%2Fb)
+    with pytest.raises(UserOfficeError, match="expected an object with a string 'username'"):
+        await client.account("broken")
+
+
+async def test_without_an_account_url_it_links_no_accounts(office: UserOfficeService) -> None:
+    client = HttpUserOffice(url=office.url, token=office.token)
+    assert not client.links_accounts
+    with pytest.raises(UserOfficeError, match="not configured to link people to accounts"):
+        await client.account("3f6c1a7e@idp.test")

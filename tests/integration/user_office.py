@@ -16,20 +16,26 @@ APP = Path(__file__).resolve().parent / "user_office_app.py"
 
 
 class UserOfficeService:
-    """The user office: `{username: [proposal, ...]}` served over HTTP with a bearer token."""
+    """The user office: `{username: [proposal, ...]}` and `{sub: account}` served over HTTP with a bearer token."""
 
-    def __init__(self, workdir: Path, proposals: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(
+        self, workdir: Path, proposals: dict[str, list[dict[str, Any]]], accounts: dict[str, str] | None = None
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.data_path = workdir / "user-office.json"
+        self.accounts_path = workdir / "accounts.json"
         self.log_path = workdir / "user-office.log"
         self.data_path.write_text(json.dumps(proposals))
+        self.accounts_path.write_text(json.dumps(accounts or {}))
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}/api/users/{{username}}/proposals"
+        self.account_url = f"http://127.0.0.1:{self.port}/api/people/{{sub}}/account"
         self.process = LoggedProcess("the user office", self.log_path)
 
     def start(self) -> UserOfficeService:
-        self.process.start([sys.executable, str(APP), str(self.port), str(self.data_path), self.token])
+        command = [sys.executable, str(APP), str(self.port), str(self.data_path), self.token, str(self.accounts_path)]
+        self.process.start(command)
 
         def up() -> bool:
             try:

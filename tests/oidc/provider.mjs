@@ -1,7 +1,8 @@
 // A real OpenID Connect provider for the integration tests, built on the certified `oidc-provider` (v9).
 //   node tests/oidc/provider.mjs CONFIG.json
 // CONFIG: {"port", "issuer": "http://127.0.0.1:<port>", "clients": [{client_id, client_secret, redirect_uris, ...}],
-//          "accounts": {"<username>": {"password", "claims": {...}}}, "access_token_ttl", "refresh_token_ttl"}
+//          "accounts": {"<login>": {"password", "sub"?, "claims": {...}}}, "access_token_ttl", "refresh_token_ttl"}
+//         An account's `sub` is its login name unless it names one (real providers give opaque, stable ones).
 // Prints "listening <issuer>" when ready; errors go to stderr; SIGTERM/SIGINT stop it. Everything lives in memory.
 //
 // Choices (see also tests/integration/oidc.py):
@@ -29,6 +30,8 @@ const entry = typeof pkg.exports === 'string' ? pkg.exports : pkg.exports?.['.']
 const { default: Provider } = await import(pathToFileURL(path.join(pkgDir, entry)).href);
 
 const accounts = config.accounts || {};
+const subjectOf = (login) => accounts[login].sub ?? login;
+const bySubject = new Map(Object.keys(accounts).map((login) => [subjectOf(login), accounts[login]]));
 const accessTtl = config.access_token_ttl ?? 300;
 const refreshTtl = config.refresh_token_ttl ?? 3600;
 
@@ -50,14 +53,14 @@ const provider = new Provider(config.issuer, {
   scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', 'eduperson_entitlement'],
   claims: {
     openid: ['sub'],
-    profile: ['preferred_username', 'name'],
+    profile: ['preferred_username', 'name', 'uid'], // uid: a site attribute, as a Keycloak LDAP mapper adds
     email: ['email'],
     groups: ['groups'],
     eduperson_entitlement: ['eduperson_entitlement'], // the scope Umbrella/eduTEAMS uses
   },
   conformIdTokenClaims: false, // scope claims go into the ID token too, not only into userinfo
   async findAccount(ctx, sub) {
-    const account = accounts[sub];
+    const account = bySubject.get(sub);
     if (!account) return undefined;
     return { accountId: sub, claims: async () => ({ ...account.claims, sub }) };
   },
@@ -152,7 +155,8 @@ async function interaction(req, res, uid, action) {
     if (!account || account.password !== form.get('password')) {
       return send(res, 200, loginPage(uid, details, 'Invalid username or password'));
     }
-    return provider.interactionFinished(req, res, { login: { accountId: username } }, { mergeWithLastSubmission: false });
+    const login = { accountId: subjectOf(username) };
+    return provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
   }
   if (req.method === 'POST' && action === 'abort') {
     const result = { error: 'access_denied', error_description: 'The user denied access' };

@@ -92,7 +92,7 @@ async def test_file_office_rereads_an_edited_file(office_file):
     office = FileUserOffice(path=str(office_file))
     assert [p.id for p in await office.proposals("alice", {})] == ["20231234", "20230001"]
     office_file.write_text(yaml.safe_dump({"alice": [{"id": "20240001"}]}))
-    office._loaded = (0.0, office._loaded[1])  # as if the file's mtime had moved on
+    office._proposals.loaded = (0.0, office._proposals.loaded[1])  # as if the file's mtime had moved on
     assert [p.id for p in await office.proposals("alice", {})] == ["20240001"]
     assert await office.proposals("nobody", {}) == []
 

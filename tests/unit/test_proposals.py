@@ -16,8 +16,12 @@ from daas_auth.proposals import (
     proposals_from_claims,
 )
 
+SITE_ACCOUNTS = {"account_claim": "uid"}  # Umbrella needs an account source; which one does not matter here
 KEYCLOAK = [ClaimRule.model_validate(rule) for rule in KeycloakAuthenticator().proposal_claim_rules]
-UMBRELLA = [ClaimRule.model_validate(rule) for rule in UmbrellaAuthenticator(facility="daas-demo").proposal_claim_rules]
+UMBRELLA = [
+    ClaimRule.model_validate(rule)
+    for rule in UmbrellaAuthenticator(facility="daas-demo", **SITE_ACCOUNTS).proposal_claim_rules
+]
 ENTITLEMENT = "urn:geant:umbrellaid.org:group:{}:proposal:{}#umbrellaid.org"
 
 
@@ -51,16 +55,18 @@ def test_claim_rules(rules, claims, ids):
 
 
 def test_umbrella_counts_only_its_own_facilitys_entitlements():
-    rules = [ClaimRule.model_validate(rule) for rule in UmbrellaAuthenticator(facility="esrf").proposal_claim_rules]
+    umbrella = UmbrellaAuthenticator(facility="esrf", **SITE_ACCOUNTS)
+    rules = [ClaimRule.model_validate(rule) for rule in umbrella.proposal_claim_rules]
     claims = {"eduperson_entitlement": [ENTITLEMENT.format("esrf", "1"), ENTITLEMENT.format("ill", "2")]}
     assert [p.id for p in proposals_from_claims(claims, rules)] == ["1"]
 
 
 def test_umbrella_without_a_facility_does_not_start():
     with pytest.raises(TraitError, match=r"UmbrellaAuthenticator\.facility must name"):
-        UmbrellaAuthenticator()
+        UmbrellaAuthenticator(**SITE_ACCOUNTS)
     explicit = [{"claim": "eduperson_entitlement", "pattern": r"urn:x:(?P<id>\d+)"}]
-    assert UmbrellaAuthenticator(proposal_claim_rules=explicit).proposal_claim_rules == explicit  # own rules: fine
+    own_rules = UmbrellaAuthenticator(proposal_claim_rules=explicit, **SITE_ACCOUNTS)
+    assert own_rules.proposal_claim_rules == explicit  # own rules: fine
 
 
 @pytest.mark.parametrize(
