@@ -17,6 +17,7 @@ from daas_auth.authenticator import OFFICE_DOWN_WARNING
 
 from .conftest import cancel_test_jobs
 from .oidc_site import OidcSite
+from .slurm import batch_script, server_environment, stored_job_files
 from .test_oidc_login import hub_users, logged_in, session_user
 
 pytestmark = pytest.mark.slurm
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.slurm
 @pytest.fixture(scope="module")
 def site(slurm_cluster: None) -> Iterator[OidcSite]:
     cancel_test_jobs()
-    site = OidcSite(prefix="daas-oidc-claim-", account_claim="uid").start()
+    # This site passes the OIDC access token to servers, as a facility data API may need it.
+    site = OidcSite("c.DaaSSpawner.pass_access_token = True", prefix="daas-oidc-claim-", account_claim="uid").start()
     yield site
     site.close()
 
@@ -86,3 +88,23 @@ def test_a_first_login_with_the_user_office_down_gets_the_claims_proposals(site:
         assert site.hub.user_model("frank")["groups"] == ["proposal-20225555"]
     finally:
         site.office.start()
+
+
+def test_the_access_token_reaches_the_server_but_not_the_stored_job(site: OidcSite) -> None:
+    site.login("alice")
+    at_login = site.auth_state("alice")["access_token"]
+    hub = site.hub
+    token = hub.token_for("alice", ["servers!user=alice"])
+    response = hub.http.post(
+        f"{hub.api_url}/users/alice/server", headers={"Authorization": f"token {token}"}, json={"profile": "cpu"}
+    )
+    assert response.status_code in (201, 202), response.text
+    try:
+        hub.wait_ready("alice")
+        job_id = hub.job_id("alice")
+        access_token = server_environment(job_id)["DAAS_ACCESS_TOKEN"]
+        assert access_token in (at_login, site.auth_state("alice")["access_token"])  # hers (maybe refreshed)
+        stored = [batch_script(job_id), *(data.decode(errors="replace") for data in stored_job_files(job_id).values())]
+        assert not any(access_token in text for text in stored), "the OIDC access token is kept by slurmctld"
+    finally:
+        hub.stop_server("alice")
