@@ -22,7 +22,8 @@ async def test_a_timeout_kills_the_command_and_its_children() -> None:
     # The child is what sudo's command is to sudo: killing only the process we started leaves it running.
     forks = f"import os, time; os.fork(); time.sleep(300)  # {marker}"
     with pytest.raises(CommandFailed) as failed:
-        await run_command([sys.executable, "-c", forks], timeout=1, name="sbatch")
+        # Bounded: killing only the first process left its child holding the pipes, and the call hung.
+        await asyncio.wait_for(run_command([sys.executable, "-c", forks], timeout=1, name="sbatch"), 30)
     assert failed.value.timed_out and str(failed.value) == "sbatch gave no answer within 1 s"
     deadline = time.monotonic() + 10  # a bound for the kernel to end them, not a measure
     while processes_with(marker):
