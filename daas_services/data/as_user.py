@@ -142,7 +142,7 @@ class UserReader:
                 raise ReaderError(504, f"reading took longer than {self.timeout:g} s") from None
             finally:
                 await _end(process)
-            return self._answer_of_ask(stdout.split(b"\n", 1)[0], stderr, username, process.returncode)
+            return self._answer_or_cpu_limit(stdout.split(b"\n", 1)[0], stderr, username, process.returncode)
         finally:
             self.slots.release(username)
 
@@ -185,7 +185,7 @@ class UserReader:
 
         return header, body()
 
-    def _answer_of_ask(self, line: bytes, stderr: bytes, username: str, returncode: int | None) -> dict[str, Any]:
+    def _answer_or_cpu_limit(self, line: bytes, stderr: bytes, username: str, returncode: int | None) -> dict[str, Any]:
         """A reader that the kernel ended at its CPU limit (SIGXCPU, then SIGKILL) gave no answer."""
         if not line and returncode in (-signal.SIGXCPU, -signal.SIGKILL):
             log.warning("reader for %s ended by signal %d", username, -returncode)
