@@ -5,9 +5,10 @@
 The cases are the integration tests' own (so the matrix is written once): the daas-data service's path,
 token and cross-user attacks, directly and through the proxy (issue #5); the daas-dask service's
 cross-user, token and over-limit attacks (issue #6); the server-address endpoint's (#2); logins that would
-become another person's or a system account, services reading people's tokens, tokens at rest and port
-hijack (#14). pytest starts the real Slurm test cluster, hubs, proxies and services as the tests do.
-Exit status 1 if any case fails.
+become another person's or a system account, services reading people's tokens, tokens at rest, port hijack,
+what a person's reads may cost (memory, CPU, concurrent readers, decompression bombs) and a cut-off sbatch
+(#14). pytest starts the real Slurm test cluster, hubs, proxies and services as the tests do. Exit status 1
+if any case fails.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ MATRIX = {
         "tests/integration/test_data.py::test_attacks_are_refused_and_leak_nothing",
         "tests/integration/test_data.py::test_bob_cannot_read_alices_data",
         "tests/integration/test_data.py::test_tokens_without_the_service_scope_and_no_token_are_refused",
+        "tests/integration/test_data.py::test_a_preview_that_would_decompress_a_huge_chunk_is_refused",
+        "tests/integration/test_data.py::test_a_read_over_the_memory_limit_fails_cleanly_and_the_service_stays_up",
+        "tests/integration/test_data.py::test_a_read_over_the_cpu_limit_is_ended_and_leaves_no_reader",
+        "tests/integration/test_data.py::test_a_person_has_at_most_three_readers_at_once",
+        "tests/integration/test_data.py::test_a_timeout_kills_the_reader_not_only_sudo",
     ],
     "dask": [
         "tests/integration/test_dask.py::test_bob_cannot_see_steer_stop_or_open_alices_cluster",
@@ -54,6 +60,9 @@ MATRIX = {
         "tests/integration/test_oidc_account_claim.py::test_a_person_named_like_a_system_account_gets_no_server_as_it",
     ],
     "services and people's tokens": ["tests/integration/test_proposals_api.py"],
+    "scheduler commands": [
+        "tests/integration/test_scheduler_resilience.py::test_an_sbatch_that_outlives_its_timeout_leaves_no_job",
+    ],
 }
 
 

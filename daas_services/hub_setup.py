@@ -31,11 +31,15 @@ def managed_service(name: str, module: str, args: list[str], url: str) -> dict[s
 
 
 def data_service(
-    locations_file: str, url: str = "http://127.0.0.1:10101", user_prefix: str | None = None
+    locations_file: str,
+    url: str = "http://127.0.0.1:10101",
+    user_prefix: str | None = None,
+    extra_args: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The daas-data service (reads the same locations file as `c.DaaSSpawner.data_locations`)."""
+    """The daas-data service (reads the same locations file as `c.DaaSSpawner.data_locations`);
+    `extra_args` take its command-line options (--reader-memory, --readers-per-person, ...)."""
     args = ["--locations", locations_file] + (["--user-prefix", user_prefix] if user_prefix is not None else [])
-    return managed_service("daas-data", "daas_services.data", args, url)
+    return managed_service("daas-data", "daas_services.data", [*args, *(extra_args or [])], url)
 
 
 def dask_service(

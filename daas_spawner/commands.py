@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +55,7 @@ async def run_command(
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # one process group: a sudo prefix and the command, killed together
         )
     except OSError as err:
         raise CommandFailed(name, f"could not start ({err.strerror})") from None
@@ -61,7 +64,7 @@ async def run_command(
             process.communicate(stdin.encode() if stdin is not None else None), timeout
         )
     except asyncio.TimeoutError:
-        process.kill()
+        _kill_group(process)
         await process.wait()
         raise CommandFailed(name, f"gave no answer within {timeout:g} s", timed_out=True) from None
     seconds = time.monotonic() - started
@@ -70,3 +73,13 @@ async def run_command(
         raise CommandFailed(name, f"exited with status {process.returncode}", err)
     log.debug("%s took %.3f s", name, seconds)
     return CommandResult(out, err, seconds)
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """Kill the command, not only the sudo in front of it: a cut-off sbatch must not submit later."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except PermissionError:  # an unprivileged hub reaches only its sudo
+        process.kill()
+    except ProcessLookupError:
+        pass

@@ -4,7 +4,9 @@ This runs in a per-request process that already has the requesting user's identi
 the caller has checked lies inside that user's data location. What is left to guard against is
 the file itself: links are inspected without being followed, external links (which may point
 anywhere) are never opened, datasets whose data lives in other files are not read, and the
-output is bounded however large or deep the file is.
+output is bounded however large or deep the file is. What a read costs is bounded in bytes
+before reading, from the file's metadata: a tiny file can hold a compressed chunk of gigabytes
+that HDF5 must decompress whole to give back ten elements of it.
 """
 
 from __future__ import annotations
@@ -18,14 +20,27 @@ from typing import Any
 import h5py
 import numpy as np
 
-# Attribute arrays longer than this are summarised ({"shape", "dtype"}) and not read.
+# Attribute arrays longer than this, or larger in bytes, are summarised ({"shape", "dtype"}) and not read.
 MAX_ATTR_ELEMENTS = 100
+MAX_ATTR_BYTES = 64 << 10
+# A preview's values in memory (elements x item size): the selection shrinks to fit.
+MAX_PREVIEW_BYTES = 1 << 20
+# What HDF5 may read and decompress for one preview: each compressed chunk it touches, whole.
+MAX_READ_BYTES = 128 << 20
 # HDF5's own default limit on soft links followed while resolving one path.
 MAX_SOFT_LINKS = 16
 
 
 class Hdf5Error(ValueError):
-    """A file or in-file path that cannot be described; the message is safe to show the user."""
+    """A file or in-file path that cannot be described; the message is safe to show the user.
+
+    `status` is the HTTP answer: 400 for a request that names nothing previewable, 422 for an
+    object that exists but costs more to read than a reader may spend, or that HDF5 cannot read.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @contextmanager
@@ -40,7 +55,18 @@ def _open(path: str) -> Iterator[h5py.File]:
             raise
         raise Hdf5Error("not an HDF5 file") from None
     with file:
-        yield file
+        try:
+            yield file
+        except (OSError, RuntimeError) as error:
+            # The library's own failures while reading (h5py gives them no errno), among them an
+            # allocation that the reader's memory limit refused.
+            if isinstance(error, OSError) and error.errno is not None:
+                raise
+            raise Hdf5Error(
+                f"HDF5 could not read this file ({error}): reading it needs more memory than a reader may use, "
+                "or the file is damaged",
+                422,
+            ) from None
 
 
 def _join(parent: str, name: str) -> str:
@@ -113,7 +139,8 @@ def _attrs(obj: h5py.HLObject, max_chars: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in sorted(obj.attrs):
         attr = obj.attrs.get_id(name)
-        if attr.shape is not None and math.prod(attr.shape) > MAX_ATTR_ELEMENTS:
+        elements = 0 if attr.shape is None else math.prod(attr.shape)
+        if elements > MAX_ATTR_ELEMENTS or elements * attr.dtype.itemsize > MAX_ATTR_BYTES:
             result[name] = _array_summary(attr.shape, attr.dtype)
         else:
             result[name] = _json_value(obj.attrs[name], max_chars)
@@ -262,11 +289,61 @@ def _selection(shape: tuple[int, ...], max_elements: int) -> list[list[int]]:
     return [[0, min(n, 1)] for n in leading] + [[0, rows], [0, cols]]
 
 
-def preview_dataset(path: str, dataset: str, *, max_elements: int = 1000, max_chars: int = 1000) -> dict:
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.3g} MiB"
+
+
+def _bytes_read(dataset: h5py.Dataset, selection: list[list[int]]) -> int:
+    """What HDF5 reads to give back `selection`: every compressed chunk it touches is decompressed whole."""
+    itemsize = dataset.dtype.itemsize
+    if dataset.chunks is None or dataset.id.get_create_plist().get_nfilters() == 0:
+        return math.prod(stop - start for start, stop in selection) * itemsize
+    touched = math.prod(math.ceil(stop / edge) for (_, stop), edge in zip(selection, dataset.chunks, strict=True))
+    return touched * math.prod(dataset.chunks) * itemsize
+
+
+def _bounded_selection(
+    dataset: h5py.Dataset, name: str, max_elements: int, max_bytes: int, max_read_bytes: int
+) -> list[list[int]]:
+    """The leading selection (see _selection) within both byte bounds, or Hdf5Error(422) before any read.
+
+    Fewer elements when each is large (array dtypes); only the first chunk when the selection
+    would touch more compressed chunks than the read bound allows.
+    """
+    itemsize = dataset.dtype.itemsize  # variable-length values: the reader's memory limit bounds their contents
+    if itemsize > max_bytes:
+        raise Hdf5Error(
+            f"one element of {name} takes {_mib(itemsize)}, more than a preview may hold ({_mib(max_bytes)})", 422
+        )
+    if not dataset.shape:  # a scalar: its one element, never chunked
+        return []
+    selection = _selection(dataset.shape, min(max_elements, max_bytes // itemsize))
+    if _bytes_read(dataset, selection) > max_read_bytes and dataset.chunks is not None:
+        selection = [[start, min(stop, edge)] for (start, stop), edge in zip(selection, dataset.chunks, strict=True)]
+    cost = _bytes_read(dataset, selection)
+    if cost > max_read_bytes:
+        what = f"a chunk of {_mib(cost)} (chunk shape {list(dataset.chunks)})" if dataset.chunks else _mib(cost)
+        raise Hdf5Error(
+            f"previewing {name} means reading {what}, more than a preview may ({_mib(max_read_bytes)})", 422
+        )
+    return selection
+
+
+def preview_dataset(
+    path: str,
+    dataset: str,
+    *,
+    max_elements: int = 1000,
+    max_chars: int = 1000,
+    max_bytes: int = MAX_PREVIEW_BYTES,
+    max_read_bytes: int = MAX_READ_BYTES,
+) -> dict:
     """The first elements of one dataset (see _selection for which); only that slice is read.
 
     `dataset` is an absolute in-file path; soft links along it are followed, external links
     are not. A scalar dataset gives its value, strings are decoded (each cut to max_chars).
+    The selection holds at most `max_bytes` of values, and HDF5 may read and decompress at most
+    `max_read_bytes` to give it; both are checked on the metadata, before anything is read.
     """
     if max_elements < 1:
         raise ValueError("max_elements must be at least 1")
@@ -278,8 +355,10 @@ def preview_dataset(path: str, dataset: str, *, max_elements: int = 1000, max_ch
             raise Hdf5Error(f"{dataset} is a named datatype, not a dataset")
         _check_readable(obj, dataset)
         result = {"path": dataset, "shape": _shape(obj.shape), "dtype": _dtype_name(obj.dtype)}
-        if not obj.shape:  # a scalar, or a null dataspace (no value)
-            return {**result, "selection": [], "data": _json_value(obj[()], max_chars)}
-        selection = _selection(obj.shape, max_elements)
+        if obj.shape is None:  # a null dataspace: no value
+            return {**result, "selection": [], "data": None}
+        selection = _bounded_selection(obj, dataset, max_elements, max_bytes, max_read_bytes)
         data = obj[tuple(slice(start, stop) for start, stop in selection)]
+        if not selection:
+            return {**result, "selection": [], "data": _json_value(data, max_chars)}
         return {**result, "selection": selection, "data": _nested(data, max_chars)}

@@ -10,12 +10,23 @@ reader re-checks that symlinks stay inside the location, on the real filesystem.
     {"op": "list", "root": "/data/visitor/A/raw", "names": ["scan1"], "offset": 0, "limit": 100}
     {"op": "read", "root": ..., "names": [...], "start": 0, "end": 99}     # end inclusive; or "suffix": 100
     {"op": "hdf5", "root": ..., "names": [...], "dataset": "/entry/data"}  # dataset optional: the tree
+                                    # a preview's byte bounds (hdf5.preview_dataset): "max_bytes", "max_read_bytes"
+
+Every request also carries the reader's resource limits, which it applies to itself before it
+reads anything: {"limits": {"memory": <bytes of address space>, "cpu_seconds": <seconds>}}. It
+applies them itself because only limits set in the process that reads hold: sudo and PAM set
+their own. A read that needs more memory fails with 422; one that needs more CPU time is
+killed by the kernel (SIGXCPU), which the service reports. The reader also dies with its
+parent (sudo, or the service), so whatever ends that parent ends the read.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import resource
+import signal
 import stat
 import sys
 from typing import Any, BinaryIO
@@ -95,17 +106,21 @@ def stream_file(target: str, request: dict[str, Any], out: BinaryIO) -> None:
         out.flush()
 
 
-def describe_hdf5(target: str, dataset: str | None) -> dict[str, Any]:
+def describe_hdf5(target: str, request: dict[str, Any]) -> dict[str, Any]:
     try:
         from . import hdf5  # h5py is imported only by the requests that need it
     except ImportError:
         raise PathRefused(501, "HDF5 support (h5py) is not installed") from None
     if not os.path.isfile(target):
         raise PathRefused(400, "not a file")
+    dataset = request.get("dataset")
     try:
-        return hdf5.preview_dataset(target, dataset) if dataset else hdf5.describe_file(target)
+        if not dataset:
+            return hdf5.describe_file(target)
+        bounds = {name: int(request[name]) for name in ("max_bytes", "max_read_bytes") if name in request}
+        return hdf5.preview_dataset(target, dataset, **bounds)
     except hdf5.Hdf5Error as err:
-        raise PathRefused(400, str(err)) from None
+        raise PathRefused(err.status, str(err)) from None
 
 
 def write_json(out: BinaryIO, document: dict[str, Any]) -> None:
@@ -121,7 +136,7 @@ def answer(request: dict[str, Any], out: BinaryIO) -> None:
     elif op == "list":
         write_json(out, list_directory(target, int(request.get("offset", 0)), int(request.get("limit", 100))))
     elif op == "hdf5":
-        write_json(out, describe_hdf5(target, request.get("dataset")))
+        write_json(out, describe_hdf5(target, request))
     else:
         raise PathRefused(400, f"unknown operation {op!r}")
 
@@ -139,10 +154,51 @@ def error_document(err: Exception) -> dict[str, Any]:
     raise err
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to kill this process when its parent ends (Linux), and end now if it already has.
+
+    A timeout kills the reader's whole process group when the service may; a service that may
+    only signal its sudo still ends the read this way.
+    """
+    if sys.platform != "linux":
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent ended before the request above
+        os._exit(1)
+
+
+def _limit(kind: int, soft: int, hard: int) -> None:
+    """Set a limit, never above the hard one this process already has (PAM or sudo may have set one)."""
+    _, current = resource.getrlimit(kind)
+    if current != resource.RLIM_INFINITY:
+        hard = min(hard, current)
+    resource.setrlimit(kind, (min(soft, hard), hard))
+
+
+def limit_resources(limits: dict[str, int]) -> None:
+    """Address space and CPU time as the service asks, no core files; before anything large is imported."""
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # numpy's BLAS threads would each reserve address space
+    os.environ["OMP_NUM_THREADS"] = "1"
+    _limit(resource.RLIMIT_CORE, 0, 0)
+    if limits.get("memory"):
+        _limit(resource.RLIMIT_AS, int(limits["memory"]), int(limits["memory"]))
+    if limits.get("cpu_seconds"):
+        # SIGXCPU at the soft limit ends the reader; SIGKILL a second later if anything held it off.
+        _limit(resource.RLIMIT_CPU, int(limits["cpu_seconds"]), int(limits["cpu_seconds"]) + 1)
+
+
 def main() -> None:
+    die_with_parent()
     out = sys.stdout.buffer
     try:
-        answer(json.loads(sys.stdin.buffer.read(1 << 16)), out)
+        request = json.loads(sys.stdin.buffer.read(1 << 16))
+        limit_resources(request.get("limits", {}))
+        answer(request, out)
+    except MemoryError:
+        write_json(out, {"error": {"status": 422, "message": "this read needs more memory than a reader may use"}})
     except Exception as err:
         write_json(out, error_document(err))
 

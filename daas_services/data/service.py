@@ -19,6 +19,7 @@ import logging
 import mimetypes
 import os
 import re
+from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -46,6 +47,18 @@ def is_hdf5(name: str) -> bool:
 BEYOND_ANY_FILE = 2**63 - 1
 
 
+@dataclass(frozen=True)
+class PreviewBounds:
+    """What one HDF5 preview may cost, checked by the reader on the file's metadata before it reads.
+
+    `max_bytes`: the previewed values (elements x item size; fewer elements when each is large).
+    `max_read_bytes`: what HDF5 reads and decompresses for them (every compressed chunk touched, whole).
+    """
+
+    max_bytes: int = 1 << 20
+    max_read_bytes: int = 128 << 20
+
+
 def _position(digits: str) -> int:
     """A byte position; a longer number than any file could need is past every file's end."""
     return int(digits) if len(digits) <= 18 else BEYOND_ANY_FILE
@@ -67,10 +80,16 @@ def parse_range(header: str | None) -> dict[str, int] | None:
 class DataHandler(UserHandler):
     """Identifies the caller through the hub and resolves their mounts."""
 
-    def initialize(self, locations: DataLocations, users: HubUsers, reader: UserReader) -> None:
+    def initialize(self, locations: DataLocations, users: HubUsers, reader: UserReader, preview: PreviewBounds) -> None:
         self.locations = locations
         self.users = users
         self.reader = reader
+        self.preview = preview
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 429:  # too many reads of this person at once
+            self.set_header("Retry-After", "1")
+        super().write_error(status_code, **kwargs)
 
     async def mounts(self) -> list[Mount]:
         return resolve_mounts(self.locations, await self.users.proposals(self.username))
@@ -154,7 +173,8 @@ class Hdf5Handler(ApiHandler):
     async def get(self, request_path: str) -> None:
         mount, path = await self.mount_for(request_path)
         dataset = self.get_query_argument("dataset", None)
-        self.write_json(await self.ask({"op": "hdf5", "root": mount.source, "names": path.names, "dataset": dataset}))
+        request = {"op": "hdf5", "root": mount.source, "names": path.names, "dataset": dataset}
+        self.write_json(await self.ask({**request, **asdict(self.preview)}))
 
 
 class FileHandler(ApiHandler):
@@ -182,9 +202,12 @@ class FileHandler(ApiHandler):
         # Data files are served from the hub's origin: never rendered as a page there.
         self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
         self.set_header("Content-Security-Policy", "sandbox")
-        async for chunk in body:
-            self.write(chunk)
-            await self.flush()
+        try:
+            async for chunk in body:
+                self.write(chunk)
+                await self.flush()
+        finally:
+            await body.aclose()  # a client that went away ends the reader and frees its slot now
         self.finish()
 
 
@@ -219,9 +242,19 @@ class PageHandler(DataHandler):
         self.finish(TEMPLATES.get_template("data.html").render(error=message, status=status_code, prefix=""))
 
 
-def make_app(locations: DataLocations, reader: UserReader, users: HubUsers | None = None) -> web.Application:
+def make_app(
+    locations: DataLocations,
+    reader: UserReader,
+    users: HubUsers | None = None,
+    preview: PreviewBounds | None = None,
+) -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/daas-data/")
-    deps = {"locations": locations, "users": users or HubUsers(), "reader": reader}
+    deps = {
+        "locations": locations,
+        "users": users or HubUsers(),
+        "reader": reader,
+        "preview": preview or PreviewBounds(),
+    }
     return web.Application(
         [
             (rf"{prefix}api/mounts", MountsHandler, deps),

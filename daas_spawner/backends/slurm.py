@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ from .slurm_commands import (
     NodeInfo,
     batch_script,
     job_account,
+    jobs_with_comment,
     parse_job_id,
     parse_sinfo_nodes,
     parse_squeue,
@@ -31,6 +33,7 @@ from .slurm_commands import (
     scancel_argv,
     sinfo_nodes_argv,
     squeue_argv,
+    squeue_comment_argv,
 )
 from .slurm_queue import JobStatus, Phase, SlurmQueue
 
@@ -159,6 +162,7 @@ class SlurmBackend(Backend):
         self._nodes: dict[str, NodeInfo] = {}
         self._nodes_query = SharedQuery(self._query_nodes, ttl=0)
         self._report_queries: dict[str, float] = {}  # job id -> when its last report queried Slurm
+        self._cleanups: set[asyncio.Task] = set()  # cancelling what cut-off submissions left
         self.availability_cache = AvailabilityCache(
             self._query_availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
         )
@@ -223,7 +227,9 @@ class SlurmBackend(Backend):
             command=launch.command,
             mounts=launch.mounts,
         )
-        argv = sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec)
+        # A comment known before submission finds the job of an sbatch cut off before it answered.
+        comment = f"jupyterhub-daas-{secrets.token_hex(8)}"
+        argv = [*sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec), f"--comment={comment}"]
         if self.ping_timeout and not await self.controller.get():
             raise SpawnFailed("Slurm is not answering (its controller did not answer a ping); please try again later")
         try:
@@ -234,14 +240,49 @@ class SlurmBackend(Backend):
             # (even ones started while sbatch ran) may not know it yet.
             submitted_at = time.monotonic()
         except CommandFailed as err:
+            self._cancel_submitted(username, comment)
             if err.timed_out:
                 raise SpawnFailed(f"Slurm is not answering ({err}); please try again in a few minutes") from None
             raise SpawnFailed(f"Slurm did not accept the job: {err}") from None
         except ValueError as err:
+            self._cancel_submitted(username, comment)  # sbatch may have answered oddly after submitting
             raise SpawnFailed(f"Slurm did not accept the job: {err}") from None
         self.log.info("Submitted %s as Slurm job %s", launch.server, job_id)
         self.queue.track(job_id, submitted_at=submitted_at)
         return {"job_id": job_id, "username": username, "log": output.replace("%j", job_id)}
+
+    def _cancel_submitted(self, username: str, comment: str) -> None:
+        """In the background: cancel any job an sbatch that failed or timed out may have submitted all the same."""
+        task = asyncio.ensure_future(self._cancel_by_comment(username, comment))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _cancel_by_comment(self, username: str, comment: str) -> None:
+        """Look the job up by its comment and scancel it as the user; retried until Slurm answers, for stop_timeout."""
+        deadline = time.monotonic() + self.stop_timeout
+        while True:
+            try:
+                listed = await run_command(
+                    squeue_comment_argv(self._bin("squeue"), self.job_name), timeout=self.command_timeout
+                )
+                for job_id in jobs_with_comment(listed.stdout, comment):
+                    self.log.warning(
+                        "Cancelling Slurm job %s of %s, submitted by an sbatch that failed", job_id, username
+                    )
+                    await run_command(
+                        scancel_argv(self._prefix(username), self._bin("scancel"), job_id),
+                        timeout=self.command_timeout,
+                        name="scancel",
+                    )
+                return
+            except CommandFailed as err:
+                if time.monotonic() >= deadline:
+                    self.log.error(
+                        "Could not check for a job left by a failed sbatch of %s (%s): %s", username, comment, err
+                    )
+                    return
+                self.log.warning("Checking for a job left by a failed sbatch of %s, will retry: %s", username, err)
+                await asyncio.sleep(self.busy_interval)
 
     async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
         job_id = state["job_id"]

@@ -187,6 +187,19 @@ def squeue_argv(squeue: str, job_name: str) -> list[str]:
     return [squeue, "--noheader", "--states=all", f"--name={job_name}", f"--format={SQUEUE_FORMAT}"]
 
 
+def squeue_comment_argv(squeue: str, job_name: str) -> list[str]:
+    """The hub's live jobs with their comments: finds a job whose sbatch was cut off before it answered."""
+    return [squeue, "--noheader", f"--name={job_name}", "--format=%i|%k"]
+
+
+def jobs_with_comment(text: str, comment: str) -> list[str]:
+    return [
+        job_id
+        for job_id, _, found in (line.strip().partition("|") for line in text.splitlines())
+        if found == comment and job_id.isdigit()
+    ]
+
+
 def parse_squeue(text: str) -> dict[str, JobInfo]:
     jobs: dict[str, JobInfo] = {}
     for line in text.splitlines():

@@ -7,26 +7,35 @@ hub-managed service, which reads every file as the calling user (sudo).
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
+import os
 import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import httpx
+import numpy as np
 import pytest
+
+from daas_services.data.as_user import ReaderError, UserReader
 
 from .conftest import cancel_test_jobs, public_tempdir
 from .data_tree import BLOB, FRAMES, make_data_tree
 from .hub import VENV_BIN, Hub
 from .oidc_site import OidcSite
-from .process import free_port
+from .process import free_port, wait_for
 from .slurm import batch_script, exported
 
 pytestmark = pytest.mark.slurm
 
 SERVICE = "/services/daas-data"
+# Tight enough for the tests to cross each limit, loose enough for every ordinary read.
+READER_LIMITS = ["--reader-memory", "300M", "--reader-cpu-time", "2", "--readers-per-person", "3"]
+READER_LIMITS += ["--reader-queue-wait", "1"]
 
 
 class DataSite:
@@ -41,7 +50,9 @@ class DataSite:
             from daas_services.data.mounts import load_data_locations
             from daas_services.hub_setup import data_service, service_roles
             c.DaaSSpawner.data_locations = load_data_locations("{locations}")
-            c.JupyterHub.services.append(data_service("{locations}", url="http://127.0.0.1:{self.service_port}"))
+            c.JupyterHub.services.append(
+                data_service("{locations}", url="http://127.0.0.1:{self.service_port}", extra_args={READER_LIMITS!r})
+            )
             c.JupyterHub.load_roles += service_roles("daas-data")
             # A spawn request answers at once, so a test reads the progress a person's page shows.
             c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
@@ -316,3 +327,112 @@ def test_tokens_without_the_service_scope_and_no_token_are_refused(site: DataSit
     anonymous = site.get("api/mounts", user=None)
     assert anonymous.status_code == 403 and "Strain" not in anonymous.text
     assert site.get("api/files/20231234/raw/notes.txt", user=None).status_code == 403
+
+
+# -- what a person's reads may cost ----------------------------------------------------------------
+
+
+def alices_file(site: DataSite, name: str) -> Path:
+    """A file in alice's processed data, readable by her proposal's group only (the tree's 20231234)."""
+    path = site.tree.processed("20231234") / name
+    path.unlink(missing_ok=True)
+    return path
+
+
+def readable_by_alice(path: Path) -> str:
+    os.chown(path, 0, path.parent.stat().st_gid)
+    path.chmod(0o640)
+    return f"20231234/processed/{path.name}"
+
+
+def gzip_bomb(path: Path, elements: int) -> str:
+    """`elements` float32 zeros in one gzip chunk: under a megabyte on disk, 4 x elements bytes decompressed."""
+    with h5py.File(path, "w") as f:
+        f.create_dataset("zeros", shape=(elements,), dtype="f4", chunks=(elements,), compression="gzip")
+        f["zeros"][:] = 0
+    return readable_by_alice(path)
+
+
+def alices_readers() -> list[str]:
+    found = subprocess.run(["pgrep", "-u", "alice", "-f", "daas_services.data.reader"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_a_preview_that_would_decompress_a_huge_chunk_is_refused(site: DataSite) -> None:
+    """The issue's file: 0.2 MB of gzip that took the reader from 38 to 230 MB for a 10-element preview."""
+    bomb = gzip_bomb(alices_file(site, "bomb.h5"), 50_000_000)
+    refused = site.get(f"api/hdf5/{bomb}", params={"dataset": "/zeros"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["message"] == (
+        "previewing /zeros means reading a chunk of 191 MiB (chunk shape [50000000]), more than a preview may (128 MiB)"
+    )
+
+
+def test_a_read_over_the_memory_limit_fails_cleanly_and_the_service_stays_up(site: DataSite) -> None:
+    """A 126 MiB chunk is within the preview's bound (128 MiB); decompressing it is not within 300 MiB."""
+    zeros = gzip_bomb(alices_file(site, "zeros.h5"), 33_000_000)
+    failed = site.get(f"api/hdf5/{zeros}", params={"dataset": "/zeros"})
+    assert failed.status_code == 422, failed.text
+    assert "reading it needs more memory than a reader may use" in failed.json()["message"]
+    assert site.get("api/hdf5/20231234/raw/sample.nxs", params={"dataset": "/entry/title"}).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def slow_to_describe(site: DataSite) -> str:
+    """A file whose 100,000 attributes take about 8 s of CPU time to describe."""
+    path = alices_file(site, "many-attributes.h5")
+    with h5py.File(path, "w", libver="latest") as f:
+        for index in range(100_000):
+            f.attrs[f"a{index:06d}"] = np.int32(index)
+    return readable_by_alice(path)
+
+
+def test_a_read_over_the_cpu_limit_is_ended_and_leaves_no_reader(site: DataSite, slow_to_describe: str) -> None:
+    ended = site.get(f"api/hdf5/{slow_to_describe}")
+    assert ended.status_code == 504, ended.text
+    assert ended.json()["message"] == "reading needed more than the 2 s of CPU time a reader may use"
+    assert alices_readers() == []
+    assert site.get("api/browse/20231234/processed/").status_code == 200
+
+
+def test_a_person_has_at_most_three_readers_at_once(site: DataSite) -> None:
+    """Three downloads whose client reads nothing hold three readers; the fourth waits a second, then 429."""
+    big = alices_file(site, "big.bin")
+    with big.open("wb") as file:
+        file.truncate(1 << 30)  # sparse: reads as 1 GiB of zeros
+    path = f"{SERVICE}/api/files/{readable_by_alice(big)}"
+    headers = {"Authorization": f"token {site.service_token['alice']}"}
+    held = []
+    try:
+        for _ in range(3):
+            connection = http.client.HTTPConnection("127.0.0.1", site.service_port, timeout=30)
+            connection.request("GET", path, headers=headers)
+            assert connection.getresponse().status == 200  # headers only: the body stays unread
+            held.append(connection)
+        busy = site.get(f"api/files/{readable_by_alice(big)}", headers={"Range": "bytes=0-9"})
+        assert busy.status_code == 429, busy.text
+        assert busy.headers["retry-after"] == "1"
+        assert busy.json()["message"] == "3 of your reads are running; try again when one has ended"
+        assert site.get("api/files/20230042/raw/notes.txt", user="bob").status_code == 200  # others are not held up
+        held.pop().close()
+        wait_for(
+            lambda: site.get(f"api/files/{readable_by_alice(big)}", headers={"Range": "bytes=0-9"}).status_code == 206,
+            30,
+            "a slot freed by the closed download",
+        )
+    finally:
+        for connection in held:
+            connection.close()
+    wait_for(lambda: alices_readers() == [], 30, "alice's readers to end with their downloads")
+
+
+def test_a_timeout_kills_the_reader_not_only_sudo(site: DataSite, slow_to_describe: str) -> None:
+    """The service's reader as it runs it (sudo as alice), cut off by its timeout long before its CPU limit."""
+    reader = UserReader(prefix=["sudo", "-n", "-u", "{username}", "--"], timeout=1, cpu_seconds=60)
+    name = slow_to_describe.rsplit("/", 1)[1]
+    request = {"op": "hdf5", "root": str(site.tree.processed("20231234")), "names": [name]}
+    with pytest.raises(ReaderError) as late:
+        # Bounded: before, only sudo was killed, and the answer waited for the reader's 8 s of CPU time.
+        asyncio.run(asyncio.wait_for(reader.ask("alice", request), 4))
+    wait_for(lambda: alices_readers() == [], 2, "the timed-out reader to end")
+    assert (late.value.status, str(late.value)) == (504, "reading took longer than 1 s")

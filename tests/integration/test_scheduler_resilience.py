@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import SlurmHub, running_slurm_hub
 from .hub import wait_for
-from .slurm import cluster, job_details
+from .slurm import cluster, job_details, user_jobs
 
 SERVERS = [(user, f"s{n}") for user in ("alice", "bob", "carol") for n in range(4)][:10]
 
@@ -112,3 +112,28 @@ def test_hub_restart_reattaches_every_server(ten: SlurmHub) -> None:
     token = hub.token_for("alice", ["access:servers!user=alice"])
     response = hub.http.get(f"{hub.url}/user/alice/s0/api/status", headers={"Authorization": f"token {token}"})
     assert response.status_code == 200
+
+
+def test_an_sbatch_that_outlives_its_timeout_leaves_no_job(slurm_hub: SlurmHub) -> None:
+    """A fault at the Slurm boundary: sbatch submits, then hangs past the hub's command timeout (5 s here)."""
+    hub, wrapper = slurm_hub.hub, slurm_hub.commands.bin_dir / "sbatch"
+    submitted = slurm_hub.workdir / "hung-sbatch.log"
+    submitted.touch()
+    submitted.chmod(0o666)  # sbatch runs as the user
+    logging_wrapper = wrapper.read_text()
+    wrapper.write_text(
+        f'#!/bin/sh\n/usr/bin/sbatch "$@" | tee -a {submitted}\nexec sleep 600  # the answer never comes\n'
+    )
+    before = set(user_jobs("carol"))
+    try:
+        response = hub.spawn("carol", {"profile": "cpu", "cores": 1, "memory": "1G"}, server="hung")
+        assert response.status_code == 503, response.text
+        assert "Slurm is not answering (sbatch gave no answer within 5 s)" in response.json()["message"]
+    finally:
+        wrapper.write_text(logging_wrapper)
+    job_id = submitted.read_text().strip()
+    assert job_id.isdigit(), "the wrapper did not submit: the test would prove nothing"
+    wait_for(lambda: set(user_jobs("carol")) == before, 30, f"job {job_id} to be cancelled")
+    assert job_details(job_id)["JobState"] == "CANCELLED"
+    hung = subprocess.run(["pgrep", "-u", "carol", "-f", "sleep 600"], capture_output=True, text=True, check=False)
+    assert hung.stdout == "", "the timed-out sbatch is still running"

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
-from daas_services.data.as_user import ReaderError, UserReader
+from daas_services.data.as_user import READER, ReaderError, ReaderSlots, UserReader
 from daas_services.data.reader import answer, byte_range, error_document
 from daas_services.data.service import parse_range
 
@@ -139,3 +146,107 @@ async def test_a_reader_that_cannot_run_is_a_bad_gateway() -> None:
     with pytest.raises(ReaderError) as failed:
         await reader.ask("nobody", {"op": "list"})
     assert failed.value.status == 502
+
+
+# -- what one reader, and one person's readers, may cost -------------------------------------------
+
+
+async def test_a_read_over_the_memory_limit_fails_cleanly(tmp_path: Path) -> None:
+    """Within the preview's byte bound (114 MiB of chunk), but more than the reader's address space allows."""
+    with h5py.File(tmp_path / "zeros.h5", "w") as f:
+        f.create_dataset("zeros", shape=(30_000_000,), dtype="f4", chunks=(30_000_000,), compression="gzip")
+        f["zeros"][:] = 0
+    request = {"op": "hdf5", "root": str(tmp_path), "names": ["zeros.h5"], "dataset": "/zeros"}
+    with pytest.raises(ReaderError) as refused:
+        await UserReader(prefix=[], memory=224 << 20).ask("nobody", request)
+    assert refused.value.status == 422
+    assert "reading it needs more memory than a reader may use" in str(refused.value)
+    preview = await UserReader(prefix=[], memory=1 << 30).ask("nobody", request)
+    assert preview["data"][:2] == [0.0, 0.0]
+
+
+def many_attributes(path: Path, count: int) -> Path:
+    """A group with `count` attributes: describing the file takes seconds of CPU time."""
+    with h5py.File(path, "w", libver="latest") as f:
+        group = f.create_group("many")
+        for index in range(count):
+            group.attrs[f"a{index:06d}"] = np.int32(index)
+    return path
+
+
+async def test_a_read_over_the_cpu_limit_is_ended_by_the_kernel(tmp_path: Path) -> None:
+    many_attributes(tmp_path / "many.h5", 40_000)
+    request = {"op": "hdf5", "root": str(tmp_path), "names": ["many.h5"]}
+    with pytest.raises(ReaderError) as ended:
+        await UserReader(prefix=[], cpu_seconds=1).ask("nobody", request)
+    assert ended.value.status == 504
+    assert str(ended.value) == "reading needed more than the 1 s of CPU time a reader may use"
+
+
+def processes_with(marker: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
+    return found.stdout.split()
+
+
+async def test_a_timeout_kills_the_readers_whole_process_group() -> None:
+    """A reader that started a child of its own (sudo starts the reader so): neither survives the timeout."""
+    marker = f"reader-{uuid.uuid4().hex}"
+    forks = f"import os, time; os.fork(); time.sleep(300)  # {marker}"
+    reader = UserReader(prefix=[], command=[sys.executable, "-c", forks], timeout=1)
+    with pytest.raises(ReaderError) as late:
+        # Bounded: killing only the first process left its child holding the pipes, and the call hung.
+        await asyncio.wait_for(reader.ask("nobody", {"op": "list"}), 30)
+    wait_until(lambda: processes_with(marker) == [], "end of both processes", 10)
+    assert (late.value.status, str(late.value)) == (504, "reading took longer than 1 s")
+
+
+def wait_until(condition, what: str, timeout: float = 30) -> None:
+    """A bounded wait for something that must happen (not a measure of how fast)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.05)
+
+
+def proc(pid: int, name: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_text()
+    except OSError:
+        return ""
+
+
+def test_the_reader_dies_with_its_parent() -> None:
+    """Whatever ends the reader's parent (sudo, killed by a SIGKILL it cannot pass on) ends the reader too."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess; subprocess.run({READER!r})"],
+        stdin=subprocess.PIPE,  # never written to: the reader waits for its request
+    )
+    assert parent.stdin is not None
+    with parent.stdin:
+        children = lambda: proc(parent.pid, f"task/{parent.pid}/children").split()  # noqa: E731
+        wait_until(children, "reader started")
+        reader = int(children()[0])
+        wait_until(lambda: "pipe_read" in proc(reader, "wchan"), "reader waiting for its request")
+        parent.kill()
+        parent.wait()
+        # Gone, or a zombie that nothing reaps: either way it reads nothing more.
+        wait_until(lambda: proc(reader, "stat").split(") ")[-1][:1] in ("", "Z"), "end of the orphaned reader")
+
+
+async def test_a_person_has_at_most_per_person_readers_and_others_are_not_held_up() -> None:
+    slots = ReaderSlots(per_person=2, wait=0.2)
+    await slots.acquire("alice")
+    await slots.acquire("alice")
+    with pytest.raises(ReaderError) as busy:
+        await slots.acquire("alice")
+    assert (busy.value.status, str(busy.value)) == (429, "2 of your reads are running; try again when one has ended")
+    await slots.acquire("bob")
+    waiting = asyncio.ensure_future(slots.acquire("alice"))  # waits for one of alice's to end
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    slots.release("alice")
+    await waiting
+    for user in ("alice", "alice", "bob"):
+        slots.release(user)
+    for _ in range(2):  # all released: alice has both again
+        await slots.acquire("alice")

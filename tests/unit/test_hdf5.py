@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+from daas_services.data.as_user import READER
 from daas_services.data.hdf5 import Hdf5Error, describe_file, preview_dataset
 
 DETECTOR = (np.arange(5 * 64 * 64) + 40000).astype(np.uint16).reshape(5, 64, 64)
@@ -714,3 +718,83 @@ def test_odd_links_are_real(odd):
         assert f["/via_ext"][()].tolist() == list(range(10))
         assert f["/virtual"][()].tolist() == list(range(10))
         assert f["/raw"][()].tolist() == [0, 1, 2, 3]
+
+
+# -- what a preview may cost, in bytes ---------------------------------------------------------
+
+
+def gzip_bomb(path: Path, elements: int, dataset: str = "zeros") -> Path:
+    """`elements` float32 zeros in ONE gzip chunk: a file of kilobytes that decompresses to 4 x elements bytes."""
+    with h5py.File(path, "a") as f:
+        f.create_dataset(dataset, shape=(elements,), dtype="f4", chunks=(elements,), compression="gzip", fillvalue=0)
+        f[dataset][:] = 0
+    return path
+
+
+def test_a_preview_that_would_decompress_a_huge_chunk_is_refused_before_reading(tmp_path):
+    bomb = gzip_bomb(tmp_path / "bomb.h5", 50_000_000)  # 191 MiB in one chunk
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(Hdf5Error) as error:
+        preview_dataset(str(bomb), "/zeros", max_elements=10)
+    assert error.value.status == 422
+    assert _message(error) == (
+        "previewing /zeros means reading a chunk of 191 MiB (chunk shape [50000000]), more than a preview may (128 MiB)"
+    )
+    assert preview_dataset(str(bomb), "/zeros", max_elements=10, max_read_bytes=200 << 20)["data"] == [0.0] * 10
+
+
+# Runs a command and prints its peak RSS (KiB) after its output. The reader is started from this small
+# process, not from pytest: a child's peak counts the memory of the process it was forked from.
+PEAK_RSS = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def test_the_refusal_keeps_the_readers_memory_small(tmp_path):
+    """The reader process itself, as the service runs it: its peak RSS (from the kernel) stays far below the chunk."""
+    gzip_bomb(tmp_path / "bomb.h5", 50_000_000)
+    request = {"op": "hdf5", "root": str(tmp_path), "names": ["bomb.h5"], "dataset": "/zeros"}
+    measured = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *READER], input=json.dumps(request).encode(), capture_output=True, timeout=60
+    )
+    answer, peak = measured.stdout.decode().splitlines()
+    assert json.loads(answer)["error"]["status"] == 422
+    # About 40 MiB with h5py and numpy loaded; 230 MiB when the chunk was decompressed.
+    assert int(peak) < 100 << 10, peak
+
+
+def test_a_selection_touching_too_many_chunks_shrinks_to_the_first(tmp_path):
+    path = tmp_path / "chunks.h5"
+    values = np.arange(100 * 100, dtype="f8").reshape(100, 100)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("rows", data=values, chunks=(10, 100), compression="gzip")
+    preview = preview_dataset(str(path), "/rows", max_read_bytes=10 * 100 * 8)  # one chunk
+    assert preview["selection"] == [[0, 10], [0, 32]]  # 31 x 32 would touch four chunks
+    assert preview["data"] == values[:10, :32].tolist()
+    assert preview_dataset(str(path), "/rows")["selection"] == [[0, 31], [0, 32]]  # 4 chunks, within the default
+
+
+def test_large_elements_shrink_the_selection_and_one_too_large_is_refused(tmp_path):
+    path = tmp_path / "arrays.h5"
+    spectra = np.arange(50 * 100, dtype="f8").reshape(50, 100)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("spectra", shape=(50,), dtype=np.dtype(("f8", (100,))))[...] = spectra
+        f.create_dataset("image", shape=(), dtype=np.dtype(("f8", (512, 512))))  # one scalar of 2 MiB
+        f.create_dataset("frames", shape=(3,), dtype=np.dtype(("u1", (2048, 1024))))
+    preview = preview_dataset(str(path), "/spectra", max_bytes=4000)  # 800 bytes an element: 5 elements
+    assert preview["selection"] == [[0, 5]] and preview["data"] == spectra[:5].tolist()
+    for dataset, size in (("/image", "2 MiB"), ("/frames", "2 MiB")):
+        with pytest.raises(Hdf5Error) as error:
+            preview_dataset(str(path), dataset)
+        assert error.value.status == 422
+        assert _message(error) == f"one element of {dataset} takes {size}, more than a preview may hold (1 MiB)"
+
+
+def test_large_attributes_are_summarised_by_bytes_too(tmp_path):
+    path = tmp_path / "attrs.h5"
+    with h5py.File(path, "w", libver="latest") as f:  # the latest format stores attributes over 64 KiB
+        f.attrs["notes"] = np.bytes_(b"x" * 70_000)  # one fixed-length string of 70,000 bytes
+        f.attrs["short"] = np.bytes_(b"x" * 70)
+    attrs = describe_file(str(path))["attrs"]
+    assert attrs == {"notes": {"shape": [], "dtype": "|S70000"}, "short": "x" * 70}

@@ -16,6 +16,7 @@ from daas_spawner.backends.slurm_commands import (
     JobSpec,
     NodeInfo,
     batch_script,
+    jobs_with_comment,
     launcher_source,
     parse_job_id,
     parse_sinfo_nodes,
@@ -25,6 +26,7 @@ from daas_spawner.backends.slurm_commands import (
     server_exec_words,
     sinfo_nodes_argv,
     squeue_argv,
+    squeue_comment_argv,
 )
 from daas_spawner.options import UserAccess, resolve_options
 from daas_spawner.profiles import parse_profiles
@@ -413,3 +415,15 @@ def test_exec_line_apptainer_binds_the_data_at_the_same_paths(site, tmp_path):
     ]
     plain = batch_script(resolved(site, profile="cpu", environment="daas"), make_spec(mounts=mounts))
     assert "--bind" not in plain.splitlines()[-1]
+
+
+def test_a_cut_off_submission_is_found_by_its_comment():
+    assert squeue_comment_argv("/usr/bin/squeue", "jupyterhub-daas") == [
+        "/usr/bin/squeue",
+        "--noheader",
+        "--name=jupyterhub-daas",
+        "--format=%i|%k",
+    ]
+    listed = "41|jupyterhub-daas-aa\n42|jupyterhub-daas-bb\n43|(null)\n44|a|jupyterhub-daas-bb\nnoise\n"
+    assert jobs_with_comment(listed, "jupyterhub-daas-bb") == ["42"]
+    assert jobs_with_comment("", "jupyterhub-daas-bb") == []
