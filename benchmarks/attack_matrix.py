@@ -4,11 +4,11 @@
 
 The cases are the integration tests' own (so the matrix is written once): the daas-data service's path,
 token and cross-user attacks, directly and through the proxy (issue #5); the daas-dask service's
-cross-user, token and over-limit attacks (issue #6); the server-address endpoint's (#2); logins that would
-become another person's or a system account, services reading people's tokens, tokens at rest, port hijack,
-what a person's reads may cost (memory, CPU, concurrent readers, decompression bombs) and a cut-off sbatch
-(#14). pytest starts the real Slurm test cluster, hubs, proxies and services as the tests do. Exit status 1
-if any case fails.
+cross-user, token and over-limit attacks (issue #6), and its scheduler, dashboard, report and limit attacks
+(#14); the server-address endpoint's (#2); logins that would become another person's or a system account,
+services reading people's tokens, tokens at rest, port hijack, what a person's reads may cost (memory, CPU,
+concurrent readers, decompression bombs) and a cut-off sbatch (#14). pytest starts the real Slurm test
+cluster, hubs, proxies and services as the tests do. Exit status 1 if any case fails.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ MATRIX = {
         "tests/integration/test_dask.py::test_no_token_and_a_token_without_the_scope_are_refused",
         "tests/integration/test_dask.py::test_bad_and_over_limit_requests_start_nothing",
         "tests/integration/test_dask.py::test_scale_and_adapt_are_held_to_the_limit",
+        # issue #14: user code off the hub host, service-made credentials, limits the owner cannot change
+        "tests/integration/test_dask.py::test_the_scheduler_runs_in_a_slurm_job_of_the_cluster_not_under_the_service",
+        "tests/integration/test_dask.py::test_another_users_code_cannot_fetch_a_dashboard",
+        "tests/integration/test_dask.py::test_a_forged_ready_report_is_refused",
+        "tests/integration/test_dask.py::test_a_request_without_server_name_gets_the_limits_of_the_callers_running_server",
+        "tests/integration/test_dask.py::test_the_owners_dask_config_does_not_change_worker_jobs",
+        "tests/integration/test_dask.py::test_the_worker_cap_holds_whatever_the_owners_scheduler_asks",
+        "tests/unit/test_dask_dashboard_socket.py",
     ],
     "server address endpoint": ["tests/integration/test_address_endpoint.py"],
     "server tokens and ports": [

@@ -2,12 +2,13 @@
 
     /opt/jupyterhub-daas/venv/bin/python benchmarks/dask_offload.py [--repeats N] [--json out.json]
 
-Both paths start a scheduler with a fresh TLS key (Security.temporary) and two dask-jobqueue workers as
-Slurm jobs of the user alice on the test cluster's cpu partition, 1 core and 1 GiB each, over `lo`:
+Both paths start a scheduler with a fresh TLS key (Security.temporary) and two workers as Slurm jobs of
+the user alice on the test cluster's cpu partition, 1 core and 1 GiB each, over `lo`:
 
 - ``service``: a real JupyterHub with the daas-dask managed service; the clock runs in the client
   (`DaskOffload().new_cluster(workers=2)` -> `get_client()` -> `wait_for_workers(2)`), so it includes the
-  REST call, the launcher started as alice through sudo, its imports and the TLS credentials' round trip.
+  REST call, the scheduler's own Slurm job (submitted as alice through sudo: queue wait, imports, fetching
+  its credentials, the service checking its report) and the worker jobs the service submits.
 - ``plain``:   what a user with a shell on a login node would run: `SLURMCluster(...)`, `scale(2)`,
   `Client(cluster).wait_for_workers(2)`, timed inside a Python process running as alice, after
   `import dask_jobqueue, distributed` (a notebook has those loaded). Two variants:
@@ -16,6 +17,10 @@ Slurm jobs of the user alice on the test cluster's cpu partition, 1 core and 1 G
 
 The three alternate within each round (order rotating from round to round); ratios are per round and
 summarised as median [min-max]. Between runs, every worker job has left the queue.
+
+The cost of the scheduler as a Slurm job (issue #14) is printed apart: "scheduler up" is the time until a
+client could connect — `new_cluster` returning (service: the scheduler job has started and reported) against
+`SLURMCluster(...)` returning (plain: the scheduler started inside the process, as the old launcher did).
 Needs the Slurm test cluster (``bash tests/cluster/slurm.sh start``).
 """
 
@@ -60,13 +65,14 @@ PLAIN = textwrap.dedent(
                                interface="lo", security=Security.temporary(), protocol="tls://",
                                job_name="daas-bench-plain", shared_temp_directory="/tmp",
                                scheduler_options={"dashboard_address": "127.0.0.1:0"})
+        scheduler_up = time.perf_counter() - start
         cluster.scale(2)
         client = Client(cluster)
         client.wait_for_workers(2, timeout=300)
         elapsed = time.perf_counter() - start
         client.close()
         cluster.close()
-        print(json.dumps({"seconds": elapsed}), flush=True)
+        print(json.dumps({"seconds": elapsed, "scheduler_up": scheduler_up}), flush=True)
     """
 )
 
@@ -81,22 +87,26 @@ def plain_process() -> subprocess.Popen[str]:
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd="/tmp")
 
 
-def plain_run(process: subprocess.Popen[str]) -> float:
+def plain_run(process: subprocess.Popen[str]) -> tuple[float, float]:
+    """(request -> 2 workers, request -> scheduler up), in seconds."""
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write("go\n")
     process.stdin.flush()
-    return json.loads(process.stdout.readline())["seconds"]
+    timing = json.loads(process.stdout.readline())
+    return timing["seconds"], timing["scheduler_up"]
 
 
-def through_service(offload: DaskOffload) -> float:
+def through_service(offload: DaskOffload) -> tuple[float, float]:
+    """(request -> 2 workers, request -> scheduler up), in seconds."""
     start = time.perf_counter()
     cluster = offload.new_cluster(workers=2, cores=1, memory="1GB")
+    scheduler_up = time.perf_counter() - start
     client = cluster.get_client()
     client.wait_for_workers(2, timeout=300)
     elapsed = time.perf_counter() - start
     client.close()
     cluster.close()
-    return elapsed
+    return elapsed, scheduler_up
 
 
 def summary(values: list[float]) -> str:
@@ -129,6 +139,7 @@ def main() -> None:
     again = plain_process()
     paths = ("service", "plain-first", "plain-again")
     results: dict[str, list[float]] = {path: [] for path in paths}
+    scheduler_up: dict[str, list[float]] = {path: [] for path in paths}
     ratios: dict[str, list[float]] = {"plain-first": [], "plain-again": []}
     try:
         hub.start()
@@ -152,11 +163,12 @@ def main() -> None:
                     timings[path] = plain_run(first)
                     first.stdin.close()
                     first.wait(timeout=120)
-            for path, seconds in timings.items():
+            for path, (seconds, up) in timings.items():
                 results[path].append(seconds)
+                scheduler_up[path].append(up)
             for plain in ratios:
-                ratios[plain].append(timings["service"] / timings[plain])
-            shown = ", ".join(f"{path} {timings[path]:.2f} s" for path in paths)
+                ratios[plain].append(timings["service"][0] / timings[plain][0])
+            shown = ", ".join(f"{path} {timings[path][0]:.2f} s (scheduler {timings[path][1]:.2f} s)" for path in paths)
             print(f"round {round_number + 1}: {shown}", flush=True)
     finally:
         again.stdin.close()
@@ -169,6 +181,7 @@ def main() -> None:
         "machine": {"cpus": platform.machine(), "python": platform.python_version(), "nproc": _nproc()},
         "versions": {name: importlib.metadata.version(name) for name in ("distributed", "dask-jobqueue", "jupyterhub")},
         "seconds": results,
+        "scheduler_up_seconds": scheduler_up,
         "ratio_service_to": ratios,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -178,6 +191,11 @@ def main() -> None:
         print(f"  {path:<12} {summary(results[path])}")
     for plain, values in ratios.items():
         print(f"  ratio service/{plain:<12} {summary(values)}   (goal <= 1.2)")
+    print("request -> scheduler up (service: its own Slurm job; plain: in the notebook's process)")
+    for path in paths:
+        print(f"  {path:<12} {summary(scheduler_up[path])}")
+    cost = [job - local for job, local in zip(scheduler_up["service"], scheduler_up["plain-first"], strict=True)]
+    print(f"  scheduler job cost (service - plain-first, per round) {summary(cost)}")
     print(f"JSON: {args.json}")
 
 

@@ -82,14 +82,17 @@ class HubUsers:
             self._proposals.put(username, cached)
         return list(cached)
 
-    async def server_profile(self, username: str, server_name: str) -> str | None:
-        """The DaaS profile a running server of this user was started with (None: no such server).
+    async def running_servers(self, username: str) -> dict[str, str | None]:
+        """The person's servers the hub lists now (running or starting), each with its DaaS profile.
 
         Always read from the hub now: servers start and stop at any moment.
         """
         response = await self.http.get(f"{self.api_url}/users/{urllib.parse.quote(username, safe='')}")
         response.raise_for_status()
-        model: dict[str, Any] = response.json()
-        server = (model.get("servers") or {}).get(server_name) or {}
-        profile = (server.get("user_options") or {}).get("profile")
-        return profile if isinstance(profile, str) else None
+        servers: dict[str, Any] = response.json().get("servers") or {}
+        running = {}
+        for name, server in servers.items():
+            if server and server.get("stopped") is not True:
+                profile = (server.get("user_options") or {}).get("profile")
+                running[name] = profile if isinstance(profile, str) else None
+        return running

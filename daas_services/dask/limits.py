@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -137,6 +137,21 @@ class DaskConfig(_Strict):
         return self.account_template.replace("{proposal}", proposal) if proposal and self.account_template else None
 
 
+def tightest(candidates: list[Limits]) -> Limits:
+    """Limits that hold under every candidate: for a request that names none of several running servers."""
+    first, *others = candidates
+    if not others:
+        return first
+    partitions = [name for name in first.partitions if all(name in other.partitions for other in others)]
+    if not partitions:
+        raise RequestError(403, "partition: the profiles of your running servers share no partition; name a server")
+    numbers = [name for name in Limits.model_fields if name != "partitions"]
+    values: dict[str, Any] = {name: min(getattr(limits, name) for limits in candidates) for name in numbers}
+    for name in ("walltime", "max_walltime"):
+        values[name] = format_walltime(values[name])  # seconds back to Slurm text (a bare number means minutes)
+    return Limits.model_validate(values | {"partitions": partitions})
+
+
 class Adapt(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # "4", 2.0 and True are not counts
     minimum: NonNegativeInt = 0
@@ -164,7 +179,7 @@ class ClusterRequest(_Strict):
 
 
 class ResolvedCluster(_Strict):
-    """A request made complete and bounded: what the launcher is given."""
+    """A request made complete and bounded: what the cluster's jobs are submitted with."""
 
     proposal: str | None
     account: str | None
@@ -214,12 +229,36 @@ def _over(name: str, value: Any, limit: Any) -> RequestError:
     return RequestError(403, f"{name}: {value} is over your limit {limit}")
 
 
+def server_limits(
+    config: DaskConfig, proposal: str | None, servers: Mapping[str, str | None], server_name: str | None
+) -> Limits:
+    """The limits from the caller's running servers (name -> profile, as the hub knows them now).
+
+    A request made for one server (named in it, or by the server's own token) gets that server's
+    profile, and only while it runs; a request for none gets the tightest limits of all running
+    servers, so leaving the name out is never a way around a profile rule.
+    """
+    if server_name is not None:
+        if server_name not in servers:
+            raise RequestError(403, f"server_name: {server_name!r} is not a running server of yours")
+        return config.limits_for(proposal, servers[server_name])
+    if servers:
+        return tightest([config.limits_for(proposal, profile) for profile in servers.values()])
+    return config.limits_for(proposal, None)
+
+
 def resolve_request(
-    raw: Any, config: DaskConfig, proposals: list[str], running: int, profile: str | None = None
+    raw: Any,
+    config: DaskConfig,
+    proposals: list[str],
+    running: int,
+    servers: Mapping[str, str | None] | None = None,
+    token_server: str | None = None,
 ) -> ResolvedCluster:
     """Validate a create request for a user with these proposals and this many running clusters.
 
-    `profile` is the spawn profile of the notebook server the request names, as the hub knows it.
+    `servers` are the caller's running notebook servers and their profiles, read from the hub for
+    this request; `token_server` is the server whose token made it (None: a personal token).
     """
     if not isinstance(raw, dict):
         raise RequestError(400, "the body must be a JSON object")
@@ -234,7 +273,8 @@ def resolve_request(
         raise RequestError(403, f"proposal: {proposal!r} is not one of your proposals")
     if proposal is None and config.require_proposal:
         raise RequestError(403, "proposal: this site runs Dask clusters for proposals only")
-    limits = config.limits_for(proposal, profile)
+    server_name = request.server_name if request.server_name is not None else token_server
+    limits = server_limits(config, proposal, servers or {}, server_name)
     if running >= limits.max_clusters:
         raise _over("clusters", running + 1, f"max_clusters={limits.max_clusters}")
     memory = _parsed("memory", request.memory, parse_memory_mb, limits.memory, least=1)
@@ -263,7 +303,7 @@ def resolve_request(
         adapt=request.adapt,
         idle_timeout=limits.idle_timeout,
         max_workers=limits.max_workers,
-        server_name=request.server_name,
+        server_name=server_name,
     )
 
 

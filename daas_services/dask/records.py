@@ -1,7 +1,8 @@
 """The service's memory of clusters, in SQLite, so that a restart re-attaches or cleans up.
 
-Credentials are kept here (the owner's client fetches them): the file is the service's alone
-(mode 0600 in a 0700 folder).
+Credentials are kept here (the service made them; the owner's client fetches them): the file
+is the service's alone (mode 0600 in a 0700 folder). The Slurm job ids the service submitted
+are kept too: the worker limit counts them, not job names the owner could change.
 """
 
 from __future__ import annotations
@@ -27,9 +28,19 @@ CREATE TABLE IF NOT EXISTS clusters (
     tls TEXT,
     message TEXT NOT NULL DEFAULT '',
     created REAL NOT NULL,
-    ended REAL
+    ended REAL,
+    scheduler_job TEXT,
+    worker_jobs TEXT NOT NULL DEFAULT '[]',
+    requested TEXT
 )
 """
+# Columns added after the first release, for databases made before them.
+ADDED = {
+    "scheduler_job": "TEXT",
+    "worker_jobs": "TEXT NOT NULL DEFAULT '[]'",
+    "requested": "TEXT",
+}
+JSON_FIELDS = ("resolved", "tls", "worker_jobs", "requested")
 
 
 @dataclass
@@ -45,6 +56,9 @@ class ClusterRecord:
     message: str = ""
     created: float = field(default_factory=time.time)
     ended: float | None = None
+    scheduler_job: str | None = None
+    worker_jobs: list[str] = field(default_factory=list)
+    requested: dict[str, Any] | None = None  # {"workers": n} or {"adapt": {"minimum": a, "maximum": b}}
 
     @property
     def active(self) -> bool:
@@ -63,12 +77,16 @@ class ClusterRecords:
         self.db = sqlite3.connect(path)
         self.db.row_factory = sqlite3.Row
         self.db.execute(SCHEMA)
+        present = {row["name"] for row in self.db.execute("PRAGMA table_info(clusters)")}
+        for column, kind in ADDED.items():
+            if column not in present:
+                self.db.execute(f"ALTER TABLE clusters ADD COLUMN {column} {kind}")
         self.db.commit()
 
     def save(self, record: ClusterRecord) -> None:
         row = asdict(record)
-        row["resolved"] = json.dumps(row["resolved"])
-        row["tls"] = json.dumps(row["tls"]) if row["tls"] else None
+        for name in JSON_FIELDS:
+            row[name] = json.dumps(row[name]) if row[name] is not None else None
         columns = ", ".join(row)
         self.db.execute(
             f"INSERT OR REPLACE INTO clusters ({columns}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608 (fixed names)
@@ -78,8 +96,8 @@ class ClusterRecords:
 
     def _record(self, row: sqlite3.Row) -> ClusterRecord:
         values = dict(row)
-        values["resolved"] = json.loads(values["resolved"])
-        values["tls"] = json.loads(values["tls"]) if values["tls"] else None
+        for name in JSON_FIELDS:
+            values[name] = json.loads(values[name]) if values[name] is not None else None
         return ClusterRecord(**values)
 
     def get(self, cluster_id: str) -> ClusterRecord | None:

@@ -13,7 +13,13 @@ service's `access:services!service=daas-dask` scope; every cluster is its owner'
     DELETE api/clusters/<id>                 stop: the scheduler ends, the worker jobs are cancelled
     GET    dashboard/<id>/...                the scheduler's dashboard, for its owner only
 
-Requests are validated by limits.py against the site's limits for the caller's proposal.
+Requests are validated by limits.py against the site's limits for the caller's proposal and
+running servers (read from the hub for each request). Two more routes take no hub login: the
+scheduler job of a starting cluster fetches its credentials and reports its ports with the
+cluster's one-time secret (`Authorization: secret <value>`):
+
+    GET    api/clusters/<id>/bootstrap       the cluster's TLS credentials, until the report is accepted
+    POST   api/clusters/<id>/ready           {"port": p, "dashboard_port": d}
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ import json
 import logging
 import os
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import httpx
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import httpclient, web, websocket
+from tornado.httpclient import HTTPRequest
 
 from ..handlers import NoLoginRedirect, UserHandler
 from ..hub_users import HubUsers
@@ -97,6 +105,13 @@ class ApiHandler(NoLoginRedirect, DaskHandler):
     async def model(self, record: ClusterRecord) -> dict[str, Any]:
         return cluster_model(record, self.app.prefix, await self.app.manager.info(record))
 
+    def token_server(self) -> str | None:
+        """The server whose token made this request (its scopes name exactly one server of the caller)."""
+        prefix = f"access:servers!server={self.username}/"
+        scopes = self.current_user.get("scopes", [])
+        names = {scope.removeprefix(prefix) for scope in scopes if scope.startswith(prefix)}
+        return names.pop() if len(names) == 1 else None
+
 
 class ClustersHandler(ApiHandler):
     @web.authenticated
@@ -110,18 +125,16 @@ class ClustersHandler(ApiHandler):
     async def post(self) -> None:
         username = self.username
         body = self.body()
-        server = body.get("server_name") if isinstance(body, dict) else None
-        # The server's profile first: its fresh read of the hub also refreshes the proposals.
-        profile = await self.app.users.server_profile(username, server) if isinstance(server, str) else None
+        # The servers first: their fresh read of the hub also refreshes the proposals.
+        servers = await self.app.users.running_servers(self.username)
         proposals = [proposal.id for proposal in await self.app.users.proposals(username)]
         running = sum(1 for record in self.app.manager.records.of_user(username) if record.active)
         try:
-            resolved = resolve_request(body, self.app.config, proposals, running, profile)
+            resolved = resolve_request(body, self.app.config, proposals, running, servers, self.token_server())
         except RequestError as err:
             self.refuse(err)
         try:
-            home = self.app.manager.account(username).pw_dir
-            record = await self.app.manager.start(username, home, resolved)
+            record = await self.app.manager.start(username, resolved)
         except ClusterError as err:
             self.refuse(err)
         self.write_json(await self.model(record), status=201)
@@ -154,7 +167,7 @@ class ScaleHandler(ApiHandler):
         record = self.own_cluster(cluster_id)
         try:
             workers = resolve_scale(self.body(), record.resolved["max_workers"])
-            await self.app.manager.call(record, "daas_scale", workers=workers)
+            record = await self.app.manager.steer(record, workers, None)
         except (RequestError, ClusterError) as err:
             self.refuse(err)
         self.write_json(await self.model(record))
@@ -166,23 +179,70 @@ class AdaptHandler(ApiHandler):
         record = self.own_cluster(cluster_id)
         try:
             adapt = resolve_adapt(self.body(), record.resolved["max_workers"])
-            await self.app.manager.call(record, "daas_adapt", minimum=adapt.minimum, maximum=adapt.maximum)
+            record = await self.app.manager.steer(record, None, adapt.model_dump())
         except (RequestError, ClusterError) as err:
             self.refuse(err)
         self.write_json(await self.model(record))
 
 
+class JobHandler(UserHandler):
+    """Calls from a starting cluster's scheduler job: the cluster's one-time secret, never a hub login."""
+
+    def initialize(self, app: DaskApp) -> None:
+        self.app = app
+
+    def secret(self) -> str | None:
+        scheme, _, value = self.request.headers.get("Authorization", "").partition(" ")
+        return (value.strip() or None) if scheme.lower() == "secret" else None
+
+    def refuse(self, err: ClusterError) -> NoReturn:
+        log.warning("refused %s %s: %s", self.request.method, self.request.path, err)
+        raise web.HTTPError(err.status, str(err))
+
+
+class BootstrapHandler(JobHandler):
+    def get(self, cluster_id: str) -> None:
+        try:
+            tls = self.app.manager.bootstrap(cluster_id, self.secret())
+        except ClusterError as err:
+            self.refuse(err)
+        self.set_header("Cache-Control", "no-store")
+        self.write_json({"tls": tls})
+
+
+class ReadyHandler(JobHandler):
+    async def post(self, cluster_id: str) -> None:
+        try:
+            report = json.loads(self.request.body or b"null")
+        except ValueError:
+            report = None  # refused as a report once the secret has been checked
+        try:
+            await self.app.manager.report(cluster_id, self.secret(), report)
+        except ClusterError as err:
+            self.refuse(err)
+        self.write_json({"accepted": True})
+
+
+def dashboard_open(record: ClusterRecord) -> None:
+    """Only a running cluster's dashboard is relayed: its address was checked when it reported."""
+    if record.status != "running" or not record.dashboard_port or not record.scheduler_address:
+        raise web.HTTPError(404, "this cluster has no dashboard now")
+
+
 class DashboardHandler(DaskHandler):
-    """The scheduler's dashboard (bound to 127.0.0.1 on this host), proxied for its owner only."""
+    """The scheduler's dashboard (TLS, this cluster's certificate required), proxied for its owner only."""
 
     @web.authenticated
     async def get(self, cluster_id: str, path: str) -> None:
         record = self.own_cluster(cluster_id)
-        if not record.active or not record.dashboard_port:
-            raise web.HTTPError(404, "this cluster has no dashboard now")
-        url = f"http://127.0.0.1:{record.dashboard_port}{self.request.uri}"
+        dashboard_open(record)
+        request = HTTPRequest(
+            self.app.manager.dashboard_url(record, self.request.uri),
+            ssl_options=self.app.manager.dashboard_tls(record),
+            follow_redirects=False,
+        )
         try:
-            response = await httpclient.AsyncHTTPClient().fetch(url, raise_error=False, follow_redirects=False)
+            response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
         except OSError:
             raise web.HTTPError(502, "the dashboard is not answering") from None
         self.set_status(response.code)
@@ -198,21 +258,39 @@ class DashboardSocket(DaskHandler, websocket.WebSocketHandler):
     upstream: websocket.WebSocketClientConnection | None = None
 
     async def get(self, cluster_id: str, path: str) -> None:
+        # Who may open it is settled before anything reaches the cluster.
         if self.current_user is None:
             raise web.HTTPError(403, "log in through the hub first")
+        if self.cross_origin():
+            raise web.HTTPError(403, "a dashboard's live plots open from the hub's own pages only")
         record = self.own_cluster(cluster_id)
-        if not record.active or not record.dashboard_port:
-            raise web.HTTPError(404, "this cluster has no dashboard now")
+        dashboard_open(record)
         offered = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        request = HTTPRequest(
+            self.app.manager.dashboard_url(record, self.request.uri, "wss"),
+            ssl_options=self.app.manager.dashboard_tls(record),
+        )
         try:
             self.upstream = await websocket.websocket_connect(
-                f"ws://127.0.0.1:{record.dashboard_port}{self.request.uri}",
-                on_message_callback=self.from_upstream,
-                subprotocols=offered or None,
+                request, on_message_callback=self.from_upstream, subprotocols=offered or None
             )
         except (OSError, httpclient.HTTPClientError):
             raise web.HTTPError(502, "the dashboard is not answering") from None
         await super().get(cluster_id, path)
+
+    def cross_origin(self) -> bool:
+        """Whether a page of another site opens this socket (browsers let websockets go cross-origin).
+
+        Tornado's own check (the same rules) comes only after `get` has begun, too late here.
+        """
+        headers = self.request.headers
+        fetch_site, origin = headers.get("Sec-Fetch-Site"), headers.get("Origin")
+        if fetch_site in ("same-origin", "none"):
+            return False
+        own_page = origin is not None and urlsplit(origin).netloc.lower() == headers.get("Host", "").lower()
+        if fetch_site is None and (origin is None or own_page):
+            return False  # a client that is no browser, or an older browser on the hub's own page
+        return origin is None or not self.check_origin(origin)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         return self.upstream.selected_subprotocol if self.upstream else None
@@ -233,7 +311,7 @@ class DashboardSocket(DaskHandler, websocket.WebSocketHandler):
 
 
 async def watch(app: DaskApp, hub: httpx.AsyncClient, interval: float, stop_with_server: bool) -> None:
-    """Every interval: end clusters whose scheduler is gone, and (if set) those whose server stopped."""
+    """Every interval: end clusters whose scheduler is gone, (if set) those whose server stopped; adapt."""
     misses: dict[str, int] = {}
     while True:
         await asyncio.sleep(interval)
@@ -249,6 +327,11 @@ async def watch(app: DaskApp, hub: httpx.AsyncClient, interval: float, stop_with
             tied = record.resolved.get("server_name") is not None
             if stop_with_server and tied and not await server_running(hub, record):
                 await app.manager.stop(record, f"stopped with the notebook server {record.resolved['server_name']!r}")
+            elif (record.requested or {}).get("adapt"):
+                try:
+                    await app.manager.apply(record.id)  # the scheduler's wish, capped by the service
+                except ClusterError as err:
+                    log.warning("cluster %s: adapting failed: %s", record.id, err)
 
 
 async def server_running(hub: httpx.AsyncClient, record: ClusterRecord) -> bool:
@@ -271,6 +354,8 @@ def make_app(app: DaskApp) -> web.Application:
             (rf"{prefix}api/clusters/([0-9a-f]{{16}})/credentials", CredentialsHandler, deps),
             (rf"{prefix}api/clusters/([0-9a-f]{{16}})/scale", ScaleHandler, deps),
             (rf"{prefix}api/clusters/([0-9a-f]{{16}})/adapt", AdaptHandler, deps),
+            (rf"{prefix}api/clusters/([0-9a-f]{{16}})/bootstrap", BootstrapHandler, deps),
+            (rf"{prefix}api/clusters/([0-9a-f]{{16}})/ready", ReadyHandler, deps),
             (rf"{prefix}dashboard/([0-9a-f]{{16}})(/.*/ws)", DashboardSocket, deps),
             (rf"{prefix}dashboard/([0-9a-f]{{16}})(/.*)?", DashboardHandler, deps),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),

@@ -31,16 +31,20 @@ c.SlurmBackend.output = "jupyterhub-daas-%j.log"
 
 # Per-proposal data (needs proposals from daas_auth: see examples/keycloak): links in every server,
 # and the daas-data service to browse them. Both read the same file (profiles/data.yaml is an example).
-
 c.DaaSSpawner.data_locations = load_data_locations("/etc/jupyterhub/data.yaml")
+DASK_ARGS = ["--interface", "ib0", "--records", "/var/lib/daas-dask/clusters.sqlite"]
+DASK_ARGS += [
+    "--scheduler-qos",
+    "dask-scheduler",
+    "--service-url",
+    "https://jupyterhub.example.org/services/daas-dask/",
+]
 c.JupyterHub.services = [
     data_service("/etc/jupyterhub/data.yaml"),
-    # Dask offload to this cluster; limits per proposal in profiles/dask.yaml. --interface names the
-    # network the compute nodes reach the hub host on; workers need the same Python as --worker-python.
-    dask_service(
-        "/etc/jupyterhub/dask.yaml",
-        extra_args=["--interface", "ib0", "--records", "/var/lib/daas-dask/clusters.sqlite"],
-    ),
+    # Dask offload to this cluster; limits per proposal in profiles/dask.yaml. Schedulers and workers are
+    # Slurm jobs (the same Python as --python on the nodes); --interface names the network they talk on,
+    # --service-url where scheduler jobs reach the service, --scheduler-qos one that starts them soon.
+    dask_service("/etc/jupyterhub/dask.yaml", extra_args=DASK_ARGS),
 ]
 # The services read people's proposals through the hub's proposals endpoint (a custom scope), never
 # their auth_state: that holds their OIDC tokens.

@@ -11,8 +11,10 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,7 +196,7 @@ def test_limits_follow_the_profile_of_the_server_the_cluster_is_for(site: DaskSi
     hub = site.hub
     # The service has just looked alice up, before her "small" server exists (refused: nothing starts)...
     looked_up = site.api("POST", "api/clusters", json={"workers": 2, "server_name": "small", "partition": "gpu"})
-    assert looked_up.status_code == 403 and "partition" in looked_up.json()["message"]
+    assert looked_up.status_code == 403 and "'small' is not a running server" in looked_up.json()["message"]
     # ... and must not decide the next request on that view.
     assert hub.spawn("alice", {}, server="small").status_code in (201, 202)  # the default profile: cpu
     hub.wait_ready("alice", "small")
@@ -300,7 +302,7 @@ def test_bad_and_over_limit_requests_start_nothing(site: DaskSite, body: Any, st
 
 
 def test_no_cluster_runs_as_a_system_account(site: DaskSite) -> None:
-    """A person whose provider name is "root": the launcher would run their scheduler (their code) as root."""
+    """A person whose provider name is "root": their scheduler job (their code) would run as root."""
     site.oidc.login("root")
     token = site.hub.token_for("root", ["access:services!service=daas-dask"])
     response = site.hub.http.post(
@@ -340,28 +342,242 @@ def service_pid(site: DaskSite) -> int | None:
     return int(output[0]) if len(output) == 1 else None
 
 
-def launcher_pid(cluster_id: str) -> int:
-    """The launcher of one cluster: the process that writes that cluster's launcher.log."""
-    found = subprocess.run(["pgrep", "-f", "daas_services.dask.launcher"], capture_output=True, text=True)
-    for pid in found.stdout.split():
-        if os.readlink(f"/proc/{pid}/fd/1").endswith(f"/.daas-dask/{cluster_id}/launcher.log"):
-            return int(pid)
-    raise AssertionError(f"no launcher for cluster {cluster_id}")
-
-
 def test_a_service_restart_reattaches_live_clusters_and_ends_dead_ones(site: DaskSite) -> None:
     live = site.offload["alice"].new_cluster(workers=1)
     dead = site.offload["alice"].new_cluster(workers=1)
-    wait_for(lambda: len(dask_jobs("alice")) == 2, 60, "two worker jobs")
+    wait_for(lambda: cluster_jobs(live.id, True) and cluster_jobs(dead.id, True), 60, "a worker job of each")
     old = service_pid(site)
     assert old is not None
     subprocess.run(["kill", "-9", str(old)], check=True)
-    # While the service is down, one cluster's launcher dies too, and its scheduler with it.
-    subprocess.run(["kill", "-9", str(launcher_pid(dead.id))], check=True)
+    # While the service is down, one cluster's scheduler job ends too.
+    subprocess.run(["scancel", f"--name=daas-dask-{dead.id}-scheduler"], check=True)
     wait_for(lambda: service_pid(site) not in (None, old) and site.answering(), 120, "the hub to restart the service")
     assert live.refresh().status == "running"  # re-attached: same scheduler, same workers
-    assert live.model["workers"] == 1
+    wait_for(lambda: live.refresh().model["workers"] == 1, 60, "the live cluster's worker")
     assert "gone when the service restarted" in wait_stopped(site, dead.id)["message"]
-    wait_for(lambda: len(dask_jobs("alice")) == 1, 90, "the dead cluster's job to be cancelled")
+    wait_for(lambda: not cluster_jobs(dead.id), 90, "the dead cluster's jobs to be cancelled")
+    assert len(cluster_jobs(live.id, workers_only=True)) == 1
     live.close()
     wait_for(lambda: not dask_jobs("alice"), 60, "alice's worker jobs to go")
+
+
+# -- hardening (issue #14): the scheduler off the hub host, service-made credentials, limits ------
+
+
+def ancestors(pid: int) -> list[int]:
+    """The parent chain of a process on this host, up to init."""
+    chain = []
+    while pid > 1:
+        status = Path(f"/proc/{pid}/status").read_text()
+        pid = int(re.search(r"^PPid:\s+(\d+)", status, re.MULTILINE).group(1))
+        chain.append(pid)
+    return chain
+
+
+def cluster_jobs(cluster_id: str, workers_only: bool = False) -> dict[str, str]:
+    """Slurm's jobs of one cluster (its workers are named daas-dask-<id>): id -> owner."""
+    output = subprocess.run(
+        ["squeue", "--noheader", "--format=%i %u %j"], capture_output=True, text=True, timeout=30
+    ).stdout
+    jobs = (line.split() for line in output.splitlines())
+    worker = f"daas-dask-{cluster_id}"
+    return {job: user for job, user, name in jobs if name == worker or (not workers_only and cluster_id in name)}
+
+
+def test_the_scheduler_runs_in_a_slurm_job_of_the_cluster_not_under_the_service(
+    site: DaskSite, alices_cluster: OffloadCluster
+) -> None:
+    """On a real site the scheduler's host is a compute node; on this one-host cluster: its own Slurm job."""
+    with alices_cluster.get_client(timeout=30) as client:
+        job = client.run_on_scheduler(os.getenv, "SLURM_JOB_ID")
+        pid = client.run_on_scheduler(os.getpid)
+    assert job is not None, "the scheduler runs outside Slurm (on the hub host, under the service)"
+    assert cluster_jobs(alices_cluster.id).get(job) == "alice"
+    service = service_pid(site)
+    assert service is not None and service not in ancestors(pid)
+
+
+BOBS_FETCH = """
+import json, ssl, sys, urllib.request
+results = {}
+for scheme in ("http", "https"):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        results[scheme] = urllib.request.urlopen(f"{scheme}://{sys.argv[1]}", timeout=10, context=context).status
+    except Exception as err:
+        results[scheme] = type(err).__name__
+print(json.dumps(results))
+"""
+
+
+def dashboard_address(site: DaskSite, cluster_id: str) -> str:
+    """host:port/prefix of a cluster's dashboard, as the service recorded it (root reads the records)."""
+    with sqlite3.connect(site.records) as db:
+        address, port = db.execute(
+            "SELECT scheduler_address, dashboard_port FROM clusters WHERE id = ?", (cluster_id,)
+        ).fetchone()
+    host = address.removeprefix("tls://").rsplit(":", 1)[0]
+    return f"{host}:{port}{SERVICE}dashboard/{cluster_id}/status"
+
+
+def test_another_users_code_cannot_fetch_a_dashboard(site: DaskSite, alices_cluster: OffloadCluster) -> None:
+    address = dashboard_address(site, alices_cluster.id)
+    argv = ["sudo", "-n", "-u", "bob", "--", sys.executable, "-c", BOBS_FETCH, address]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd="/tmp")
+    fetched = json.loads(result.stdout)
+    assert 200 not in fetched.values(), fetched
+    assert site.api("GET", f"dashboard/{alices_cluster.id}/status").status_code == 200  # the owner, via the service
+
+
+SECRET_VARIABLE = "DAAS_DASK_SECRET"  # the scheduler job's one-time secret (daas_services.dask.jobs)
+
+# Alice's own code in her scheduler (a preload in ~/.config/dask) forges the scheduler's report to the service.
+FORGER = """
+import json, os, urllib.error, urllib.request
+
+def dask_setup(scheduler):
+    hub = {hub_port}
+    forged = {{"scheduler_address": f"tls://127.0.0.1:{{hub}}", "dashboard_port": hub, "pid": 1,
+              "tls": {{"ca": "/etc/hostname", "cert": "/etc/hostname", "key": "/etc/hostname"}}}}
+    print(json.dumps(forged), flush=True)  # a ready line on the scheduler's stdout
+    results = []
+    secret, url = os.environ.get("{secret_variable}"), os.environ.get("DAAS_DASK_URL")
+    if secret and url:
+        cluster = os.environ["SLURM_JOB_NAME"].removeprefix("daas-dask-").split("-")[0]
+        forged_port = {{"port": hub, "dashboard_port": hub}}
+        for body in (forged_port, dict(forged_port, host="10.0.0.1")):
+            request = urllib.request.Request(
+                f"{{url}}api/clusters/{{cluster}}/ready", data=json.dumps(body).encode(), method="POST",
+                headers={{"Authorization": f"secret {{secret}}", "Content-Type": "application/json"}},
+            )
+            try:
+                results.append(urllib.request.urlopen(request, timeout=60).status)
+            except urllib.error.HTTPError as err:
+                results.append(err.code)
+    with open(os.path.expanduser("~/.daas-forged"), "w") as file:
+        json.dump(results, file)
+"""
+
+
+def alices_dask_config(name: str, text: str) -> Path:
+    """A file in alice's ~/.config/dask (hers: she may write anything there)."""
+    folder = Path("/home/alice/.config/dask")
+    subprocess.run(["sudo", "-n", "-u", "alice", "--", "mkdir", "-p", str(folder)], check=True)
+    path = folder / name
+    subprocess.run(
+        ["sudo", "-n", "-u", "alice", "--", "tee", str(path)],
+        input=text,
+        text=True,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return path
+
+
+def test_a_forged_ready_report_is_refused(site: DaskSite) -> None:
+    forger = alices_dask_config("forge.py", FORGER.format(hub_port=site.hub.port, secret_variable=SECRET_VARIABLE))
+    config = alices_dask_config("forge.yaml", f"distributed: {{scheduler: {{preload: [{forger}]}}}}\n")
+    result = Path("/home/alice/.daas-forged")
+    result.unlink(missing_ok=True)
+    try:
+        cluster = site.offload["alice"].new_cluster(workers=0)
+    finally:
+        config.unlink()
+        forger.unlink()
+    try:
+        assert not cluster.model["scheduler_address"].endswith(f":{site.hub.port}")
+        assert site.api("GET", f"dashboard/{cluster.id}/status").status_code == 200
+        assert json.loads(result.read_text()) == [400, 400]  # a port that is not this cluster's, a host
+        with cluster.get_client(timeout=30) as client:
+            pid = client.run_on_scheduler(os.getpid)
+        environ = dict(
+            item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item
+        )
+        report = {"port": 1234, "dashboard_port": 1235}
+        for secret, status in ((environ[SECRET_VARIABLE], 403), ("wrong", 403), (None, 403)):
+            headers = {"Authorization": f"secret {secret}"} if secret else {}
+            response = site.hub.http.post(
+                f"{site.hub.url}{SERVICE}api/clusters/{cluster.id}/ready", json=report, headers=headers
+            )
+            assert response.status_code == status, response.text  # spent after the real report; never guessed
+        assert cluster.refresh().model["scheduler_address"] == cluster.model["scheduler_address"]
+    finally:
+        cluster.close()
+
+
+def test_a_request_without_server_name_gets_the_limits_of_the_callers_running_server(site: DaskSite) -> None:
+    hub = site.hub
+    assert hub.spawn("alice", {"profile": "cpu"}, server="training").status_code in (201, 202)
+    hub.wait_ready("alice", "training")
+    try:
+        server_token = hub.token_for(
+            "alice", ["access:services!service=daas-dask", "access:servers!server=alice/training"]
+        )
+        for token in (server_token, site.token["alice"]):  # the server's own token, her personal one
+            response = hub.http.post(
+                f"{hub.url}{SERVICE}api/clusters", json={"workers": 2}, headers={"Authorization": f"token {token}"}
+            )
+            assert response.status_code == 403 and "max_workers=1" in response.json()["message"], response.text
+        named = site.api("POST", "api/clusters", json={"workers": 1, "server_name": "gone"})
+        assert named.status_code == 403 and "'gone' is not a running server" in named.json()["message"]
+        assert not dask_jobs("alice")
+    finally:
+        hub.stop_server("alice", "training")
+
+
+JOBQUEUE_OVERRIDE = """
+jobqueue:
+  slurm:
+    queue: gpu
+    walltime: "20:00:00"
+    memory: 100MiB
+    job-extra-directives: ["--partition=gpu", "--time=20:00:00", "--mem=100M"]
+"""
+
+
+def job_fields(job: str) -> dict[str, str]:
+    text = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+def test_the_owners_dask_config_does_not_change_worker_jobs(site: DaskSite) -> None:
+    config = alices_dask_config("override.yaml", JOBQUEUE_OVERRIDE)
+    try:
+        cluster = site.offload["alice"].new_cluster(workers=1, memory="1G", walltime="00:30:00")
+    finally:
+        config.unlink()
+    try:
+        jobs = wait_for(lambda: cluster_jobs(cluster.id, workers_only=True), 60, "the worker job")
+        for job in jobs:
+            fields = job_fields(job)
+            assert fields["Partition"] == "cpu", fields
+            assert fields["MinMemoryNode"] in ("1G", "1024M"), fields
+            assert fields["TimeLimit"] == "00:30:00", fields
+    finally:
+        cluster.close()
+
+
+def test_the_worker_cap_holds_whatever_the_owners_scheduler_asks(site: DaskSite) -> None:
+    def want_many_workers(dask_scheduler: Any) -> None:
+        """Alice's own code in her scheduler: ask for 50 workers, and scale any cluster object in reach to 5."""
+        import gc
+
+        dask_scheduler.handlers["adaptive_target"] = lambda *args, **kwargs: 50
+        for thing in gc.get_objects():
+            if type(thing).__name__ == "SLURMCluster":  # a cluster object in the scheduler's process
+                if thing._adaptive is not None:
+                    thing._adaptive.stop()
+                thing.scale(5)
+
+    cluster = site.offload["alice"].new_cluster(adapt={"minimum": 0, "maximum": 2})
+    try:
+        with cluster.get_client(timeout=30) as client:
+            client.run_on_scheduler(want_many_workers)
+        wait_for(lambda: len(cluster_jobs(cluster.id, workers_only=True)) >= 2, 60, "the worker jobs")
+        for _ in range(5):  # several of the service's check intervals (2 s here): the maximum, never more
+            assert len(cluster_jobs(cluster.id, workers_only=True)) == 2
+            time.sleep(2)
+    finally:
+        cluster.close()

@@ -95,4 +95,4 @@ async def test_the_services_client_reads_proposals_and_servers(site: ServicesHub
     users = HubUsers(api_url=site.hub.api_url, token=site.tokens["daas-data"])
     assert [p.id for p in await users.proposals("alice")] == ["20231234", "20220001"]
     assert (await users.proposals("alice"))[0].instrument == "ID11"
-    assert await users.server_profile("alice", "") is None
+    assert await users.running_servers("alice") == {}

@@ -18,6 +18,7 @@ from daas_services.dask.limits import (
     resolve_adapt,
     resolve_request,
     resolve_scale,
+    tightest,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "profiles" / "dask.yaml"
@@ -80,7 +81,8 @@ def test_defaults():
 )
 def test_full_requests(body, expected):
     config = DaskConfig(defaults={"partitions": ["cpu", "gpu", "bigmem"], "max_walltime": "1-00:00:00"})
-    resolved = resolve_request(body, config, MINE, 0)
+    servers = {name: "cpu" for name in ("", "gpu-box_1.x~y")}  # a server named in a request must be running
+    resolved = resolve_request(body, config, MINE, 0, servers if "server_name" in body else None)
     assert {key: getattr(resolved, key) for key in expected} == expected
 
 
@@ -199,7 +201,8 @@ def test_zero_memory_or_walltime_is_refused(body, field):
 
 
 def test_longest_server_name_is_fine():
-    assert resolve_request({"server_name": "x" * 255}, SITE, MINE, 0).server_name == "x" * 255
+    longest = "x" * 255
+    assert resolve_request({"server_name": longest}, SITE, MINE, 0, {longest: None}).server_name == longest
 
 
 # --- resolve_request: not allowed (403) --------------------------------------------------------------------------
@@ -561,7 +564,7 @@ def test_summary_of_fixed_workers():
 
 
 def test_resolved_round_trips_through_json():
-    resolved = resolve_request({"adapt": {"maximum": 4}, "server_name": "gpu"}, SITE, MINE, 0)
+    resolved = resolve_request({"adapt": {"maximum": 4}, "server_name": "gpu"}, SITE, MINE, 0, {"gpu": "gpu"})
     assert ResolvedCluster.model_validate(resolved.model_dump(mode="json")) == resolved
 
 
@@ -612,12 +615,71 @@ def test_rules_by_profile_and_proposal(proposal, profile, max_workers):
     )
     assert config.limits_for(proposal, profile).max_workers == max_workers
     proposals = [proposal] if proposal else []
-    assert resolve_request({"workers": max_workers}, config, proposals, 0, profile).workers == max_workers
+    servers = {"s": profile} if profile else {}
+    assert resolve_request({"workers": max_workers}, config, proposals, 0, servers).workers == max_workers
     with pytest.raises(RequestError) as refused:
-        resolve_request({"workers": max_workers + 1}, config, proposals, 0, profile)
+        resolve_request({"workers": max_workers + 1}, config, proposals, 0, servers)
     assert refused.value.status == 403 and f"max_workers={max_workers}" in str(refused.value)
 
 
 def test_a_rule_names_a_proposal_or_a_profile():
     with pytest.raises(ValidationError, match="names a proposal pattern"):
         DaskConfig(proposals=[{"limits": {"max_workers": 1}}])
+
+
+# --- limits from the caller's running servers (issue #14) ------------------------------------------------------
+
+PROFILED = DaskConfig(
+    defaults={"max_workers": 8, "partitions": ["cpu", "gpu"]},
+    proposals=[
+        {"profile": "training*", "limits": {"max_workers": 1, "max_memory": "2G", "memory": "1G", "walltime": "30"}},
+        {"profile": "gpu", "limits": {"partitions": ["gpu"]}},
+    ],
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "servers", "token_server", "max_workers"),
+    [
+        ({}, {"training": "training"}, None, 1),  # no server named: the running server's rule still applies
+        ({}, {"training": "training"}, "training", 1),  # from the server's own token
+        ({}, {"training": "training", "big": "cpu"}, None, 1),  # several: the tightest
+        ({"server_name": "big"}, {"training": "training", "big": "cpu"}, None, 8),  # a running server named
+        ({}, {"training": "training", "big": "cpu"}, "big", 8),  # ... or calling with its token
+        ({}, {}, None, 8),  # no server runs: the proposal's limits
+    ],
+)
+def test_limits_come_from_the_callers_running_servers(body, servers, token_server, max_workers):
+    resolved = resolve_request(body | {"workers": 1}, PROFILED, MINE, 0, servers, token_server)
+    assert resolved.max_workers == max_workers
+    assert resolved.server_name == body.get("server_name", token_server)
+
+
+@pytest.mark.parametrize(
+    ("body", "servers", "token_server"),
+    [
+        ({"server_name": "gone"}, {"training": "training"}, None),
+        ({}, {"training": "training"}, "gone"),
+        ({"server_name": "big"}, {}, None),
+    ],
+)
+def test_a_server_that_is_not_running_gives_no_limits(body, servers, token_server):
+    with pytest.raises(RequestError) as refused:
+        resolve_request(body, PROFILED, MINE, 0, servers, token_server)
+    assert refused.value.status == 403 and "is not a running server of yours" in str(refused.value)
+
+
+def test_tightest_takes_each_bound_and_default_at_its_lowest():
+    training, plain = PROFILED.limits_for(None, "training"), PROFILED.limits_for(None, "cpu")
+    tight = tightest([plain, training])
+    assert (tight.max_workers, tight.max_memory, tight.memory) == (1, 2048, 1024)
+    assert tight.walltime == 30 * 60 and tight.max_walltime == plain.max_walltime
+    assert tight.partitions == ["cpu", "gpu"]
+    assert tightest([plain]) is plain
+
+
+def test_tightest_keeps_shared_partitions_only():
+    assert tightest([PROFILED.limits_for(None, "cpu"), PROFILED.limits_for(None, "gpu")]).partitions == ["gpu"]
+    cpu_only = DaskConfig(proposals=[{"profile": "a", "limits": {"partitions": ["cpu"]}}]).limits_for(None, "a")
+    with pytest.raises(RequestError, match="share no partition"):
+        tightest([cpu_only, PROFILED.limits_for(None, "gpu")])

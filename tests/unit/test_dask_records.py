@@ -222,3 +222,28 @@ def test_relative_path(tmp_path, monkeypatch):
         assert records.get("0123456789abcdef") == record()
     finally:
         records.db.close()
+
+
+def test_job_ids_and_the_request_round_trip(store):
+    saved = record(scheduler_job="41", worker_jobs=["42", "43"], requested={"workers": None, "adapt": {"maximum": 2}})
+    store.save(saved)
+    assert store.get(saved.id) == saved
+
+
+def test_a_database_from_before_the_job_ids_gains_their_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "clusters.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE clusters (id TEXT PRIMARY KEY, username TEXT NOT NULL, status TEXT NOT NULL,"
+            " job_name TEXT NOT NULL, resolved TEXT NOT NULL, scheduler_address TEXT, dashboard_port INTEGER,"
+            " tls TEXT, message TEXT NOT NULL DEFAULT '', created REAL NOT NULL, ended REAL)"
+        )
+        db.execute("INSERT INTO clusters VALUES ('a1', 'alice', 'running', 'j', '{}', NULL, NULL, NULL, '', 1.0, NULL)")
+    records = ClusterRecords(str(path))
+    old = records.get("a1")
+    assert (old.scheduler_job, old.worker_jobs, old.requested) == (None, [], None)
+    records.save(record("b2", worker_jobs=["7"]))
+    assert records.get("b2").worker_jobs == ["7"]
+    records.db.close()
