@@ -64,7 +64,7 @@ async def run_command(
             process.communicate(stdin.encode() if stdin is not None else None), timeout
         )
     except asyncio.TimeoutError:
-        _kill_group(process)
+        kill_group(process)
         await process.wait()
         raise CommandFailed(name, f"gave no answer within {timeout:g} s", timed_out=True) from None
     seconds = time.monotonic() - started
@@ -75,8 +75,11 @@ async def run_command(
     return CommandResult(out, err, seconds)
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    """Kill the command, not only the sudo in front of it: a cut-off sbatch must not submit later."""
+def kill_group(process: asyncio.subprocess.Process) -> None:
+    """Kill the command's process group (started with start_new_session), not only the sudo in front of it.
+
+    A cut-off sbatch must not submit later, nor a reader go on reading.
+    """
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except PermissionError:  # an unprivileged hub reaches only its sudo

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncGenerator, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daas_spawner.accounts import AccountPolicy, AccountRefused, acts_as_user
+from daas_spawner.commands import kill_group
 
 log = logging.getLogger("daas-data")
 
@@ -196,12 +196,7 @@ class UserReader:
 async def _end(process: asyncio.subprocess.Process) -> None:
     """Kill the reader's whole process group (sudo and the reader); the reader also dies with its sudo."""
     if process.returncode is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except PermissionError:  # an unprivileged service reaches only its sudo
-            process.kill()
-        except ProcessLookupError:
-            pass
+        kill_group(process)
     # wait() returns once the pipes are closed too: a download whose client went away has left
     # unread output in a paused pipe, whose end of file only reading reaches.
     for output in (process.stdout, process.stderr):
