@@ -191,3 +191,21 @@ def hub(slurm_hub: SlurmHub) -> Iterator[Hub]:
     for name in TEST_USERS:
         for server in list(slurm_hub.hub.user_model(name)["servers"]):
             slurm_hub.hub.stop_server(name, server)
+
+
+def running_local_hub(prefix: str, server: str) -> Iterator[Hub]:
+    """A hub on the local backend whose servers (the command `server`) run as the Unix user via sudo; alice exists."""
+    workdir = public_tempdir(prefix)
+    hub = Hub(
+        workdir / "hub",
+        f"""
+        c.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{{username}}", "--"]
+        c.LocalBackend.working_dir = "/home/{{username}}"
+        c.Spawner.cmd = ["{server}"]
+        """,
+    )
+    hub.start()
+    hub.create_users("alice")
+    yield hub
+    hub.stop()
+    subprocess.run(["pkill", "-u", "alice", "-f", "jupyterhub-singleuser"], check=False)

@@ -7,27 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import public_tempdir
+from .conftest import running_local_hub
 from .hub import VENV_BIN, Hub
 
 
 @pytest.fixture(scope="module")
 def local_hub() -> Iterator[Hub]:
-    workdir = public_tempdir("daas-local-")
-    # Default profiles (one local JupyterLab); servers run as the Unix user via sudo.
-    hub = Hub(
-        workdir / "hub",
-        f"""
-        c.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{{username}}", "--"]
-        c.LocalBackend.working_dir = "/home/{{username}}"
-        c.Spawner.cmd = ["{VENV_BIN}/jupyterhub-singleuser"]
-        """,
-    )
-    hub.start()
-    hub.create_users("alice")
-    yield hub
-    hub.stop()
-    subprocess.run(["pkill", "-u", "alice", "-f", "jupyterhub-singleuser"], check=False)
+    """Default profiles (one local JupyterLab); servers run as the Unix user via sudo."""
+    yield from running_local_hub("daas-local-", f"{VENV_BIN}/jupyterhub-singleuser")
 
 
 def test_local_spawn_with_empty_body(local_hub: Hub) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from .conftest import SlurmHub, public_tempdir, write_slow_start_env
+from .conftest import SlurmHub, public_tempdir, running_local_hub, write_slow_start_env
 from .hub import Hub
 from .process import wait_for
 from .slurm import job_details
@@ -114,21 +114,8 @@ def test_on_slurm_a_taken_port_never_gets_the_servers_traffic(slurm_hub: SlurmHu
 
 @pytest.fixture
 def slow_local_hub() -> Iterator[Hub]:
-    workdir = public_tempdir("daas-local-slow-")
-    server = write_slow_start_env(workdir / "slow-start-env") / "bin" / "jupyterhub-singleuser"
-    hub = Hub(
-        workdir / "hub",
-        f"""
-        c.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{{username}}", "--"]
-        c.LocalBackend.working_dir = "/home/{{username}}"
-        c.Spawner.cmd = ["{server}"]
-        """,
-    )
-    hub.start()
-    hub.create_users("alice")
-    yield hub
-    hub.stop()
-    subprocess.run(["pkill", "-u", "alice", "-f", "jupyterhub-singleuser"], check=False)
+    slow_start = write_slow_start_env(public_tempdir("daas-local-slow-env-") / "slow-start-env")
+    yield from running_local_hub("daas-local-slow-", str(slow_start / "bin" / "jupyterhub-singleuser"))
 
 
 def test_locally_a_taken_port_never_gets_the_servers_traffic(slow_local_hub: Hub) -> None:
