@@ -111,6 +111,14 @@ def listening_uids(port, tables=TCP_TABLES):
     return uids
 
 
+def port_check(port, uid):
+    """(whether `uid` listens on `port`, why the port is not the server's: another account listens on it, or None)."""
+    uids = listening_uids(port)
+    others = ", ".join(str(owner) for owner in sorted(uids - {uid}))
+    taken = f"port {port} was taken by another account (uid {others}) before the server could listen on it"
+    return uid in uids, (taken if others else None)
+
+
 def live_process_stat(pid):
     """Fields 3 onwards of /proc/<pid>/stat (after the command name); None: no such process, or a dead one."""
     try:
@@ -129,11 +137,10 @@ def wait_until_listening(pid, port, interval=WATCH_INTERVAL):
     """None once this account listens on `port` and no other does; else why not (server ended, port taken)."""
     me = os.getuid()
     while True:
-        uids = listening_uids(port)
-        if uids - {me}:
-            owners = ", ".join(str(uid) for uid in sorted(uids - {me}))
-            return f"port {port} was taken by another account (uid {owners}) before the server could listen on it"
-        if me in uids:
+        listening, taken = port_check(port, me)
+        if taken:
+            return taken
+        if listening:
             return None
         if not is_running(pid):
             return "the server ended before it listened"

@@ -15,7 +15,7 @@ from jupyterhub.utils import random_port
 from traitlets import Float, List, Unicode
 
 from ..accounts import UNIX_NAME, acts_as_user
-from ..launcher import listening_uids, live_process_stat
+from ..launcher import live_process_stat, port_check
 from .base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
 
 LISTEN_CHECK_INTERVAL = 0.1  # seconds between looks at the kernel's socket table while a server starts
@@ -108,13 +108,11 @@ class LocalBackend(Backend):
         while True:
             if await self.poll(state) is not None:
                 raise SpawnFailed(f"the server process {state['pid']} exited before it listened")
-            uids = listening_uids(port)
-            if uids - {state["uid"]}:
+            listening, taken = port_check(port, state["uid"])
+            if taken:
                 await self.stop(state)
-                raise SpawnFailed(
-                    f"port {port} was taken by another account before the server could listen on it; please start again"
-                )
-            if state["uid"] in uids:
+                raise SpawnFailed(f"{taken}; please start again")
+            if listening:
                 return ServerAddress(state["host"], port)
             await asyncio.sleep(LISTEN_CHECK_INTERVAL)
 
