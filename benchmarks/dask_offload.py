@@ -128,7 +128,7 @@ def main() -> None:
     hub = Hub(
         workdir / "hub",
         f"""
-        from daas_services.hub_setup import dask_service, service_roles
+        from daas_hub import dask_service, service_roles
         c.JupyterHub.log_level = "INFO"
         c.JupyterHub.services.append(
             dask_service("{workdir / "dask.yaml"}", url="http://127.0.0.1:{service_port}", extra_args={service_args!r})

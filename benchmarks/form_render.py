@@ -80,7 +80,9 @@ COMMON = (
 def daas_config(commands: CommandLog, ttl: float | None) -> str:
     ttl_line = "" if ttl is None else f"c.SlurmBackend.availability_ttl = {ttl!r}"
     return f"""
+        from daas_hub import register_handlers
         from daas_spawner import load_profiles
+        register_handlers()
         c.JupyterHub.spawner_class = "daas"
         c.DaaSSpawner.profiles = load_profiles("{REPO / "profiles" / "facility.yaml"}")
         c.SlurmBackend.slurm_bin_dir = "{commands.bin_dir}"
@@ -384,7 +386,7 @@ def table(summary: dict[str, Any], ttl: float) -> str:
 
 
 def default_ttl() -> float:
-    from daas_spawner.backends.slurm import SlurmBackend
+    from daas_spawner.backends.slurm.backend import SlurmBackend
 
     return float(SlurmBackend.class_traits()["availability_ttl"].default_value)
 

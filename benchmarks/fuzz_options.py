@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.common import require_fresh_install  # noqa: E402
-from daas_spawner.backends.slurm_commands import LAUNCHER_EOF, launcher_source  # noqa: E402
+from daas_spawner.backends.slurm.commands import LAUNCHER_EOF, launcher_source  # noqa: E402
 from tests.integration.conftest import SlurmHub  # noqa: E402
 from tests.integration.slurm import batch_script  # noqa: E402
 

@@ -92,7 +92,9 @@ HUB_COMMON = (
 
 def daas_config(profiles: Path, commands: CommandLog) -> str:
     return f"""
+        from daas_hub import register_handlers
         from daas_spawner import load_profiles
+        register_handlers()
         c.JupyterHub.spawner_class = "daas"
         c.DaaSSpawner.profiles = load_profiles("{profiles}")
         c.SlurmBackend.slurm_bin_dir = "{commands.bin_dir}"

@@ -1,17 +1,20 @@
-"""jupyterhub-daas authentication: OIDC login (Keycloak, Umbrella/eduTEAMS) and experiment proposals."""
+"""jupyterhub-daas authentication: OIDC login (Keycloak, Umbrella/eduTEAMS) and experiment proposals.
 
-from .authenticator import DaaSAuthenticator, KeycloakAuthenticator, UmbrellaAuthenticator
-from .proposals import ClaimRule, Proposal
-from .useroffice import FileUserOffice, HttpUserOffice, UserOffice, UserOfficeError
+Names load on first use, so importing a submodule does not import oauthenticator or JupyterHub.
+"""
 
-__all__ = [
-    "ClaimRule",
-    "DaaSAuthenticator",
-    "FileUserOffice",
-    "HttpUserOffice",
-    "KeycloakAuthenticator",
-    "Proposal",
-    "UmbrellaAuthenticator",
-    "UserOffice",
-    "UserOfficeError",
-]
+from daas_core.lazy import lazy_exports
+
+_EXPORTS = {
+    "DaaSAuthenticator": "authenticator",
+    "KeycloakAuthenticator": "authenticator",
+    "UmbrellaAuthenticator": "authenticator",
+    "ClaimRule": "proposals",
+    "FileUserOffice": "useroffice",
+    "HttpUserOffice": "useroffice",
+    "UserOffice": "useroffice",
+    "UserOfficeError": "useroffice",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

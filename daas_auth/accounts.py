@@ -9,11 +9,9 @@ an account name: it is not lower-cased, trimmed or otherwise bent into one.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-# The portable POSIX set; use fullmatch (`$` would let a trailing newline through).
-UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+from daas_core.accounts import UNIX_NAME
 
 
 class NoAccount(ValueError):

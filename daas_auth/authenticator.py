@@ -28,15 +28,11 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Dict, Float, Instance, List, TraitError, Unicode, default, validate
 
+from daas_core.proposals import Proposal, proposals_from_auth_state
+
 from .accounts import NoAccount, account_name
 from .discovery import DiscoveryError, discovery_url, endpoints_from_discovery
-from .proposals import (
-    ClaimRule,
-    Proposal,
-    merge_proposals,
-    proposals_from_auth_state,
-    proposals_from_claims,
-)
+from .proposals import ClaimRule, merge_proposals, proposals_from_claims
 from .useroffice import ProposalCache, UserOffice, UserOfficeError
 
 ACCOUNT_OFFICE_DOWN = (

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 
-from jupyterhub import apihandlers
 from jupyterhub.apihandlers import APIHandler
 from tornado import web
 
-from .proposals import proposals_from_auth_state
+from daas_core.proposals import proposals_from_auth_state
 
 PROPOSALS_SCOPE = "custom:daas-proposals:read"
 CUSTOM_SCOPES = {
@@ -37,9 +36,3 @@ class ProposalsAPIHandler(APIHandler):
             raise web.HTTPError(404, f"no user {user_name}")
         proposals = proposals_from_auth_state(await user.get_auth_state())
         self.write(json.dumps({"name": user.name, "proposals": [p.model_dump(mode="json") for p in proposals]}))
-
-
-def register() -> None:
-    """Add the endpoint to the hub's API handlers (idempotent; runs when the hub's config imports hub_setup)."""
-    if not any(route[0] == PATH for route in apihandlers.default_handlers):
-        apihandlers.default_handlers.append((PATH, ProposalsAPIHandler))

@@ -25,7 +25,7 @@ import yaml
 from traitlets import Bool, Dict, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .proposals import Proposal, parse_proposals
+from daas_core.proposals import Proposal, parse_proposals
 
 
 class UserOfficeError(RuntimeError):

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from daas_auth.proposals import Proposal, parse_proposals
+from daas_core.proposals import Proposal, parse_proposals
 
 Value = TypeVar("Value")
 

@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jupyterhub import apihandlers
 from jupyterhub.apihandlers import APIHandler
 from jupyterhub.user import User
 from tornado import web
@@ -106,9 +105,3 @@ class ServerAddressAPIHandler(APIHandler):
         await spawner.accept_report(report)
         self.set_status(204)
         self.finish()
-
-
-def register() -> None:
-    """Add the endpoint to the hub's API handlers (idempotent; runs at import of the spawner)."""
-    if not any(route[0] == PATH for route in apihandlers.default_handlers):
-        apihandlers.default_handlers.append((PATH, ServerAddressAPIHandler))

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from jupyterhub import apihandlers
 from jupyterhub.apihandlers import APIHandler
 from jupyterhub.user import User
 from tornado import web
@@ -196,9 +195,3 @@ class AvailabilityAPIHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.write(answer.as_dict())
-
-
-def register() -> None:
-    """Add the endpoint to the hub's API handlers (idempotent; runs at import of the spawner)."""
-    if not any(route[0] == PATH for route in apihandlers.default_handlers):
-        apihandlers.default_handlers.append((PATH, AvailabilityAPIHandler))

@@ -19,7 +19,6 @@ import json
 import secrets
 from collections.abc import Mapping
 
-from jupyterhub import apihandlers
 from jupyterhub.apihandlers import APIHandler
 from tornado import web
 
@@ -83,9 +82,3 @@ class ServerSecretsAPIHandler(APIHandler):
             raise web.HTTPError(403, "this bootstrap secret is unknown, used or expired")
         self.set_header("Cache-Control", "no-store")
         self.finish({"env": env})
-
-
-def register() -> None:
-    """Add the endpoint to the hub's API handlers (idempotent; runs at import of the spawner)."""
-    if not any(route[0] == PATH for route in apihandlers.default_handlers):
-        apihandlers.default_handlers.append((PATH, ServerSecretsAPIHandler))

@@ -15,11 +15,11 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
-from daas_auth.proposals import Proposal
+from daas_core.proposals import Proposal
+from daas_core.quantities import format_memory, format_walltime
 
 from .options import OptionsError, UserAccess, proposal_choices
 from .profiles import Profile
-from .quantities import format_memory, format_walltime
 
 # Advanced-mode inputs that override a Simple-mode choice when filled in.
 OVERRIDES = {"cores_custom": "cores", "walltime_custom": "walltime"}

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from daas_core.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
+
 from .profiles import CORE_PRESETS, Environment, Profile, ProfileSet
-from .quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
 
 OPTION_FIELDS = (
     "profile",

@@ -10,65 +10,47 @@ at start-up instead of surfacing as a strange job later.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveInt,
     StringConstraints,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from .quantities import parse_memory_mb, parse_walltime_seconds
+from daas_core.fields import (
+    AbsolutePath,
+    AccountTemplate,
+    Identifier,
+    MemoryMB,
+    ModuleName,
+    PlainText,
+    SchedulerArg,
+    SchedulerName,
+    Strict,
+    UrlPath,
+    WalltimeSeconds,
+)
+from daas_core.loading import SiteFileError, load_model, parse_model
 
-# Names that end up in scheduler arguments or scripts: a conservative character set, so a
-# profile can never carry a shell or #SBATCH construct even though admins write it.
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-SchedulerName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")]
-ModuleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+/-]{0,127}$")]
-AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[^\x00-\x1f\x7f]{0,4095}$")]
-
-
-def _account_template(value: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_.:+-]{1,100}", value.replace("{proposal}", "P")) is None:
-        raise ValueError("an account is letters, digits and _ . : + - with at most a {proposal} placeholder")
-    return value
-
-
-AccountTemplate = Annotated[str, AfterValidator(_account_template)]
-# Glob patterns over proposal ids (fnmatch: * ? [..]); the same character set plus wildcards.
+# Glob patterns over proposal ids (fnmatch: * ? [..]); the proposal id characters plus wildcards.
 ProposalPattern = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
-SchedulerArg = Annotated[str, StringConstraints(pattern=r"^--?[A-Za-z][^\x00-\x1f\x7f]{0,255}$")]
-UrlPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./?=&%-]{0,255}$")]
-PlainText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]{0,2000}$")]
-MemoryMB = Annotated[int, BeforeValidator(parse_memory_mb)]
-WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
 
 CorePreset = Literal["min", "medium", "max", "whole_node"]
 CORE_PRESETS: tuple[CorePreset, ...] = ("min", "medium", "max", "whole_node")
 
 
-class ProfileConfigError(ValueError):
+class ProfileConfigError(SiteFileError):
     """A profiles file that cannot be used; the message names the file and the field."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Cores(_Strict):
+class Cores(Strict):
     """CPU cores: named presets plus a bounded free value."""
 
     presets: dict[Literal["min", "medium", "max"], PositiveInt] = Field(
@@ -95,7 +77,7 @@ class Cores(_Strict):
         return self
 
 
-class Memory(_Strict):
+class Memory(Strict):
     """Memory per job, in the units people write ('4G')."""
 
     min: MemoryMB = 256
@@ -109,7 +91,7 @@ class Memory(_Strict):
         return self
 
 
-class Gpus(_Strict):
+class Gpus(Strict):
     """GPUs as a generic resource: type choices and a count."""
 
     types: list[SchedulerName] = Field(default_factory=list, description="GRES types; empty = untyped.")
@@ -123,7 +105,7 @@ class Gpus(_Strict):
         return self
 
 
-class Walltime(_Strict):
+class Walltime(Strict):
     """Run time: suggested choices, a default and a hard maximum."""
 
     choices: list[WalltimeSeconds] = Field(default_factory=list)
@@ -139,7 +121,7 @@ class Walltime(_Strict):
         return self
 
 
-class Resources(_Strict):
+class Resources(Strict):
     """What a scheduler-backed profile lets a user choose."""
 
     partitions: list[SchedulerName] = Field(min_length=1, description="First is the default.")
@@ -153,7 +135,7 @@ class Resources(_Strict):
     walltime: Walltime
 
 
-class Environment(_Strict):
+class Environment(Strict):
     """Where the single-user server's Python comes from."""
 
     id: Identifier
@@ -171,7 +153,7 @@ class Environment(_Strict):
         return self
 
 
-class SlurmSettings(_Strict):
+class SlurmSettings(Strict):
     """Admin-only Slurm settings of a profile; users never set these."""
 
     account: AccountTemplate | None = Field(
@@ -188,7 +170,7 @@ def _default_environments() -> list[Environment]:
     return [Environment(id="default", display_name="Default Python")]
 
 
-class Profile(_Strict):
+class Profile(Strict):
     """One entry of the spawn form: a backend plus the choices it allows."""
 
     id: Identifier
@@ -237,7 +219,7 @@ class Profile(_Strict):
         return not self.restricted or self.allows_group(groups) or bool(self.proposals_allowed(proposals))
 
 
-class ProfileSet(_Strict):
+class ProfileSet(Strict):
     """All profiles of a site, in form order."""
 
     profiles: list[Profile] = Field(min_length=1)
@@ -268,45 +250,17 @@ class ProfileSet(_Strict):
         return [profile for profile in self.profiles if profile.allows(groups, proposals)]
 
 
-def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
-    """Turn pydantic's location into 'profiles[gpu].resources.cores.max'."""
-    parts: list[str] = []
-    node = raw
-    for item in loc:
-        if isinstance(item, int):
-            label = str(item)
-            if isinstance(node, list) and item < len(node):
-                node = node[item]
-                if isinstance(node, dict) and isinstance(node.get("id"), str):
-                    label = node["id"]
-            parts[-1:] = [f"{parts[-1]}[{label}]"] if parts else [f"[{label}]"]
-        else:
-            parts.append(item)
-            node = node.get(item) if isinstance(node, dict) else None
-    return ".".join(parts) or "<top>"
+PROFILES_SHAPE = "with a 'profiles' list"
 
 
 def parse_profiles(raw: Any, source: str) -> ProfileSet:
     """Validate already-parsed YAML data; errors name the source and every bad field."""
-    if not isinstance(raw, dict):
-        raise ProfileConfigError(f"{source}: expected a mapping with a 'profiles' list")
-    try:
-        return ProfileSet.model_validate(raw)
-    except ValidationError as err:
-        lines = [f"{source}: {_field_path(e['loc'], raw)}: {e['msg']}" for e in err.errors(include_url=False)]
-        raise ProfileConfigError("invalid profiles\n  " + "\n  ".join(lines)) from None
+    return parse_model(ProfileSet, raw, source, "profiles", ProfileConfigError, shape=PROFILES_SHAPE)
 
 
 def load_profiles(path: str | Path) -> ProfileSet:
     """Read and validate a profiles YAML file."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ProfileConfigError(f"{path}: cannot read profiles file: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ProfileConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_profiles(raw, str(path))
+    return load_model(ProfileSet, path, "profiles", ProfileConfigError, shape=PROFILES_SHAPE)
 
 
 LOCAL_DEMO = ProfileSet(

@@ -11,20 +11,16 @@ from tornado import web
 from traitlets import Bool, Dict, Instance, List, Unicode, default
 from traitlets.utils.importstring import import_item
 
-from daas_auth.proposals import Proposal, proposals_from_auth_state
-from daas_services.data.mounts import DataLocations, Mount, mounts_env, resolve_mounts
+from daas_core.mounts import DataLocations, Mount, mounts_env, resolve_mounts
+from daas_core.proposals import Proposal, proposals_from_auth_state
 
-from . import address, availability, bootstrap
+from . import bootstrap, hub_handlers
 from .address import ServerReport
 from .backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress, SpawnFailed
 from .bootstrap import split_secret_env
 from .form import form_to_options, render_form, template_environment
 from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
 from .profiles import LOCAL_DEMO, Profile, ProfileSet
-
-address.register()
-availability.register()
-bootstrap.register()
 
 STATE_KEY = "daas"
 LAST_END_KEY = "daas_last_end"  # kept in the stopped server's state: JupyterHub drops the spawner object
@@ -43,8 +39,8 @@ class DaaSSpawner(Spawner):
     )
     backend_classes = Dict(
         {
-            "slurm": "daas_spawner.backends.slurm.SlurmBackend",
-            "local": "daas_spawner.backends.local.LocalBackend",
+            "slurm": "daas_spawner.backends.slurm.backend.SlurmBackend",
+            "local": "daas_spawner.backends.local.backend.LocalBackend",
         },
         config=True,
         help="Backend name (a profile's `backend`) -> importable Backend class.",
@@ -88,7 +84,7 @@ class DaaSSpawner(Spawner):
         allow_none=True,
         config=True,
         help="""The site's data locations per proposal, usually
-        `daas_services.data.mounts.load_data_locations("/etc/jupyterhub/data.yaml")` (the data service
+        `daas_core.mounts.load_data_locations("/etc/jupyterhub/data.yaml")` (the data service
         reads the same file). Each server gets its proposals' locations as links in
         `<working dir>/data/<proposal>/<location>`, as `$DAAS_DATA`, and as Apptainer binds.
         A server named after a proposal gets only that proposal's data. None: no data links.""",
@@ -158,6 +154,7 @@ class DaaSSpawner(Spawner):
             raise web.HTTPError(400, f"Invalid server options: {err}") from None
 
     async def render_options_form(self) -> str:
+        self._require_hub_handlers()
         access = await self.user_access()
         profiles = self.profiles.allowed_for(access.groups, access.proposals)
         availability = None
@@ -272,7 +269,18 @@ class DaaSSpawner(Spawner):
             self._reported.set_result(routed)
             self._report_seen.set()
 
+    def _require_hub_handlers(self) -> None:
+        """Refuse at once, naming the fix, on a hub whose config did not add the spawner's endpoints."""
+        missing = hub_handlers.missing()
+        if missing:
+            raise web.HTTPError(
+                500,
+                "This hub is not set up for the DaaS spawner (its API lacks " + ", ".join(missing) + "): "
+                "add `from daas_hub import register_handlers; register_handlers()` to jupyterhub_config.py.",
+            )
+
     async def start(self) -> tuple[str, int]:
+        self._require_hub_handlers()
         try:
             options = await self.resolve(self.user_options)
         except web.HTTPError:

@@ -28,6 +28,7 @@ trap 'bash tests/cluster/slurm.sh stop' EXIT
 
 "$PREFIX/venv/bin/ruff" check .
 "$PREFIX/venv/bin/ruff" format --check .
+"$PREFIX/venv/bin/lint-imports" --no-cache  # the package layers (pyproject.toml, [tool.importlinter])
 echo "== newest JupyterHub (hub logs and browser screenshots: /tmp/daas-test-artifacts)"
 echo "== test order: ${order[*]}"
 "$PREFIX/venv/bin/python" -m pytest -p no:cacheprovider -q "${order[@]}" "$@"

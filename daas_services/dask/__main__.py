@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from daas_spawner.accounts import add_account_arguments, policy_from_arguments
-from daas_spawner.quantities import parse_memory_mb
+from daas_core.accounts import add_account_arguments, policy_from_arguments
+from daas_core.quantities import parse_memory_mb
 
 from ..hub_users import HubUsers
 from .limits import load_dask_config

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from daas_spawner.quantities import format_walltime
+from daas_core.quantities import format_walltime
 
 SECRET_VARIABLE = "DAAS_DASK_SECRET"  # noqa: S105 (a name: the one-time secret is in the job's environment only)
 URL_VARIABLE = "DAAS_DASK_URL"  # where the scheduler job reaches the service

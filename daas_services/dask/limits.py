@@ -9,15 +9,11 @@ a limit a 403 naming the limit, so a scientist knows what to ask their admin for
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     NonNegativeInt,
@@ -25,19 +21,17 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
-from daas_spawner.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
+from daas_core.fields import AccountTemplate, MemoryMB, Strict, WalltimeSeconds
+from daas_core.loading import SiteFileError, load_model
+from daas_core.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
 
-ACCOUNT = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")
 PartitionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-MemoryMB = Annotated[int, BeforeValidator(parse_memory_mb)]
-WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
 
 
-class DaskConfigError(ValueError):
+class DaskConfigError(SiteFileError):
     """A limits file that cannot be used; the message names the file and the field."""
 
 
@@ -49,11 +43,7 @@ class RequestError(ValueError):
         self.status = status
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Limits(_Strict):
+class Limits(Strict):
     """Bounds and defaults for one user's clusters (per proposal where the site says so)."""
 
     max_clusters: PositiveInt = Field(2, description="Clusters one person may run at once.")
@@ -78,7 +68,7 @@ class Limits(_Strict):
 Glob = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
 
 
-class ProposalLimits(_Strict):
+class ProposalLimits(Strict):
     """Limits for clusters of proposals matching `match` and/or made from servers of `profile` (globs)."""
 
     match: Glob | None = Field(None, description="Proposal ids, e.g. 2023* or MX-*.")
@@ -98,20 +88,13 @@ class ProposalLimits(_Strict):
         return True
 
 
-class DaskConfig(_Strict):
+class DaskConfig(Strict):
     """The site's Dask offload configuration."""
 
     defaults: Limits = Field(default_factory=Limits)
     proposals: list[ProposalLimits] = Field(default_factory=list)
-    account_template: str = Field("{proposal}", description="Slurm account of a proposal's workers.")
+    account_template: AccountTemplate = Field("{proposal}", description="Slurm account of a proposal's workers.")
     require_proposal: bool = Field(False, description="Refuse clusters that work for no proposal.")
-
-    @field_validator("account_template")
-    @classmethod
-    def _account(cls, template: str) -> str:
-        if not ACCOUNT.fullmatch(template.replace("{proposal}", "P")):
-            raise ValueError("an account is letters, digits and _ . : + - with at most a {proposal} placeholder")
-        return template
 
     @model_validator(mode="after")
     def _proposal_limits_are_limits(self) -> DaskConfig:
@@ -152,7 +135,7 @@ def tightest(candidates: list[Limits]) -> Limits:
     return Limits.model_validate(values | {"partitions": partitions})
 
 
-class Adapt(_Strict):
+class Adapt(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)  # "4", 2.0 and True are not counts
     minimum: NonNegativeInt = 0
     maximum: PositiveInt
@@ -164,7 +147,7 @@ class Adapt(_Strict):
         return self
 
 
-class ClusterRequest(_Strict):
+class ClusterRequest(Strict):
     """A create request exactly as the REST body may hold it."""
 
     workers: StrictInt | None = Field(None, ge=0)
@@ -178,7 +161,7 @@ class ClusterRequest(_Strict):
     server_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{0,255}$")] | None = None
 
 
-class ResolvedCluster(_Strict):
+class ResolvedCluster(Strict):
     """A request made complete and bounded: what the cluster's jobs are submitted with."""
 
     proposal: str | None
@@ -334,13 +317,5 @@ def resolve_adapt(raw: Any, max_workers: int) -> Adapt:
 
 
 def load_dask_config(path: str | Path) -> DaskConfig:
-    """Read and validate the limits file; errors name the file and the field."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise DaskConfigError(f"{path}: cannot read Dask limits: {err}") from None
-    try:
-        return DaskConfig.model_validate(raw)
-    except ValidationError as err:
-        raise DaskConfigError(f"{path}: {_first_error(err)}") from None
+    """Read and validate the limits file (empty: the defaults); errors name the file and the field."""
+    return load_model(DaskConfig, path, "Dask limits", DaskConfigError, empty_means_defaults=True)

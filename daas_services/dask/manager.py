@@ -27,8 +27,8 @@ from distributed.security import Security
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from daas_spawner.accounts import AccountPolicy, AccountRefused
-from daas_spawner.commands import CommandFailed, run_command
+from daas_core.accounts import AccountPolicy, AccountRefused, as_user
+from daas_core.commands import CommandFailed, run_command
 
 from .jobs import (
     JobResources,
@@ -147,7 +147,7 @@ class ClusterManager:
 
     def _as_user(self, username: str, argv: list[str]) -> list[str]:
         self.account(username)
-        return [part.replace("{username}", username) for part in self.user_prefix] + argv
+        return as_user(self.user_prefix, username, argv)
 
     def workdir(self, record: ClusterRecord) -> str:
         home = self.account(record.username).pw_dir

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from daas_spawner.accounts import add_account_arguments, policy_from_arguments
-from daas_spawner.quantities import parse_memory_mb
+from daas_core.accounts import add_account_arguments, policy_from_arguments
+from daas_core.mounts import load_data_locations
+from daas_core.quantities import parse_memory_mb
 
 from .as_user import UserReader
-from .mounts import load_data_locations
 from .service import PreviewBounds, make_app
 
 DEFAULT_PREFIX = "sudo -n -u {username} --"

@@ -21,8 +21,8 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daas_spawner.accounts import AccountPolicy, AccountRefused, acts_as_user
-from daas_spawner.commands import kill_group
+from daas_core.accounts import AccountPolicy, AccountRefused, acts_as_user, as_user
+from daas_core.commands import kill_group
 
 log = logging.getLogger("daas-data")
 
@@ -109,7 +109,7 @@ class UserReader:
                 self.accounts.check(username)
             except AccountRefused as err:
                 raise ReaderError(403, f"the service does not read as this account: {err}") from None
-        return [part.replace("{username}", username) for part in self.prefix] + list(self.command)
+        return as_user(self.prefix, username, self.command)
 
     async def _start(
         self, username: str, request: dict[str, Any], limits: dict[str, int], buffer: int = MAX_ANSWER

@@ -27,10 +27,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
+from daas_core.mounts import DataLocations, Mount, resolve_mounts
+
 from ..handlers import NoLoginRedirect, UserHandler
 from ..hub_users import HubUsers
 from .as_user import ReaderError, UserReader
-from .mounts import DataLocations, Mount, resolve_mounts
 from .paths import DataPath, PathRefused, parse_request_path
 
 log = logging.getLogger("daas-data")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from traitlets import Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
-from daas_services.data.mounts import Mount
+from daas_core.accounts import AccountPolicy, AccountRefused, login_defs_uid_range
+from daas_core.mounts import Mount
 
-from ..accounts import AccountPolicy, AccountRefused, login_defs_uid_range
 from ..options import ResolvedOptions
 
 BackendState = dict

@@ -7,6 +7,7 @@ see examples/slurm/jupyterhub_config.py for a site configuration.
 import os
 import sys
 
+from daas_hub import register_handlers
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -48,8 +49,8 @@ if issuer:
     )
     # Each proposal's data (examples/demo/make_data.py made it): links in every server, and the
     # daas-data service to browse it. The local demo runs every server as one account: so does its reader.
-    from daas_services.data.mounts import load_data_locations
-    from daas_services.hub_setup import custom_scopes, data_service, service_roles
+    from daas_core.mounts import load_data_locations
+    from daas_hub import custom_scopes, data_service, service_roles
 
     data_file = os.path.join(repo, "examples", "demo", "data.yaml")
     c.DaaSSpawner.data_locations = load_data_locations(data_file)
@@ -63,6 +64,7 @@ else:
     c.Authenticator.allow_all = True
 
 c.JupyterHub.spawner_class = "daas"
+register_handlers()  # the spawner's endpoints (and the proposals endpoint for the services)
 c.Spawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
 if mode == "slurm":
     c.DaaSSpawner.profiles = load_profiles(os.path.join(repo, "profiles", "facility.yaml"))

@@ -3,13 +3,14 @@
 Copy and adapt: profile file path, Slurm location, how the hub acts as users, intervals.
 """
 
-from daas_services.data.mounts import load_data_locations
-from daas_services.hub_setup import custom_scopes, dask_service, data_service, service_roles
+from daas_core.mounts import load_data_locations
+from daas_hub import custom_scopes, dask_service, data_service, register_handlers, service_roles
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 
 c.JupyterHub.spawner_class = "daas"
+register_handlers()  # the spawner's endpoints (and the proposals endpoint for the services)
 # A bad file stops the hub here, naming the file and the field.
 c.DaaSSpawner.profiles = load_profiles("/etc/jupyterhub/profiles.yaml")
 # The single-user command inside the job; the environment's prefix/bin goes first on PATH.

@@ -68,6 +68,8 @@ class Hub:
             c.DummyAuthenticator.password = "daas-test-password"
             c.Authenticator.allow_all = True
             c.JupyterHub.spawner_class = "daas"
+            from daas_hub import register_handlers
+            register_handlers()
             c.Spawner.cmd = ["jupyterhub-singleuser"]
             c.JupyterHub.services = [{{"name": "test-admin", "api_token": "{self.admin_token}"}}]
             c.JupyterHub.load_roles = [{{"name": "admin", "services": ["test-admin"]}}]

@@ -125,7 +125,7 @@ class OidcSite:
         self.office = UserOfficeService(workdir / "office", OFFICE, OFFICE_ACCOUNTS)
         config = f"""
             from daas_auth.useroffice import HttpUserOffice
-            from daas_services.hub_setup import custom_scopes
+            from daas_hub import custom_scopes
             c.JupyterHub.custom_scopes.update(custom_scopes())  # the scope service_roles() gives services
             c.JupyterHub.authenticator_class = "daas"
             c.Authenticator.allow_all = False

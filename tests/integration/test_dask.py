@@ -86,7 +86,7 @@ class DaskSite:
         self.service_port = free_port()
         args = ["--records", str(self.records), "--interface", "lo", "--check-interval", "2"]
         config = f"""
-            from daas_services.hub_setup import dask_service, service_roles
+            from daas_hub import dask_service, service_roles
             c.JupyterHub.services.append(
                 dask_service("{limits}", url="http://127.0.0.1:{self.service_port}", extra_args={args!r})
             )

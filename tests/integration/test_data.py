@@ -47,8 +47,8 @@ class DataSite:
         locations.write_text(self.tree.locations_yaml)
         self.service_port = free_port()
         config = f"""
-            from daas_services.data.mounts import load_data_locations
-            from daas_services.hub_setup import data_service, service_roles
+            from daas_core.mounts import load_data_locations
+            from daas_hub import data_service, service_roles
             c.DaaSSpawner.data_locations = load_data_locations("{locations}")
             c.JupyterHub.services.append(
                 data_service("{locations}", url="http://127.0.0.1:{self.service_port}", extra_args={READER_LIMITS!r})
@@ -165,7 +165,7 @@ def test_a_local_server_gets_the_same_links(site: DataSite) -> None:
     hub = Hub(
         public_tempdir("daas-data-local-") / "hub",
         f"""
-        from daas_services.data.mounts import load_data_locations
+        from daas_core.mounts import load_data_locations
         c.Authenticator.enable_auth_state = True
         c.DaaSSpawner.data_locations = load_data_locations("{site.tree.base / "data.yaml"}")
         c.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{{username}}", "--"]

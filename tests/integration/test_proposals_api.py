@@ -1,6 +1,6 @@
 """Services read people's proposals through the hub's narrow endpoint, never their auth_state and tokens.
 
-A real hub with the services' roles from daas_services.hub_setup (tokens of their own, as a
+A real hub with the services' roles from daas_hub (tokens of their own, as a
 hub-managed service gets) and alice's auth_state written by an admin, tokens included.
 """
 
@@ -28,7 +28,7 @@ class ServicesHub:
         self.tokens = {name: secrets.token_hex(16) for name in SERVICES}
         services = [{"name": name, "api_token": token} for name, token in self.tokens.items()]
         config = f"""
-            from daas_services.hub_setup import custom_scopes, service_roles
+            from daas_hub import custom_scopes, service_roles
             c.Authenticator.enable_auth_state = True
             c.JupyterHub.custom_scopes.update(custom_scopes())
             c.JupyterHub.services += {services!r}

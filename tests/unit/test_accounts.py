@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from daas_core.accounts import AccountPolicy, AccountRefused, login_defs_uid_range
 from daas_services.data.as_user import ReaderError, UserReader
-from daas_spawner.accounts import AccountPolicy, AccountRefused, login_defs_uid_range
 from daas_spawner.backends.base import SpawnFailed
-from daas_spawner.backends.slurm import SlurmBackend
+from daas_spawner.backends.slurm.backend import SlurmBackend
 
 PEOPLE = AccountPolicy(1000, 60000)
 

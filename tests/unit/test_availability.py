@@ -10,10 +10,11 @@ from datetime import datetime
 import pytest
 from jupyterhub import apihandlers
 
-from daas_spawner import availability
+from daas_core.commands import CommandFailed
+from daas_hub import register_handlers
+from daas_spawner import availability, hub_handlers
 from daas_spawner.availability import AvailabilityCache, ClusterAvailability, _user_slurm_partitions
-from daas_spawner.backends.slurm import SlurmBackend
-from daas_spawner.backends.slurm_availability import (
+from daas_spawner.backends.slurm.availability import (
     GpuAvailability,
     PartitionAvailability,
     parse_availability,
@@ -21,7 +22,7 @@ from daas_spawner.backends.slurm_availability import (
     parse_sinfo_availability,
     sinfo_availability_argv,
 )
-from daas_spawner.commands import CommandFailed
+from daas_spawner.backends.slurm.backend import SlurmBackend
 from daas_spawner.profiles import ProfileSet
 
 GUARD = 10.0  # seconds before a wait counts as hung; never a timing claim
@@ -433,8 +434,9 @@ async def test_concurrent_node_lookups_share_one_sinfo(tmp_path):
     assert len(calls.read_text().splitlines()) == 1
 
 
-def test_register_is_idempotent():
-    availability.register()
-    availability.register()
+def test_registering_the_hub_handlers_is_idempotent_and_complete():
+    register_handlers()
+    register_handlers()
     routes = [route for route in apihandlers.default_handlers if route[0] == availability.PATH]
     assert routes == [(availability.PATH, availability.AvailabilityAPIHandler)]
+    assert hub_handlers.missing() == []

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from daas_spawner.commands import CommandFailed, run_command
+from daas_core.commands import CommandFailed, run_command
 
 
 def processes_with(marker: str) -> list[str]:

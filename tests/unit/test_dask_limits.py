@@ -487,14 +487,14 @@ def test_load_empty_file_is_all_defaults(tmp_path):
 @pytest.mark.parametrize(
     "text, fragments",
     [
-        ("defaults: [\n", ["cannot read Dask limits"]),
+        ("defaults: [\n", ["not valid YAML"]),
         ("defaults:\n  max_workers: 0\n", ["defaults.max_workers", "greater than 0"]),
         ("defaults:\n  max_wrkers: 3\n", ["defaults.max_wrkers", "Extra inputs are not permitted"]),
         ("defaults:\n  max_memory: lots\n", ["defaults.max_memory"]),
         ("account_template: 'p {proposal}'\n", ["account_template"]),
         ("proposals:\n  - match: '2023*'\n    limits: {max_wrkers: 3}\n", ["max_wrkers"]),
         ("proposals:\n  - match: '2023*'\n    limits: {cores: 8}\n", ["cores is above max_cores"]),
-        ("- 1\n- 2\n", ["valid dictionary"]),
+        ("- 1\n- 2\n", ["expected a mapping"]),
     ],
 )
 def test_load_bad_file_names_the_path_and_field(tmp_path, text, fragments):
@@ -503,7 +503,7 @@ def test_load_bad_file_names_the_path_and_field(tmp_path, text, fragments):
     with pytest.raises(DaskConfigError) as err:
         load_dask_config(path)
     message = str(err.value)
-    assert message.startswith(f"{path}: ")
+    assert f"{path}: " in message
     for fragment in fragments:
         assert fragment in message
 

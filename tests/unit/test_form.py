@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daas_auth.proposals import Proposal
+from daas_core.proposals import Proposal
 from daas_spawner.form import form_to_options, render_form, template_environment
 from daas_spawner.options import OptionsError, UserAccess, resolve_options
 

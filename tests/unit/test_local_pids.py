@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daas_spawner.backends.local import LocalBackend, process_start_time
+from daas_spawner.backends.local.backend import LocalBackend, process_start_time
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from daas_auth.proposals import Proposal
-from daas_services.data.builders import apptainer_bind_args, cloud_init_mounts, kubernetes_volumes, volume_names
-from daas_services.data.mounts import (
+from daas_core.mount_builders import apptainer_bind_args, cloud_init_mounts, kubernetes_volumes, volume_names
+from daas_core.mounts import (
     DataConfigError,
     DataLocations,
     Location,
@@ -23,6 +22,7 @@ from daas_services.data.mounts import (
     parse_data_locations,
     resolve_mounts,
 )
+from daas_core.proposals import Proposal
 
 ESRF = DataLocations(
     locations=[
@@ -108,7 +108,7 @@ def test_bad_location_names(name):
         ({"servers": []}, "servers", "Extra inputs are not permitted"),
         (
             {"locations": [{"name": "raw", "path": "/a", "mode": "ro"}]},
-            "locations.0.mode",
+            "locations[0].mode",
             "Extra inputs are not permitted",
         ),
     ],
@@ -125,8 +125,8 @@ def test_every_error_is_listed():
         parse_data_locations(raw, "data.yaml")
     assert str(info.value).splitlines() == [
         "invalid data locations",
-        f"  data.yaml: locations.0.path: Value error, {NOT_SAFE}",
-        "  data.yaml: locations.1.name: String should match pattern '^[a-z][a-z0-9_-]{0,31}$'",
+        f"  data.yaml: locations[0].path: Value error, {NOT_SAFE}",
+        "  data.yaml: locations[1].name: String should match pattern '^[a-z][a-z0-9_-]{0,31}$'",
         "  data.yaml: mount_root: Value error, mount_root is an absolute path below /",
     ]
 
@@ -164,7 +164,7 @@ def test_load_data_locations_missing_file(tmp_path):
     path = tmp_path / "missing.yaml"
     with pytest.raises(DataConfigError) as info:
         load_data_locations(path)
-    assert str(info.value) == f"{path}: cannot read data locations: No such file or directory"
+    assert str(info.value) == f"{path}: cannot read data locations file: No such file or directory"
 
 
 def test_load_data_locations_invalid_yaml(tmp_path):
@@ -180,7 +180,7 @@ def test_load_data_locations_invalid_yaml(tmp_path):
     [
         ("", "expected a mapping with a 'locations' list"),
         ("- raw\n", "expected a mapping with a 'locations' list"),
-        ("locations:\n  - {name: raw, path: 'relative/{proposal}'}\n", f"locations.0.path: Value error, {NOT_SAFE}"),
+        ("locations:\n  - {name: raw, path: 'relative/{proposal}'}\n", f"locations[0].path: Value error, {NOT_SAFE}"),
     ],
 )
 def test_load_data_locations_invalid_content(tmp_path, text, message):

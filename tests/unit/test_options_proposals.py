@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daas_spawner.backends.slurm_commands import job_account
+from daas_spawner.backends.slurm.commands import job_account
 from daas_spawner.options import OptionsError, UserAccess, proposal_choices, resolve_options
 from daas_spawner.profiles import ProfileConfigError, ProfileSet, parse_profiles
 

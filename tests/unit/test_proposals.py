@@ -7,14 +7,8 @@ from pydantic import ValidationError
 from traitlets import TraitError
 
 from daas_auth.authenticator import KeycloakAuthenticator, UmbrellaAuthenticator
-from daas_auth.proposals import (
-    ClaimRule,
-    Proposal,
-    merge_proposals,
-    parse_proposals,
-    proposals_from_auth_state,
-    proposals_from_claims,
-)
+from daas_auth.proposals import ClaimRule, merge_proposals, proposals_from_claims
+from daas_core.proposals import Proposal, parse_proposals, proposals_from_auth_state
 
 SITE_ACCOUNTS = {"account_claim": "uid"}  # Umbrella needs an account source; which one does not matter here
 KEYCLOAK = [ClaimRule.model_validate(rule) for rule in KeycloakAuthenticator().proposal_claim_rules]

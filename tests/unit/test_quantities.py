@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daas_spawner.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
+from daas_core.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
 
 
 @pytest.mark.parametrize(

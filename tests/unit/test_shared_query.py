@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from daas_spawner.backends.shared_query import SharedQuery
+from daas_core.shared_query import SharedQuery
 
 
 class ScriptedPing:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daas_services.data.mounts import Mount
-from daas_spawner.backends.slurm_commands import (
+from daas_core.mounts import Mount
+from daas_spawner.backends.slurm.commands import (
     ACTIVE_STATES,
     PENDING_STATES,
     JobInfo,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from daas_spawner.backends.slurm import SlurmBackend
-from daas_spawner.backends.slurm_commands import JobInfo
-from daas_spawner.backends.slurm_queue import JobStatus, Phase
+from daas_spawner.backends.slurm.backend import SlurmBackend
+from daas_spawner.backends.slurm.commands import JobInfo
+from daas_spawner.backends.slurm.queue import JobStatus, Phase
 
 STATE = {"job_id": "42", "log": "/home/alice/jupyterhub-daas-42.log"}
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from daas_spawner.backends.slurm_commands import JobInfo
-from daas_spawner.backends.slurm_queue import Phase, SlurmQueue
-from daas_spawner.commands import CommandFailed
+from daas_core.commands import CommandFailed
+from daas_spawner.backends.slurm.commands import JobInfo
+from daas_spawner.backends.slurm.queue import Phase, SlurmQueue
 
 GUARD = 10.0  # seconds before a wait counts as hung; never a timing claim
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from daas_auth.proposals import ClaimRule
+from daas_core.mounts import is_safe_path
 from daas_services.data.as_user import ReaderError, UserReader
-from daas_services.data.mounts import is_safe_path
 
 SUDO = ["sudo", "-n", "-u", "{username}", "--"]
 

@@ -4,7 +4,7 @@ A site describes named locations once (`raw: /data/visitor/{proposal}/{beamline}
 read-only; `processed: ...`, writable); each of a person's proposals turns them into
 concrete `Mount`s from its user-office metadata. Every backend and the data service use
 the same `Mount`s: Slurm and local servers get a folder of links and `$DAAS_DATA`,
-Apptainer binds them, Kubernetes and OpenStack get volumes and mount lines (builders.py).
+Apptainer binds them, Kubernetes and OpenStack get volumes and mount lines (mount_builders.py).
 
 The model only says where data is; who may read or write it is the filesystem's business
 (Unix groups, ACLs, read-only binds). Paths are held to a conservative character set so
@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from daas_auth.proposals import Proposal
+from .loading import SiteFileError, load_model, parse_model
+from .proposals import Proposal
 
 # One path segment of a mount source or target: no separators (: , for binds and fstab), no spaces.
 SEGMENT = re.compile(r"[A-Za-z0-9_+@=~][A-Za-z0-9_.+@=~-]{0,254}")
@@ -35,7 +35,7 @@ TEMPLATE_FIELDS = frozenset({"proposal", "beamline", "instrument", "raw_data", "
 PATH_FIELDS = frozenset({"raw_data", "processed_data"})
 
 
-class DataConfigError(ValueError):
+class DataConfigError(SiteFileError):
     """A data-locations file that cannot be used; the message names the file and the field."""
 
 
@@ -183,26 +183,14 @@ def mounts_from_env(environ: Mapping[str, str]) -> list[Mount]:
     return [Mount(**item) for item in json.loads(environ.get("DAAS_DATA") or "[]")]
 
 
+LOCATIONS_SHAPE = "with a 'locations' list"
+
+
 def parse_data_locations(raw: Any, source: str) -> DataLocations:
     """Validate already-parsed YAML; errors name the source and the field."""
-    if not isinstance(raw, dict):
-        raise DataConfigError(f"{source}: expected a mapping with a 'locations' list")
-    try:
-        return DataLocations.model_validate(raw)
-    except ValidationError as err:
-        lines = []
-        for error in err.errors(include_url=False):
-            lines.append(f"{source}: {'.'.join(str(part) for part in error['loc'])}: {error['msg']}")
-        raise DataConfigError("invalid data locations\n  " + "\n  ".join(lines)) from None
+    return parse_model(DataLocations, raw, source, "data locations", DataConfigError, shape=LOCATIONS_SHAPE)
 
 
 def load_data_locations(path: str | Path) -> DataLocations:
     """Read and validate a data-locations YAML file (shared by the spawner and the data service)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise DataConfigError(f"{path}: cannot read data locations: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise DataConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_data_locations(raw, str(path))
+    return load_model(DataLocations, path, "data locations", DataConfigError, shape=LOCATIONS_SHAPE)

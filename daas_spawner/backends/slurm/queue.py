@@ -19,8 +19,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..commands import CommandFailed
-from .slurm_commands import JobInfo
+from daas_core.commands import CommandFailed
+
+from .commands import JobInfo
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from importlib.resources import files
 from jupyterhub.utils import random_port
 from traitlets import Float, List, Unicode
 
-from ..accounts import UNIX_NAME, acts_as_user
-from ..launcher import live_process_stat, port_check
-from .base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
+from daas_core.accounts import UNIX_NAME, acts_as_user, as_user
+
+from ...launcher import live_process_stat, port_check
+from ..base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
 
 LISTEN_CHECK_INTERVAL = 0.1  # seconds between looks at the kernel's socket table while a server starts
 
@@ -80,7 +81,7 @@ class LocalBackend(Backend):
         if self.working_dir:
             cwd = self.working_dir.replace("{username}", launch.username)
             os.makedirs(cwd, mode=0o700, exist_ok=True)
-        argv = [part.replace("{username}", launch.username) for part in self.user_prefix] + self._command(launch)
+        argv = as_user(self.user_prefix, launch.username, self._command(launch))
         try:
             process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, start_new_session=True)
         except OSError as err:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import grp
 import pwd
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from daas_auth.accounts import UNIX_NAME
+# The portable POSIX set; use fullmatch (`$` would let a trailing newline through).
+UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 
 
 class AccountRefused(ValueError):
@@ -70,6 +72,17 @@ class AccountPolicy:
         except KeyError:
             return False
         return account.pw_gid == group.gr_gid or account.pw_name in group.gr_mem
+
+
+def as_user(prefix: Sequence[str], username: str, argv: Sequence[str]) -> list[str]:
+    """argv run as `username` through a command prefix such as `sudo -n -u {username} --`.
+
+    The name is checked whole against the POSIX set first (AccountRefused otherwise), so it can
+    never become an option of sudo or a second word; callers check the account policy themselves.
+    """
+    if not isinstance(username, str) or not UNIX_NAME.fullmatch(username):
+        raise AccountRefused(f"{username!r} is not a Unix account name")
+    return [part.replace("{username}", username) for part in prefix] + list(argv)
 
 
 def acts_as_user(prefix: Sequence[str]) -> bool:

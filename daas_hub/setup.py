@@ -1,12 +1,10 @@
-"""The hub-side configuration of the DaaS services, so a site writes it once and correctly.
+"""The hub-side configuration of the DaaS suite, so a site writes it once and correctly.
 
-from daas_services.hub_setup import custom_scopes, data_service, dask_service, service_roles
+from daas_hub import custom_scopes, data_service, dask_service, register_handlers, service_roles
+register_handlers()
 c.JupyterHub.services += [data_service("/etc/jupyterhub/data.yaml"), dask_service("/etc/jupyterhub/dask.yaml")]
 c.JupyterHub.custom_scopes.update(custom_scopes())
 c.JupyterHub.load_roles += service_roles("daas-data", "daas-dask")
-
-Importing this module in the hub's config also adds the proposals endpoint the services read
-(daas_auth.hub_api).
 """
 
 from __future__ import annotations
@@ -14,9 +12,23 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from daas_auth import hub_api
+from jupyterhub import apihandlers
 
-hub_api.register()
+from daas_auth import hub_api
+from daas_spawner import hub_handlers
+
+
+def register_handlers() -> None:
+    """Add the suite's endpoints to the hub's REST API; call it once in jupyterhub_config.py.
+
+    The spawner's (server address reports, one-time server secrets, live availability) and the
+    authenticator's (proposals for the services). JupyterHub builds its routes from
+    `jupyterhub.apihandlers.default_handlers` after reading the config; a DaaSSpawner refuses to
+    start servers on a hub without them. Calling it again changes nothing.
+    """
+    for path, handler in [*hub_handlers.HANDLERS, (hub_api.PATH, hub_api.ProposalsAPIHandler)]:
+        if not any(route[0] == path for route in apihandlers.default_handlers):
+            apihandlers.default_handlers.append((path, handler))
 
 
 def managed_service(name: str, module: str, args: list[str], url: str) -> dict[str, Any]:

@@ -13,11 +13,11 @@ import shlex
 from dataclasses import dataclass
 from importlib.resources import files
 
-from daas_services.data.builders import apptainer_bind_args
-from daas_services.data.mounts import Mount
+from daas_core.mount_builders import apptainer_bind_args
+from daas_core.mounts import Mount
+from daas_core.quantities import format_walltime
 
-from ..options import ResolvedOptions
-from ..quantities import format_walltime
+from ...options import ResolvedOptions
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from daas_services.data.mounts import DataLocations, Mount, is_safe_path
+from .mounts import DataLocations, Mount, is_safe_path
 
 # Kubernetes volume names are DNS-1123 labels.
 LABEL_MAX = 63

@@ -13,12 +13,23 @@ from typing import Any
 
 from traitlets import Float, List, TraitError, Unicode, validate
 
-from ..availability import AvailabilityCache, ClusterAvailability
-from ..commands import CommandFailed, run_command
-from .base import BOOTSTRAP_ENV, Backend, BackendState, Launch, NotRunningYet, ProgressEvent, ServerAddress, SpawnFailed
-from .shared_query import SharedQuery
-from .slurm_availability import PartitionAvailability, parse_availability, sinfo_availability_argv
-from .slurm_commands import (
+from daas_core.accounts import as_user
+from daas_core.commands import CommandFailed, run_command
+from daas_core.shared_query import SharedQuery
+
+from ...availability import AvailabilityCache, ClusterAvailability
+from ..base import (
+    BOOTSTRAP_ENV,
+    Backend,
+    BackendState,
+    Launch,
+    NotRunningYet,
+    ProgressEvent,
+    ServerAddress,
+    SpawnFailed,
+)
+from .availability import PartitionAvailability, parse_availability, sinfo_availability_argv
+from .commands import (
     ACCOUNT,
     JobInfo,
     JobSpec,
@@ -35,7 +46,7 @@ from .slurm_commands import (
     squeue_argv,
     squeue_comment_argv,
 )
-from .slurm_queue import JobStatus, Phase, SlurmQueue
+from .queue import JobStatus, Phase, SlurmQueue
 
 _NO_TIME = {"", "N/A", "Unknown", "None"}
 _ENDINGS = {
@@ -171,7 +182,7 @@ class SlurmBackend(Backend):
         return os.path.join(self.slurm_bin_dir, name)
 
     def _prefix(self, username: str) -> list[str]:
-        return [part.replace("{username}", username) for part in self.user_prefix]
+        return as_user(self.user_prefix, username, [])
 
     async def _query_jobs(self) -> dict[str, JobInfo]:
         result = await run_command(squeue_argv(self._bin("squeue"), self.job_name), timeout=self.command_timeout)
