@@ -58,10 +58,12 @@ class DaaSService(Application):
 
     aliases = {
         **Application.aliases,
+        "log-level": "DaaSService.log_level",
         "f": "DaaSService.config_file",
         "config": "DaaSService.config_file",
     }
     raise_config_file_errors = True
+    classes = [UserAccounts]  # in --help-all, and what `c.UserAccounts` configures
 
     config_file = Unicode(
         DEFAULT_CONFIG_FILE,
@@ -86,6 +88,13 @@ class DaaSService(Application):
     @default("log")
     def _log_default(self) -> logging.Logger:
         return logging.getLogger(self.name)  # the service modules' logger too
+
+    @classmethod
+    def class_get_help(cls, inst: Any = None) -> str:
+        """Each class's own settings only: --help-all lists Application's (logging_config, ...) once."""
+        title = f"{cls.__name__}({', '.join(base.__name__ for base in cls.__bases__)}) options"
+        own = [cls.class_get_trait_help(trait, inst) for _, trait in sorted(cls.class_own_traits(config=True).items())]
+        return "\n".join([title, "-" * len(title), *own])
 
     @property
     def listen(self) -> SplitResult:

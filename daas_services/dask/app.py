@@ -10,15 +10,10 @@ import os
 import sys
 from typing import Any
 
-import httpx
 from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
 
 from ..app import ByteSize, DaaSService
-from ..hub_users import HubUsers
 from .limits import DaskConfig, load_dask_config
-from .manager import ClusterManager, SchedulerJobSettings
-from .records import ClusterRecords
-from .service import DaskApp, make_app, watch
 
 
 class DaskService(DaaSService):
@@ -99,6 +94,14 @@ class DaskService(DaaSService):
         self.limits: DaskConfig = load_dask_config(self.require("limits_file"))
 
     async def serve(self) -> None:
+        # Dask, JupyterHub's auth and the web stack: not for --help or a bad setting.
+        import httpx
+
+        from ..hub_users import HubUsers
+        from .manager import ClusterManager, SchedulerJobSettings
+        from .records import ClusterRecords
+        from .service import DaskApp, make_app, watch
+
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/daas-dask/")
         manager = ClusterManager(
             ClusterRecords(self.records),

@@ -14,8 +14,7 @@ from traitlets import Float, Integer, TraitError, Unicode, validate
 from daas_core.mounts import DataLocations, load_data_locations
 
 from ..app import ByteSize, DaaSService
-from .as_user import UserReader
-from .service import PreviewBounds, make_app
+from .as_user import PreviewBounds, UserReader
 
 
 class DataService(DaaSService):
@@ -89,6 +88,8 @@ class DataService(DaaSService):
         self.locations: DataLocations = load_data_locations(self.require("data_locations"))
 
     async def serve(self) -> None:
+        from .service import make_app  # the web stack: not for --help or a bad setting
+
         reader = UserReader(
             prefix=self.user_accounts.user_prefix,
             timeout=self.reader_timeout,
