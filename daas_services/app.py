@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
 from traitlets import Enum, Instance, TraitError, TraitType, Unicode, default, validate
@@ -146,7 +146,8 @@ class DaaSService(Application):
             self.fail(f"c.{cls}.{trait} is not set: {self.class_traits()[trait].help.splitlines()[0]}")
         return value
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
+        """Stop the service before it starts, with a message that names what is wrong."""
         self.log.critical("%s: %s", self.name, message)
         self.exit(1)
 
