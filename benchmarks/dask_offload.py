@@ -124,14 +124,18 @@ def main() -> None:
     workdir.chmod(0o755)
     (workdir / "dask.yaml").write_text(LIMITS)
     service_port = free_port()
-    service_args = ["--records", str(workdir / "service" / "clusters.sqlite"), "--interface", "lo"]
+    (workdir / "daas_config.py").write_text(
+        f"c.DaskService.limits_file = {str(workdir / 'dask.yaml')!r}\n"
+        f"c.DaskService.records = {str(workdir / 'service' / 'clusters.sqlite')!r}\n"
+        'c.DaskService.interface = "lo"\n'
+    )
     hub = Hub(
         workdir / "hub",
         f"""
         from daas_hub import dask_service, service_roles
         c.JupyterHub.log_level = "INFO"
         c.JupyterHub.services.append(
-            dask_service("{workdir / "dask.yaml"}", url="http://127.0.0.1:{service_port}", extra_args={service_args!r})
+            dask_service("{workdir / "daas_config.py"}", url="http://127.0.0.1:{service_port}")
         )
         c.JupyterHub.load_roles += service_roles("daas-dask")
         """,

@@ -9,13 +9,15 @@ fixed system ids such as slurm's 64030), and, where the site names one, membersh
 
 from __future__ import annotations
 
-import argparse
 import grp
 import pwd
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from traitlets import Integer, List, Unicode, default
+from traitlets.config import Configurable
 
 # The portable POSIX set; use fullmatch (`$` would let a trailing newline through).
 UNIX_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -90,13 +92,53 @@ def acts_as_user(prefix: Sequence[str]) -> bool:
     return any("{username}" in part for part in prefix)
 
 
-def add_account_arguments(parser: argparse.ArgumentParser) -> None:
-    """The services' options for AccountPolicy (the spawner's backends have the same as traits)."""
-    low, high = login_defs_uid_range()
-    parser.add_argument("--min-uid", type=int, default=low, help=f"Lowest uid to act as (default {low}).")
-    parser.add_argument("--max-uid", type=int, default=high, help=f"Highest uid to act as (default {high}).")
-    parser.add_argument("--account-group", default="", help="Act only as members of this Unix group.")
+class UserAccounts(Configurable):
+    """How the hub's backends and the services act as a person, and as which accounts (`c.UserAccounts`).
 
+    One section for every component, so a site states its account rules once: the hub reads it in
+    jupyterhub_config.py (the backends take their defaults from it) and `daas-data` and `daas-dask`
+    in their config file; `load_subconfig` shares one file between them.
+    """
 
-def policy_from_arguments(args: argparse.Namespace) -> AccountPolicy:
-    return AccountPolicy(args.min_uid, args.max_uid, args.account_group)
+    user_prefix = List(
+        Unicode(),
+        ["sudo", "-n", "-u", "{username}", "--"],
+        config=True,
+        help="""Argv prefix that runs a command as the person; `{username}` is replaced by their account name.
+
+        Used by the Slurm backend (sbatch, scancel), the data service (each reader) and the Dask
+        service (sbatch, scancel, mkdir). A hub or service running as root can keep the default; an
+        unprivileged one needs a sudo rule allowing exactly those commands as the people's accounts
+        (see the README). Empty: everything runs as the component's own account (single-account demos).
+        The local backend has its own (`c.LocalBackend.user_prefix`): its servers need `sudo -E`.""",
+    )
+    min_uid = Integer(
+        config=True,
+        help="""Lowest uid of an account the hub and the services act as.
+
+        Default: UID_MIN of /etc/login.defs (1000). Hub names come from the identity provider,
+        where people may choose them: root, daemons and other system accounts stay out.""",
+    )
+    max_uid = Integer(
+        config=True,
+        help="""Highest uid of an account the hub and the services act as. Default: UID_MAX of
+        /etc/login.defs (60000), which leaves out `nobody` and Debian's fixed system ids (slurm is 64030).""",
+    )
+    account_group = Unicode(
+        "",
+        config=True,
+        help="A Unix group whose members alone the hub and the services act as (e.g. `facility-users`); "
+        "empty: any person's account in the uid range.",
+    )
+
+    @default("min_uid")
+    def _min_uid_default(self) -> int:
+        return login_defs_uid_range()[0]
+
+    @default("max_uid")
+    def _max_uid_default(self) -> int:
+        return login_defs_uid_range()[1]
+
+    @property
+    def policy(self) -> AccountPolicy:
+        return AccountPolicy(self.min_uid, self.max_uid, self.account_group)

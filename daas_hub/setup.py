@@ -2,13 +2,16 @@
 
 from daas_hub import custom_scopes, data_service, dask_service, register_handlers, service_roles
 register_handlers()
-c.JupyterHub.services += [data_service("/etc/jupyterhub/data.yaml"), dask_service("/etc/jupyterhub/dask.yaml")]
+services = "/etc/jupyterhub/daas_config.py"  # c.DataService, c.DaskService, c.UserAccounts
+load_subconfig(services)  # the hub reads c.UserAccounts from it too
+c.JupyterHub.services += [data_service(services), dask_service(services)]
 c.JupyterHub.custom_scopes.update(custom_scopes())
 c.JupyterHub.load_roles += service_roles("daas-data", "daas-dask")
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -31,34 +34,42 @@ def register_handlers() -> None:
             apihandlers.default_handlers.append((path, handler))
 
 
-def managed_service(name: str, module: str, args: list[str], url: str) -> dict[str, Any]:
-    """A `c.JupyterHub.services` entry that the hub starts and stops, in the hub's Python."""
+def managed_service(
+    name: str, module: str, config_file: str, url: str, environment: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A `c.JupyterHub.services` entry that the hub starts and stops: `module` in the hub's Python, with its
+    Python config file (`--config`). A YAML site file in its place stops the hub with what changed."""
+    if not config_file.endswith(".py"):
+        raise ValueError(
+            f"{name}: {config_file!r} is not a Python config file. The services read a traitlets config file "
+            "(like jupyterhub_config.py) since issue #15; the YAML file goes inside it: "
+            "c.DataService.data_locations = '/etc/jupyterhub/data.yaml' / c.DaskService.limits_file = '...'"
+        )
     return {
         "name": name,
         "url": url,
-        "command": [sys.executable, "-m", module, *args],
+        "command": [sys.executable, "-m", module, "--config", os.path.abspath(config_file)],
+        "environment": dict(environment or {}),
         "oauth_no_confirm": True,
         "display": True,
     }
 
 
 def data_service(
-    locations_file: str,
-    url: str = "http://127.0.0.1:10101",
-    user_prefix: str | None = None,
-    extra_args: list[str] | None = None,
+    config_file: str, url: str = "http://127.0.0.1:10101", environment: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """The daas-data service (reads the same locations file as `c.DaaSSpawner.data_locations`);
-    `extra_args` take its command-line options (--reader-memory, --readers-per-person, ...)."""
-    args = ["--locations", locations_file] + (["--user-prefix", user_prefix] if user_prefix is not None else [])
-    return managed_service("daas-data", "daas_services.data", [*args, *(extra_args or [])], url)
+    """The daas-data service, set up by `config_file` (`c.DataService.*`, `c.UserAccounts.*`; `daas-data
+    --help-all` lists them). Its `c.DataService.data_locations` is the file `c.DaaSSpawner.data_locations`
+    reads. `environment`: variables for the service's process (the hub passes few of its own)."""
+    return managed_service("daas-data", "daas_services.data", config_file, url, environment)
 
 
 def dask_service(
-    config_file: str, url: str = "http://127.0.0.1:10102", extra_args: list[str] | None = None
+    config_file: str, url: str = "http://127.0.0.1:10102", environment: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """The daas-dask service; `extra_args` take its command-line options (--records, --interface, ...)."""
-    return managed_service("daas-dask", "daas_services.dask", ["--config", config_file, *(extra_args or [])], url)
+    """The daas-dask service, set up by `config_file` (`c.DaskService.*`, `c.UserAccounts.*`; `daas-dask
+    --help-all` lists them). `environment`: variables for the service's process."""
+    return managed_service("daas-dask", "daas_services.dask", config_file, url, environment)
 
 
 def custom_scopes() -> dict[str, dict[str, str]]:

@@ -82,6 +82,18 @@ class ReaderSlots:
 
 
 @dataclass(frozen=True)
+class PreviewBounds:
+    """What one HDF5 preview may cost, checked by the reader on the file's metadata before it reads.
+
+    `max_bytes`: the previewed values (elements x item size; fewer elements when each is large).
+    `max_read_bytes`: what HDF5 reads and decompresses for them (every compressed chunk touched, whole).
+    """
+
+    max_bytes: int = 1 << 20
+    max_read_bytes: int = 128 << 20
+
+
+@dataclass(frozen=True)
 class UserReader:
     """Starts readers as users: `prefix` (e.g. sudo -n -u {username} --) + the reader's argv.
 

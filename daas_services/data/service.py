@@ -19,7 +19,7 @@ import logging
 import mimetypes
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -31,7 +31,7 @@ from daas_core.mounts import DataLocations, Mount, resolve_mounts
 
 from ..handlers import NoLoginRedirect, UserHandler
 from ..hub_users import HubUsers
-from .as_user import ReaderError, UserReader
+from .as_user import PreviewBounds, ReaderError, UserReader
 from .paths import DataPath, PathRefused, parse_request_path
 
 log = logging.getLogger("daas-data")
@@ -46,18 +46,6 @@ def is_hdf5(name: str) -> bool:
 
 
 BEYOND_ANY_FILE = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class PreviewBounds:
-    """What one HDF5 preview may cost, checked by the reader on the file's metadata before it reads.
-
-    `max_bytes`: the previewed values (elements x item size; fewer elements when each is large).
-    `max_read_bytes`: what HDF5 reads and decompresses for them (every compressed chunk touched, whole).
-    """
-
-    max_bytes: int = 1 << 20
-    max_read_bytes: int = 128 << 20
 
 
 def _position(digits: str) -> int:

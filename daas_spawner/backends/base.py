@@ -11,10 +11,10 @@ import pwd
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from traitlets import Integer, Unicode, default
+from traitlets import Instance, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
-from daas_core.accounts import AccountPolicy, AccountRefused, login_defs_uid_range
+from daas_core.accounts import AccountPolicy, AccountRefused, UserAccounts
 from daas_core.mounts import Mount
 
 from ..options import ResolvedOptions
@@ -70,31 +70,41 @@ class Backend(SingletonConfigurable):
 
     name: str = ""
 
+    user_accounts = Instance(
+        UserAccounts,
+        help="The site's account rules (`c.UserAccounts`, shared with the services): the defaults below.",
+    )
     min_uid = Integer(
         config=True,
-        help="""Lowest uid of an account servers may run as (`c.Backend.min_uid` sets every backend).
-
-        Default: UID_MIN of /etc/login.defs (1000). Hub names come from the identity provider,
-        where people may choose them: root, daemons and other system accounts stay out.""",
+        help="""Lowest uid of an account servers may run as. Default: `c.UserAccounts.min_uid`, which
+        the services read too; set it there. `c.Backend.min_uid` overrides it for the backends alone.""",
     )
     max_uid = Integer(
         config=True,
-        help="""Highest uid of an account servers may run as. Default: UID_MAX of /etc/login.defs (60000),
-        which leaves out `nobody` and Debian's fixed system ids (slurm is 64030).""",
+        help="""Highest uid of an account servers may run as. Default: `c.UserAccounts.max_uid`, which
+        the services read too; set it there. `c.Backend.max_uid` overrides it for the backends alone.""",
     )
     account_group = Unicode(
-        "",
         config=True,
-        help="A Unix group whose members alone may have servers (e.g. `facility-users`); empty: any person's account.",
+        help="""A Unix group whose members alone may have servers. Default: `c.UserAccounts.account_group`,
+        which the services read too; set it there. `c.Backend.account_group` overrides it for the backends.""",
     )
+
+    @default("user_accounts")
+    def _user_accounts_default(self) -> UserAccounts:
+        return UserAccounts(parent=self)
 
     @default("min_uid")
     def _min_uid_default(self) -> int:
-        return login_defs_uid_range()[0]
+        return self.user_accounts.min_uid
 
     @default("max_uid")
     def _max_uid_default(self) -> int:
-        return login_defs_uid_range()[1]
+        return self.user_accounts.max_uid
+
+    @default("account_group")
+    def _account_group_default(self) -> str:
+        return self.user_accounts.account_group
 
     def account(self, username: str) -> pwd.struct_passwd:
         """The Unix account a server of `username` runs as; SpawnFailed for anyone else (root, daemons)."""

@@ -48,14 +48,14 @@ if issuer:
         accounts_path=os.path.join(repo, "examples", "demo", "accounts.yaml"),  # sub -> Unix account
     )
     # Each proposal's data (examples/demo/make_data.py made it): links in every server, and the
-    # daas-data service to browse it. The local demo runs every server as one account: so does its reader.
+    # daas-data service to browse it (examples/demo/daas_config.py).
     from daas_core.mounts import load_data_locations
     from daas_hub import custom_scopes, data_service, service_roles
 
-    data_file = os.path.join(repo, "examples", "demo", "data.yaml")
-    c.DaaSSpawner.data_locations = load_data_locations(data_file)
+    c.DaaSSpawner.data_locations = load_data_locations(os.path.join(repo, "examples", "demo", "data.yaml"))
     data_url = f"http://127.0.0.1:{os.environ.get('DAAS_DEMO_DATA_PORT', '8002')}"
-    c.JupyterHub.services = [data_service(data_file, url=data_url, user_prefix="" if mode == "local" else None)]
+    data_config = os.path.join(repo, "examples", "demo", "daas_config.py")  # the same data.yaml, the reader's account
+    c.JupyterHub.services = [data_service(data_config, url=data_url, environment={"DAAS_DEMO_MODE": mode})]
     c.JupyterHub.custom_scopes = custom_scopes()
     c.JupyterHub.load_roles = service_roles("daas-data")
 else:

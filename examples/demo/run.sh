@@ -82,7 +82,7 @@ stop_all() {
     local proxy_pid
     proxy_pid=$(cat "${DAAS_DEMO_STATE:-/nonexistent}/jupyterhub-proxy.pid" 2>/dev/null || true)
     [[ $proxy_pid =~ ^[0-9]+$ ]] && kill -KILL "$proxy_pid" 2>/dev/null || true
-    pkill -KILL -f -- "--locations $REPO/examples/demo/data.yaml" 2>/dev/null || true
+    pkill -KILL -f -- "--config $REPO/examples/demo/daas_config.py" 2>/dev/null || true
     [[ $MODE == local ]] && pkill -KILL -u daas-demo 2>/dev/null || true
     [[ -n $oidc_pid ]] && kill -TERM "$oidc_pid" 2>/dev/null || true
     [[ -n $oidc_dir ]] && rm -rf "$oidc_dir"

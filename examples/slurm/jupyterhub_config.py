@@ -8,6 +8,9 @@ from daas_hub import custom_scopes, dask_service, data_service, register_handler
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
+# The services' settings and the account rules (c.UserAccounts) the hub shares with them: one file.
+DAAS_CONFIG = "/etc/jupyterhub/daas_config.py"
+load_subconfig(DAAS_CONFIG)  # noqa: F821 - provided by traitlets
 
 c.JupyterHub.spawner_class = "daas"
 register_handlers()  # the spawner's endpoints (and the proposals endpoint for the services)
@@ -22,31 +25,16 @@ c.JupyterHub.hub_connect_ip = "jupyterhub.example.org"
 # Keep servers running over hub restarts; they are re-attached from the database.
 c.JupyterHub.cleanup_servers = False
 
-c.SlurmBackend.slurm_bin_dir = "/usr/bin"
-# Hub as root: the default prefix works. Unprivileged hub: a sudo rule allowing exactly
-#   jupyterhub ALL=(%facility-users) NOPASSWD: /usr/bin/sbatch, /usr/bin/scancel
-c.SlurmBackend.user_prefix = ["sudo", "-n", "-u", "{username}", "--"]
+c.SlurmBackend.slurm_bin_dir = "/usr/bin"  # jobs are submitted as the user through c.UserAccounts.user_prefix
 c.SlurmBackend.poll_interval = 30  # one batched squeue per 30 s for the whole hub
 c.SlurmBackend.working_dir = "{home}"
 c.SlurmBackend.output = "jupyterhub-daas-%j.log"
 
 # Per-proposal data (needs proposals from daas_auth: see examples/keycloak): links in every server,
-# and the daas-data service to browse them. Both read the same file (profiles/data.yaml is an example).
-c.DaaSSpawner.data_locations = load_data_locations("/etc/jupyterhub/data.yaml")
-DASK_ARGS = ["--interface", "ib0", "--records", "/var/lib/daas-dask/clusters.sqlite"]
-DASK_ARGS += [
-    "--scheduler-qos",
-    "dask-scheduler",
-    "--service-url",
-    "https://jupyterhub.example.org/services/daas-dask/",
-]
-c.JupyterHub.services = [
-    data_service("/etc/jupyterhub/data.yaml"),
-    # Dask offload to this cluster; limits per proposal in profiles/dask.yaml. Schedulers and workers are
-    # Slurm jobs (the same Python as --python on the nodes); --interface names the network they talk on,
-    # --service-url where scheduler jobs reach the service, --scheduler-qos one that starts them soon.
-    dask_service("/etc/jupyterhub/dask.yaml", extra_args=DASK_ARGS),
-]
+# and the daas-data service to browse them. Both read the file daas_config.py names.
+c.DaaSSpawner.data_locations = load_data_locations(c.DataService.data_locations)
+# The services, each run with daas_config.py (c.DataService, c.DaskService).
+c.JupyterHub.services = [data_service(DAAS_CONFIG), dask_service(DAAS_CONFIG)]
 # The services read people's proposals through the hub's proposals endpoint (a custom scope), never
 # their auth_state: that holds their OIDC tokens.
 c.JupyterHub.custom_scopes = custom_scopes()

@@ -84,12 +84,16 @@ class DaskSite:
         limits.write_text(LIMITS)
         self.records = workdir / "service" / "clusters.sqlite"
         self.service_port = free_port()
-        args = ["--records", str(self.records), "--interface", "lo", "--check-interval", "2"]
+        self.service_config = workdir / "daas_config.py"
+        self.service_config.write_text(
+            f"c.DaskService.limits_file = {str(limits)!r}\n"
+            f"c.DaskService.records = {str(self.records)!r}\n"
+            'c.DaskService.interface = "lo"\n'
+            "c.DaskService.check_interval = 2\n"
+        )
         config = f"""
             from daas_hub import dask_service, service_roles
-            c.JupyterHub.services.append(
-                dask_service("{limits}", url="http://127.0.0.1:{self.service_port}", extra_args={args!r})
-            )
+            c.JupyterHub.services.append(dask_service("{self.service_config}", url="http://127.0.0.1:{self.service_port}"))
             c.JupyterHub.load_roles += service_roles("daas-dask")
             c.DaaSSpawner.environment = {{"DAAS_DASK_URL": f"http://127.0.0.1:{{c.JupyterHub.port}}{SERVICE}"}}
         """
@@ -337,7 +341,7 @@ def test_an_idle_cluster_is_stopped_and_its_jobs_cancelled(site: DaskSite) -> No
 
 def service_pid(site: DaskSite) -> int | None:
     output = subprocess.run(
-        ["pgrep", "-f", f"daas_services.dask --config .* --records {site.records}"], capture_output=True, text=True
+        ["pgrep", "-f", f"daas_services.dask --config {site.service_config}"], capture_output=True, text=True
     ).stdout.split()
     return int(output[0]) if len(output) == 1 else None
 

@@ -33,9 +33,15 @@ from .slurm import batch_script, exported
 pytestmark = pytest.mark.slurm
 
 SERVICE = "/services/daas-data"
-# Tight enough for the tests to cross each limit, loose enough for every ordinary read.
-READER_LIMITS = ["--reader-memory", "300M", "--reader-cpu-time", "2", "--readers-per-person", "3"]
-READER_LIMITS += ["--reader-queue-wait", "1"]
+# The service's config file: reader limits tight enough for the tests to cross each, loose enough for
+# every ordinary read.
+SERVICE_CONFIG = """
+c.DataService.data_locations = {locations!r}
+c.DataService.reader_memory = "300M"
+c.DataService.reader_cpu_time = 2
+c.DataService.readers_per_person = 3
+c.DataService.reader_queue_wait = 1
+"""
 
 
 class DataSite:
@@ -45,13 +51,15 @@ class DataSite:
         self.tree = make_data_tree(public_tempdir("daas-data-"))
         locations = self.tree.base / "data.yaml"
         locations.write_text(self.tree.locations_yaml)
+        service_config = self.tree.base / "daas_config.py"
+        service_config.write_text(SERVICE_CONFIG.format(locations=str(locations)))
         self.service_port = free_port()
         config = f"""
             from daas_core.mounts import load_data_locations
             from daas_hub import data_service, service_roles
             c.DaaSSpawner.data_locations = load_data_locations("{locations}")
             c.JupyterHub.services.append(
-                data_service("{locations}", url="http://127.0.0.1:{self.service_port}", extra_args={READER_LIMITS!r})
+                data_service("{service_config}", url="http://127.0.0.1:{self.service_port}")
             )
             c.JupyterHub.load_roles += service_roles("daas-data")
             # A spawn request answers at once, so a test reads the progress a person's page shows.

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from traitlets import Float, List, TraitError, Unicode, validate
+from traitlets import Float, List, TraitError, Unicode, default, validate
 
 from daas_core.accounts import as_user
 from daas_core.commands import CommandFailed, run_command
@@ -82,14 +82,19 @@ class SlurmBackend(Backend):
     )
     user_prefix = List(
         Unicode(),
-        ["sudo", "-n", "-u", "{username}", "--"],
         config=True,
         help="""Argv prefix that runs sbatch and scancel as the user; `{username}` is replaced.
 
-        A hub running as root can keep the default; an unprivileged hub needs a sudo rule
-        allowing exactly `sbatch` and `scancel` as the target users (see the README).
-        Use [] only when the hub itself is the job owner (single-user test setups).""",
+        Default: `c.UserAccounts.user_prefix` (`sudo -n -u {username} --`), which the services use
+        too. A hub running as root can keep it; an unprivileged hub needs a sudo rule allowing
+        exactly `sbatch` and `scancel` as the target users (see the README). Use [] only when the
+        hub itself is the job owner (single-user test setups).""",
     )
+
+    @default("user_prefix")
+    def _user_prefix_default(self) -> list[str]:
+        return list(self.user_accounts.user_prefix)
+
     job_name = Unicode(
         "jupyterhub-daas",
         config=True,

@@ -1,0 +1,135 @@
+"""The `daas-dask` command: Dask clusters on Slurm for notebooks on any backend (a hub-managed service).
+
+daas-dask -f /etc/jupyterhub/daas_config.py     # c.DaskService.*, c.UserAccounts.*
+daas-dask --help-all                            # every setting, with its default
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
+
+from ..app import ByteSize, DaaSService
+from .limits import DaskConfig, load_dask_config
+
+
+class DaskService(DaaSService):
+    """Start, steer and end people's Dask clusters: a scheduler job and worker jobs, submitted as their owner."""
+
+    name = "daas-dask"
+    description = __doc__.splitlines()[0]
+    examples = "daas-dask -f /etc/jupyterhub/daas_config.py\ndaas-dask --limits=/etc/jupyterhub/dask.yaml"
+    default_url = "http://127.0.0.1:10102"
+    aliases = {**DaaSService.aliases, "limits": "DaskService.limits_file", "records": "DaskService.records"}
+
+    limits_file = Unicode(
+        "",
+        config=True,
+        help="""The Dask limits YAML file (required; empty file: the defaults): who may have how many
+        clusters, workers, cores and memory, and for how long. profiles/dask.yaml is an example.""",
+    )
+    records = Unicode(
+        "/var/lib/daas-dask/clusters.sqlite",
+        config=True,
+        help="The service's SQLite database of clusters: after a restart it re-attaches the live ones.",
+    )
+    python = Unicode(
+        config=True,
+        help="Python of the scheduler and worker jobs, as the compute nodes see it. Default: the service's own.",
+    )
+    interface = Unicode(
+        "",
+        config=True,
+        help="Network interface schedulers and workers talk on (e.g. ib0). Empty: Dask's choice.",
+    )
+    service_url = Unicode(
+        "",
+        config=True,
+        help="""Where scheduler jobs reach this service (the nodes must reach it). Empty: the service's own
+        URL and prefix from the hub (JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_PREFIX).""",
+    )
+    scheduler_partition = Unicode(
+        "", config=True, help="Partition of scheduler jobs. Empty: the partition of the cluster's workers."
+    )
+    scheduler_qos = Unicode(
+        "", config=True, help="QOS of scheduler jobs (e.g. one that starts them soon). Empty: Slurm's default."
+    )
+    scheduler_cores = Integer(1, min=1, config=True, help="Cores of each scheduler job.")
+    scheduler_memory = ByteSize(1 << 30, config=True, help="Memory of each scheduler job.")
+    slurm_bin_dir = Unicode(
+        "/usr/bin",
+        config=True,
+        help="Directory holding sbatch, squeue and scancel. Absolute, because sudo resets PATH.",
+    )
+    workdir = Unicode(
+        "{home}/.daas-dask/{cluster}",
+        config=True,
+        help="Each cluster's folder, made as its owner (logs, TLS files); `{home}` and `{cluster}` are replaced.",
+    )
+    check_interval = Float(
+        10.0,
+        config=True,
+        help="Seconds between liveness checks of every cluster and their adaptive resizing.",
+    )
+    stop_with_server = Bool(
+        True,
+        config=True,
+        help="Stop a cluster when the notebook server it was made from stops.",
+    )
+
+    @default("python")
+    def _python_default(self) -> str:
+        return sys.executable
+
+    @validate("check_interval")
+    def _positive(self, proposal: Any) -> float:
+        if proposal.value <= 0:
+            raise TraitError(f"{proposal.trait.name} must be more than 0 seconds, not {proposal.value}")
+        return proposal.value
+
+    def load_site_files(self) -> None:
+        self.limits: DaskConfig = load_dask_config(self.require("limits_file"))
+
+    async def serve(self) -> None:
+        # Dask, JupyterHub's auth and the web stack: not for --help or a bad setting.
+        import httpx
+
+        from ..hub_users import HubUsers
+        from .manager import ClusterManager, SchedulerJobSettings
+        from .records import ClusterRecords
+        from .service import DaskApp, make_app, watch
+
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/daas-dask/")
+        manager = ClusterManager(
+            ClusterRecords(self.records),
+            self.user_accounts.user_prefix,
+            service_url=self.service_url or self.listen.geturl().rstrip("/") + prefix,
+            workdir_template=self.workdir,
+            python=self.python,
+            interface=self.interface or None,
+            dashboard_prefix=f"{prefix}dashboard/",
+            scheduler_job=SchedulerJobSettings(
+                self.scheduler_partition or None,
+                self.scheduler_qos or None,
+                self.scheduler_cores,
+                self.scheduler_memory >> 20,
+            ),
+            slurm_bin_dir=self.slurm_bin_dir,
+            accounts=self.user_accounts.policy,
+        )
+        await manager.reconcile()
+        app = DaskApp(self.limits, manager, HubUsers(), prefix)
+        make_app(app).listen(self.listen.port or 80, self.listen.hostname or "127.0.0.1")
+        self.log.info("daas-dask listening on %s", self.listen.geturl())
+        hub = httpx.AsyncClient(
+            base_url=os.environ["JUPYTERHUB_API_URL"].rstrip("/"),
+            headers={"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}"},
+            timeout=10,
+        )
+        await watch(app, hub, self.check_interval, self.stop_with_server)
+
+
+main = DaskService.launch_instance
