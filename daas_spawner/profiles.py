@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import (
     Field,
@@ -30,6 +30,9 @@ from pydantic import (
 
 from daas_core.fields import AbsolutePath, Identifier, ModuleName, PlainText, SchedulerArg, Strict, UrlPath
 from daas_core.loading import SiteFileError, load_model, parse_model
+
+if TYPE_CHECKING:
+    from .options import BackendRequest
 
 # Glob patterns over proposal ids (fnmatch: * ? [..]); the proposal id characters plus wildcards.
 ProposalPattern = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
@@ -122,7 +125,7 @@ class Profile(Strict):
     def allows(self, groups: Collection[str], proposals: Iterable[str] = ()) -> bool:
         return not self.restricted or self.allows_group(groups) or bool(self.proposals_allowed(proposals))
 
-    def resolve_request(self, given: Mapping[str, Any]) -> Any:
+    def resolve_request(self, given: Mapping[str, Any]) -> BackendRequest:
         """The backend's typed, frozen request from the user's options for it (`option_fields` only).
 
         `given` holds only values the user filled in. Raise options.OptionsError naming the
