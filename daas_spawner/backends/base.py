@@ -82,6 +82,12 @@ class Backend(SingletonConfigurable):
     name: ClassVar[str] = ""
     profile_class: ClassVar[type[Profile]]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # One singleton per backend kind. traitlets keeps `instance()` in `_instance`, which a class would
+        # otherwise inherit from Backend: the first kind started would then refuse every other kind.
+        cls._instance = None
+
     min_uid = Integer(
         config=True,
         help="""Lowest uid of an account servers may run as (`c.Backend.min_uid` sets every backend).

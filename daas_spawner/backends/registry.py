@@ -29,11 +29,11 @@ class BackendRegistryError(RuntimeError):
 
 @functools.cache
 def registered() -> dict[str, EntryPoint]:
-    """Backend name -> entry point, in the order the environment lists them (first one of a name wins)."""
+    """Backend name -> entry point, by name (of several of one name, the first on the path wins)."""
     found: dict[str, EntryPoint] = {}
     for entry in entry_points(group=GROUP):
         found.setdefault(entry.name, entry)
-    return found
+    return dict(sorted(found.items()))
 
 
 def class_paths() -> dict[str, str]:

@@ -91,9 +91,7 @@ def test_its_option_is_validated_by_its_own_resolver(sandbox_hub: Hub) -> None:
     assert sandbox_hub.server_model("alice") is None
 
 
-def test_a_form_post_spawns_jupyterhub_singleuser_with_the_chosen_greeting(
-    sandbox_hub: Hub, alice: httpx.Client
-) -> None:
+def test_a_form_post_spawns_a_server_told_the_chosen_greeting(sandbox_hub: Hub, alice: httpx.Client) -> None:
     action, fields = browser_submission(alice.get("/hub/spawn").text)
     response = alice.post(action, data=dict(choose(fields, profile="sandbox", sandbox__greeting="bonjour")))
     assert response.status_code == 200, response.text[:500]

@@ -67,3 +67,15 @@ def test_a_site_class_for_a_name_is_checked_when_used():
     spawner = DaaSSpawner(backend_classes={"local": f"{__name__}._Renamed"})
     with pytest.raises(registry.BackendRegistryError):
         spawner.backend("local")
+
+
+def test_each_backend_kind_has_its_own_singleton():
+    """A hub with Slurm and local profiles starts both kinds (the form asks each for its availability)."""
+    spawner = DaaSSpawner()
+    try:
+        slurm, local = spawner.backend("slurm"), spawner.backend("local")
+        assert (type(slurm), type(local)) == (SlurmBackend, LocalBackend)
+        assert spawner.backend("slurm") is slurm and spawner.backend("local") is local
+    finally:
+        SlurmBackend.clear_instance()
+        LocalBackend.clear_instance()
