@@ -7,7 +7,7 @@ callers join the running query) and always answers at once from the last good da
 marked stale when it is older than `ttl` or the last refresh failed. A failed refresh
 waits `ttl` before the next try, so a dead controller is not hammered either.
 
-`GET /hub/api/daas/availability` shows a user the partitions of the profiles they may use.
+`GET /hub/api/daas/availability` shows a user, per backend, what the profiles they may use can get now.
 """
 
 from __future__ import annotations
@@ -160,17 +160,12 @@ class AvailabilityCache:
                 await self._inflight
 
 
-async def _user_slurm_partitions(spawner: Any) -> list[str]:
-    """Partitions of the slurm profiles this user may use, in profile order."""
-    partitions: list[str] = []
-    for profile in await spawner.allowed_profiles():
-        if profile.backend == "slurm" and profile.resources is not None:
-            partitions += [name for name in profile.resources.partitions if name not in partitions]
-    return partitions
-
-
 class AvailabilityAPIHandler(APIHandler):
-    """GET /hub/api/daas/availability: free resources of the partitions this user's profiles offer."""
+    """GET /hub/api/daas/availability: for each backend of this user's profiles, what it shows as free now.
+
+    The answer maps a backend's name to its `Backend.availability` (e.g. `slurm`: the partitions
+    these profiles offer); backends that tell nothing are left out.
+    """
 
     def get_login_url(self) -> str:
         # An API answers 403 without credentials; @web.authenticated would redirect a GET to the login page.
@@ -180,18 +175,11 @@ class AvailabilityAPIHandler(APIHandler):
     async def get(self) -> None:
         user = self.current_user
         if not isinstance(user, User):
-            raise web.HTTPError(403, "availability is shown per user (their profiles' partitions)")
+            raise web.HTTPError(403, "availability is shown per user (their profiles' backends)")
         spawner = user.spawner
-        answer = ClusterAvailability(stale=False)
-        if hasattr(spawner, "allowed_profiles") and hasattr(spawner, "backend"):
-            partitions = await _user_slurm_partitions(spawner)
-            if partitions:
-                try:
-                    backend = spawner.backend("slurm")
-                except Exception as err:  # no slurm backend configured: say so, do not fail the page
-                    answer = ClusterAvailability(error=str(err))
-                else:
-                    answer = (await backend.availability()).only(partitions)
+        answer: dict[str, Any] = {}
+        if hasattr(spawner, "allowed_profiles") and hasattr(spawner, "availability"):
+            answer = await spawner.availability(await spawner.allowed_profiles())
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.write(answer.as_dict())
+        self.write(answer)

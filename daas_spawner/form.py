@@ -1,10 +1,13 @@
 """The spawn form: render it from the profiles a user may use, and read its post back.
 
-Rendering uses Jinja2 with autoescaping; sites override templates by listing their own
-directories first (`DaaSSpawner.template_paths`). Each profile's widgets are named
-`<profile>.<field>`, so a plain HTML post (JavaScript off) carries the widgets of every
-profile: `form_to_options` keeps only the chosen profile's values and hands them, as plain
-user options, to the one validator (options.resolve_options).
+Rendering uses Jinja2 with autoescaping. form.html holds what every profile has (the
+choice of profile, the proposal); each profile's own widgets, and each backend's
+availability, come from fragments in the backend's package (`<backend>/<file>`, from its
+`templates/` folder). Sites override any of them by listing their own directories first
+(`DaaSSpawner.template_paths`). Each profile's widgets are named `<profile>.<field>`, so a
+plain HTML post (JavaScript off) carries the widgets of every profile: `form_to_options`
+keeps only the chosen profile's values and hands them, as plain user options, to the one
+validator (options.resolve_options).
 """
 
 from __future__ import annotations
@@ -13,25 +16,32 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader, select_autoescape
 
 from daas_core.proposals import Proposal
 from daas_core.quantities import format_memory, format_walltime
 
+from .backends.registry import profile_classes
 from .options import OptionsError, UserAccess, proposal_choices
 from .profiles import Profile
 
-# Advanced-mode inputs that override a Simple-mode choice when filled in.
-OVERRIDES = {"cores_custom": "cores", "walltime_custom": "walltime"}
-ADVANCED_FIELDS = frozenset({"partition", "memory", "gpu_type", "feature", "environment"})
-PRESET_LABELS = {"min": "Minimum", "medium": "Medium", "max": "Maximum", "whole_node": "Entire node"}
+
+def _backend_templates() -> PrefixLoader:
+    """`<backend>/<file>`: the `templates/` folder of the package holding each registered backend's profile class."""
+    loaders = {}
+    for name, profile_class in profile_classes().items():
+        if profile_class.form_template or profile_class.availability_template:
+            package = profile_class.__module__.rpartition(".")[0]
+            loaders[name] = PackageLoader(package, "templates")
+    return PrefixLoader(loaders)
 
 
 @functools.lru_cache(maxsize=8)
 def template_environment(template_paths: tuple[str, ...] = ()) -> Environment:
     """One environment per template search path, so Jinja compiles form.html once, not per view."""
+    loaders = [FileSystemLoader(list(template_paths)), PackageLoader("daas_spawner", "templates"), _backend_templates()]
     env = Environment(
-        loader=ChoiceLoader([FileSystemLoader(list(template_paths)), PackageLoader("daas_spawner", "templates")]),
+        loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["memory"] = format_memory
@@ -51,6 +61,9 @@ def render_form(
 ) -> str:
     """The form's HTML; `chosen` pre-selects values (e.g. from the spawn URL).
 
+    `availability` maps a backend's name to what it shows as free (Backend.availability); each
+    backend among `profiles` with an availability fragment shows it (no data: "no data yet").
+
     Each profile offers the user's proposals it may work for (none: no proposal field); a
     server named after a proposal shows that proposal only. `warning` is shown on top, then
     `notice` (why this server's last run ended on its own).
@@ -63,14 +76,14 @@ def render_form(
         candidates, fixed = proposal_choices(profile, access)
         ids = [fixed] if fixed is not None else candidates
         proposal_choices_by_profile[profile.id] = [by_id.get(pid) or Proposal(id=pid) for pid in ids]
-    partitions = sorted({p for profile in profiles if profile.resources for p in profile.resources.partitions})
+    backends: dict[str, list[Profile]] = {}
+    for profile in profiles:
+        backends.setdefault(profile.backend, []).append(profile)
     return env.get_template("form.html").render(
         profiles=profiles,
-        preset_labels=PRESET_LABELS,
-        partitions=partitions,
-        availability=availability,
+        backends=backends,
+        availability=dict(availability or {}),
         chosen=chosen,
-        advanced_open=bool(ADVANCED_FIELDS & chosen.keys()),
         proposal_choices=proposal_choices_by_profile,
         warning=warning,
         notice=notice,
@@ -88,14 +101,17 @@ def _single_values(form: Mapping[str, list[str]]) -> dict[str, str]:
     return values
 
 
-def form_to_options(form: Mapping[str, list[str]], profile_ids: Collection[str]) -> dict[str, str]:
+def form_to_options(form: Mapping[str, list[str]], profiles: Collection[Profile]) -> dict[str, str]:
     """Turn a form post (or spawn-URL query) into user options for the chosen profile.
 
     Empty fields are dropped so profile defaults apply; a field sent twice is refused; widgets
     of profiles not chosen are ignored; unknown names pass through so the validator names them.
+    The chosen profile's backend says which of its inputs override others (`form_overrides`).
     """
+    by_id = {profile.id: profile for profile in profiles}
     values = _single_values(form)
     chosen = values.get("profile")
+    overriding = by_id[chosen].form_overrides if chosen in by_id else {}
     options: dict[str, str] = {} if chosen is None else {"profile": chosen}
     overrides: dict[str, str] = {}
     for key, value in values.items():
@@ -104,12 +120,12 @@ def form_to_options(form: Mapping[str, list[str]], profile_ids: Collection[str])
         owner, dot, field = key.partition(".")
         if not dot:
             target = key
-        elif owner not in profile_ids:
+        elif owner not in by_id:
             raise OptionsError(key[:64], "is not a known option")
         elif owner != chosen:
             continue
-        elif field in OVERRIDES:
-            overrides[OVERRIDES[field]] = value
+        elif field in overriding:
+            overrides[overriding[field]] = value
             continue
         else:
             target = field

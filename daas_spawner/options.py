@@ -4,34 +4,34 @@ Form posts and REST bodies (`POST /hub/api/users/{name}/server`, which JupyterHu
 straight into `user_options`) arrive here unchanged. The result, `ResolvedOptions`, is
 typed, bounded by the chosen profile, complete (defaults filled in) and contains no free
 text: every string in it is either a choice taken from the profile or rendered from a
-number. Backends only ever see `ResolvedOptions`.
+number. This module checks what every backend shares (known keys, the profile, the
+proposal, the environment); the chosen profile's backend resolves the rest into its own
+typed request (`Profile.resolve_request`), using the checks below. Backends only ever see
+`ResolvedOptions`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from daas_core.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
+from .profiles import Environment, Profile, ProfileSet
 
-from .profiles import CORE_PRESETS, Environment, Profile, ProfileSet
-
-OPTION_FIELDS = (
-    "profile",
-    "proposal",
-    "partition",
-    "cores",
-    "memory",
-    "gpus",
-    "gpu_type",
-    "walltime",
-    "feature",
-    "environment",
-)
+COMMON_FIELDS = ("profile", "proposal", "environment")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _MAX_TEXT = 128
+
+
+def option_fields() -> tuple[str, ...]:
+    """Every user option some registered backend takes, the common ones first."""
+    from .backends.registry import profile_classes  # here: the registry imports every backend
+
+    names = list(COMMON_FIELDS)
+    for profile_class in profile_classes().values():
+        names += [name for name in profile_class.option_fields if name not in names]
+    return tuple(names)
 
 
 class OptionsError(ValueError):
@@ -53,20 +53,25 @@ class UserAccess:
 
 
 @dataclass(frozen=True)
-class ResolvedOptions:
+class BackendRequest:
+    """What a backend is asked for, beyond the common options: each backend's resolver subclasses it (frozen)."""
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able, for state, logs and the server's environment; None values left out."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+R = TypeVar("R", bound=BackendRequest)
+
+
+@dataclass(frozen=True)
+class ResolvedOptions(Generic[R]):
     """Validated, complete options for one server; the only input backends get."""
 
     profile: Profile
     environment: Environment
+    request: R
     proposal: str | None = None
-    partition: str | None = None
-    feature: str | None = None
-    cores: int | None = None
-    whole_node: bool = False
-    memory_mb: int | None = None
-    gpu_type: str | None = None
-    gpus: int = 0
-    walltime_seconds: int | None = None
 
     @property
     def backend(self) -> str:
@@ -74,14 +79,10 @@ class ResolvedOptions:
 
     def summary(self) -> dict[str, Any]:
         """JSON-able description (for state, logs and the server's environment)."""
-        data = asdict(self)
-        data["profile"] = self.profile.id
-        data["environment"] = self.environment.id
-        if self.memory_mb is not None:
-            data["memory"] = format_memory(self.memory_mb)
-        if self.walltime_seconds is not None:
-            data["walltime"] = format_walltime(self.walltime_seconds)
-        return {key: value for key, value in data.items() if value is not None}
+        data: dict[str, Any] = {"profile": self.profile.id, "environment": self.environment.id}
+        if self.proposal is not None:
+            data["proposal"] = self.proposal
+        return data | self.request.summary()
 
 
 def _shown(value: Any) -> str:
@@ -90,7 +91,8 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _text(field: str, value: Any) -> str:
+def text(field: str, value: Any) -> str:
+    """A string of bounded length, or OptionsError."""
     if not isinstance(value, str):
         raise OptionsError(field, f"must be a string, not {type(value).__name__}")
     if len(value) > _MAX_TEXT:
@@ -98,17 +100,18 @@ def _text(field: str, value: Any) -> str:
     return value
 
 
-def _choice(field: str, value: Any, choices: list[str], profile: Profile) -> str:
-    text = _text(field, value)
-    if text not in choices:
+def choice(field: str, value: Any, choices: list[str], profile: Profile) -> str:
+    """One of the profile's choices, or OptionsError listing them."""
+    given = text(field, value)
+    if given not in choices:
         raise OptionsError(
             field,
-            f"{_shown(text)} is not offered by profile {profile.id!r} (choose from: {', '.join(choices)})",
+            f"{_shown(given)} is not offered by profile {profile.id!r} (choose from: {', '.join(choices)})",
         )
-    return text
+    return given
 
 
-def _integer(field: str, value: Any) -> int:
+def whole_number(field: str, value: Any) -> int:
     """Accept a JSON integer or a string of digits (forms send strings); nothing else."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise OptionsError(field, f"must be a whole number, not {type(value).__name__}")
@@ -121,13 +124,13 @@ def _integer(field: str, value: Any) -> int:
     return value
 
 
-def _in_range(field: str, value: int, low: int, high: int, shown: str | None = None) -> int:
+def in_range(field: str, value: int, low: int, high: int, shown: str | None = None) -> int:
     if not low <= value <= high:
         raise OptionsError(field, f"{shown or value} is outside the allowed range {low}..{high}")
     return value
 
 
-def _quantity(field: str, value: Any, parse) -> int:
+def quantity(field: str, value: Any, parse: Callable[[Any], int]) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise OptionsError(field, f"must be a string or a number, not {type(value).__name__}")
     if isinstance(value, str) and len(value) > 32:
@@ -146,7 +149,7 @@ def _choose_profile(requested: Any, profiles: ProfileSet, user: UserAccess) -> P
         if len(allowed) == 1:
             return allowed[0]
         raise OptionsError("profile", "is required (choose from: " + ", ".join(p.id for p in allowed) + ")")
-    profile_id = _text("profile", requested)
+    profile_id = text("profile", requested)
     profile = next((p for p in allowed if p.id == profile_id), None)
     if profile is None:
         # Same answer for unknown and forbidden profiles: do not reveal what exists.
@@ -176,7 +179,7 @@ def _proposal(requested: Any, profile: Profile, user: UserAccess) -> str | None:
     candidates, fixed = proposal_choices(profile, user)
     chosen = fixed
     if requested is not None:
-        chosen = _text("proposal", requested)
+        chosen = text("proposal", requested)
         if chosen not in user.proposals:
             raise OptionsError("proposal", f"{_shown(chosen)} is not one of your proposals")
         if fixed is not None and chosen != fixed:
@@ -185,22 +188,9 @@ def _proposal(requested: Any, profile: Profile, user: UserAccess) -> str | None:
         raise OptionsError("proposal", f"proposal {chosen} may not use profile {profile.id!r}")
     if chosen is None and candidates:
         chosen = candidates[0]
-    if chosen is None and (_via_proposals_only(profile, user) or "{proposal}" in (profile.slurm.account or "")):
+    if chosen is None and (_via_proposals_only(profile, user) or profile.requires_proposal):
         raise OptionsError("proposal", f"profile {profile.id!r} is billed to a proposal, and you have none")
     return chosen
-
-
-def _cores(value: Any, profile: Profile) -> tuple[int | None, bool]:
-    cores = profile.resources.cores  # type: ignore[union-attr]
-    if isinstance(value, str) and value in CORE_PRESETS:
-        if value == "whole_node":
-            if not cores.whole_node:
-                raise OptionsError("cores", f"whole_node is not offered by profile {profile.id!r}")
-            return None, True
-        if value not in cores.presets:
-            raise OptionsError("cores", f"preset {value!r} is not offered by profile {profile.id!r}")
-        return cores.presets[value], False
-    return _in_range("cores", _integer("cores", value), 1, cores.max), False
 
 
 def resolve_options(raw: Any, profiles: ProfileSet, user: UserAccess) -> ResolvedOptions:
@@ -213,78 +203,18 @@ def resolve_options(raw: Any, profiles: ProfileSet, user: UserAccess) -> Resolve
         raw = {}
     if not isinstance(raw, Mapping):
         raise OptionsError("user_options", "must be an object")
+    known = option_fields()
     for key in raw:
-        if key not in OPTION_FIELDS:
+        if key not in known:
             raise OptionsError(_shown(key) if not isinstance(key, str) else key[:64], "is not a known option")
     given = {key: value for key, value in raw.items() if value is not None and value != ""}
 
     profile = _choose_profile(given.get("profile"), profiles, user)
     proposal = _proposal(given.get("proposal"), profile, user)
     env_ids = [env.id for env in profile.environments]
-    environment = profile.environment(_choice("environment", given.get("environment", env_ids[0]), env_ids, profile))
-    resources = profile.resources
-    if resources is None:
-        offered = [key for key in given if key not in ("profile", "proposal", "environment")]
-        if offered:
-            raise OptionsError(offered[0], f"is not offered by profile {profile.id!r}")
-        return ResolvedOptions(profile=profile, environment=environment, proposal=proposal)  # type: ignore[arg-type]
-
-    partition = _choice("partition", given.get("partition", resources.partitions[0]), resources.partitions, profile)
-    feature = None
-    if resources.features:
-        feature = _choice("feature", given.get("feature", resources.features[0]), resources.features, profile)
-    elif "feature" in given:
-        raise OptionsError("feature", f"is not offered by profile {profile.id!r}")
-
-    cores, whole_node = _cores(given.get("cores", resources.cores.default), profile)
-
-    memory_mb = None
-    if not whole_node:
-        memory = resources.memory
-        memory_mb = memory.default  # already MiB; only a user's value is parsed
-        if "memory" in given:
-            memory_mb = _quantity("memory", given["memory"], parse_memory_mb)
-        _in_range(
-            "memory",
-            memory_mb,
-            memory.min,
-            memory.max,
-            shown=format_memory(memory_mb),
-        )
-    elif "memory" in given:
-        raise OptionsError("memory", "cannot be set with whole_node (the job gets all the node's memory)")
-
-    gpus, gpu_type = 0, None
-    if resources.gpus is not None:
-        gpus = _in_range("gpus", _integer("gpus", given.get("gpus", resources.gpus.default)), 0, resources.gpus.max)
-        if resources.gpus.types:
-            gpu_type = _choice(
-                "gpu_type", given.get("gpu_type", resources.gpus.types[0]), resources.gpus.types, profile
-            )
-        elif "gpu_type" in given:
-            raise OptionsError("gpu_type", f"is not offered by profile {profile.id!r}")
-    else:
-        for key in ("gpus", "gpu_type"):
-            if key in given:
-                raise OptionsError(key, f"is not offered by profile {profile.id!r}")
-
-    walltime = resources.walltime
-    # The profile's default is already in seconds; only a user's value is parsed (a number there means minutes).
-    walltime_seconds = walltime.default
-    if "walltime" in given:
-        walltime_seconds = _quantity("walltime", given["walltime"], parse_walltime_seconds)
-    _in_range("walltime", walltime_seconds, 60, walltime.max, shown=format_walltime(walltime_seconds))
-
-    return ResolvedOptions(
-        profile=profile,
-        environment=environment,  # type: ignore[arg-type]
-        proposal=proposal,
-        partition=partition,
-        feature=feature,
-        cores=cores,
-        whole_node=whole_node,
-        memory_mb=memory_mb,
-        gpu_type=gpu_type if gpus else None,
-        gpus=gpus,
-        walltime_seconds=walltime_seconds,
-    )
+    environment = profile.environment(choice("environment", given.get("environment", env_ids[0]), env_ids, profile))
+    foreign = [key for key in given if key not in COMMON_FIELDS and key not in profile.option_fields]
+    if foreign:
+        raise OptionsError(foreign[0], f"is not offered by profile {profile.id!r}")
+    request = profile.resolve_request({key: value for key, value in given.items() if key not in COMMON_FIELDS})
+    return ResolvedOptions(profile=profile, environment=environment, request=request, proposal=proposal)  # type: ignore[arg-type]

@@ -1,138 +1,45 @@
 """Site profiles: the typed model of what a facility offers, loaded from YAML.
 
 A profile is written by the site admin. It names a backend and bounds every choice a
-user may make (partitions, cores, memory, GPUs, wall time, architecture, environment).
-The options model (options.py) checks user input against these bounds; the form renders
-from them. Loading fails loudly, naming the file and the field, so a typo stops the hub
-at start-up instead of surfacing as a strange job later.
+user may make. What every profile has (id, texts, environments, who may use it) is here;
+what a backend lets users choose, and its admin settings, live in that backend's own
+profile class (`daas_spawner/backends/<kind>/profile.py`), found through the backend
+registry: `Profile` is a union discriminated on `backend`. The options model (options.py)
+checks user input against these bounds; the form renders from them. Loading fails loudly,
+naming the file and the field, so a typo stops the hub at start-up instead of surfacing
+as a strange job later.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import (
     Field,
-    NonNegativeInt,
-    PositiveInt,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 
-from daas_core.fields import (
-    AbsolutePath,
-    AccountTemplate,
-    Identifier,
-    MemoryMB,
-    ModuleName,
-    PlainText,
-    SchedulerArg,
-    SchedulerName,
-    Strict,
-    UrlPath,
-    WalltimeSeconds,
-)
+from daas_core.fields import AbsolutePath, Identifier, ModuleName, PlainText, SchedulerArg, Strict, UrlPath
 from daas_core.loading import SiteFileError, load_model, parse_model
+
+if TYPE_CHECKING:
+    from .options import BackendRequest
 
 # Glob patterns over proposal ids (fnmatch: * ? [..]); the proposal id characters plus wildcards.
 ProposalPattern = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
 
-CorePreset = Literal["min", "medium", "max", "whole_node"]
-CORE_PRESETS: tuple[CorePreset, ...] = ("min", "medium", "max", "whole_node")
-
 
 class ProfileConfigError(SiteFileError):
     """A profiles file that cannot be used; the message names the file and the field."""
-
-
-class Cores(Strict):
-    """CPU cores: named presets plus a bounded free value."""
-
-    presets: dict[Literal["min", "medium", "max"], PositiveInt] = Field(
-        default_factory=lambda: {"min": 1},
-        description="Preset name -> number of cores.",
-    )
-    whole_node: bool = Field(False, description="Offer the whole node (an exclusive job).")
-    max: PositiveInt = Field(description="Largest number of cores a user may ask for.")
-    default: CorePreset | PositiveInt = "min"
-
-    @model_validator(mode="after")
-    def _check(self) -> Cores:
-        for name, count in self.presets.items():
-            if count > self.max:
-                raise ValueError(f"preset {name} ({count}) is above max ({self.max})")
-        default = self.default
-        if isinstance(default, str):
-            if default == "whole_node" and not self.whole_node:
-                raise ValueError("default is whole_node but whole_node is not offered")
-            if default != "whole_node" and default not in self.presets:
-                raise ValueError(f"default preset {default!r} is not among the presets")
-        elif default > self.max:
-            raise ValueError(f"default ({default}) is above max ({self.max})")
-        return self
-
-
-class Memory(Strict):
-    """Memory per job, in the units people write ('4G')."""
-
-    min: MemoryMB = 256
-    max: MemoryMB
-    default: MemoryMB
-
-    @model_validator(mode="after")
-    def _check(self) -> Memory:
-        if not self.min <= self.default <= self.max:
-            raise ValueError("memory must satisfy min <= default <= max")
-        return self
-
-
-class Gpus(Strict):
-    """GPUs as a generic resource: type choices and a count."""
-
-    types: list[SchedulerName] = Field(default_factory=list, description="GRES types; empty = untyped.")
-    max: PositiveInt
-    default: NonNegativeInt = 0
-
-    @model_validator(mode="after")
-    def _check(self) -> Gpus:
-        if self.default > self.max:
-            raise ValueError(f"default ({self.default}) is above max ({self.max})")
-        return self
-
-
-class Walltime(Strict):
-    """Run time: suggested choices, a default and a hard maximum."""
-
-    choices: list[WalltimeSeconds] = Field(default_factory=list)
-    default: WalltimeSeconds
-    max: WalltimeSeconds
-
-    @model_validator(mode="after")
-    def _check(self) -> Walltime:
-        if not 60 <= self.default <= self.max:
-            raise ValueError("walltime must satisfy 1 minute <= default <= max")
-        if any(choice > self.max for choice in self.choices):
-            raise ValueError("a walltime choice is above max")
-        return self
-
-
-class Resources(Strict):
-    """What a scheduler-backed profile lets a user choose."""
-
-    partitions: list[SchedulerName] = Field(min_length=1, description="First is the default.")
-    features: list[SchedulerName] = Field(
-        default_factory=list,
-        description="Architecture features (Slurm --constraint), first is the default.",
-    )
-    cores: Cores
-    memory: Memory
-    gpus: Gpus | None = None
-    walltime: Walltime
 
 
 class Environment(Strict):
@@ -153,32 +60,31 @@ class Environment(Strict):
         return self
 
 
-class SlurmSettings(Strict):
-    """Admin-only Slurm settings of a profile; users never set these."""
-
-    account: AccountTemplate | None = Field(
-        None,
-        description="Slurm account; `{proposal}` stands for the chosen proposal. Unset: the backend's "
-        "account_template when a proposal is chosen, else Slurm's default account.",
-    )
-    qos: SchedulerName | None = None
-    reservation: SchedulerName | None = None
-    extra_args: list[SchedulerArg] = Field(default_factory=list)
-
-
 def _default_environments() -> list[Environment]:
     return [Environment(id="default", display_name="Default Python")]
 
 
 class Profile(Strict):
-    """One entry of the spawn form: a backend plus the choices it allows."""
+    """One entry of the spawn form: a backend plus the choices it allows.
+
+    The common part of every profile. Each backend subclasses it with `backend` narrowed
+    to its name (`Literal["slurm"]`), its settings and bounds, and `resolve_request`,
+    which turns the user's backend options into the typed request its backend reads.
+    """
+
+    option_fields: ClassVar[tuple[str, ...]] = ()
+    """The user options this backend's profiles take, besides profile, proposal and environment."""
+    form_overrides: ClassVar[Mapping[str, str]] = {}
+    """Form inputs (without the `<profile>.` prefix) that, when filled in, replace another option."""
+    form_template: ClassVar[str | None] = None
+    """The profile's form fragment, `<backend>/<file>` in the backend package's `templates/`; None: none."""
+    availability_template: ClassVar[str | None] = None
+    """The form fragment showing the backend's availability (once per form); None: none."""
 
     id: Identifier
     display_name: PlainText
     description: PlainText = ""
-    backend: Literal["slurm", "local"]
-    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
-    resources: Resources | None = None
+    backend: str
     environments: list[Environment] = Field(default_factory=_default_environments, min_length=1)
     default_url: UrlPath | None = None
     allowed_groups: list[str] = Field(
@@ -191,11 +97,7 @@ class Profile(Strict):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> Profile:
-        if self.backend == "slurm" and self.resources is None:
-            raise ValueError("a slurm profile needs resources (partitions, cores, memory, walltime)")
-        if self.backend == "local" and self.resources is not None:
-            raise ValueError("a local profile takes no resources (the local backend cannot bound them)")
+    def _unique_environments(self) -> Profile:
         ids = [env.id for env in self.environments]
         if len(ids) != len(set(ids)):
             raise ValueError("environment ids must be unique")
@@ -208,6 +110,11 @@ class Profile(Strict):
     def restricted(self) -> bool:
         return bool(self.allowed_groups or self.allowed_proposals)
 
+    @property
+    def requires_proposal(self) -> bool:
+        """Whether every server of this profile must work for a proposal (e.g. it is billed to one)."""
+        return False
+
     def proposals_allowed(self, proposals: Iterable[str]) -> list[str]:
         """Those of a user's proposals that open this profile (in the user's order)."""
         return [p for p in proposals if any(fnmatch.fnmatchcase(p, pattern) for pattern in self.allowed_proposals)]
@@ -218,11 +125,49 @@ class Profile(Strict):
     def allows(self, groups: Collection[str], proposals: Iterable[str] = ()) -> bool:
         return not self.restricted or self.allows_group(groups) or bool(self.proposals_allowed(proposals))
 
+    def resolve_request(self, given: Mapping[str, Any]) -> BackendRequest:
+        """The backend's typed, frozen request from the user's options for it (`option_fields` only).
+
+        `given` holds only values the user filled in. Raise options.OptionsError naming the
+        first bad field; the result is what the backend reads from its `Launch`.
+        """
+        raise NotImplementedError
+
+
+def _quoted_choices(names: Sequence[str]) -> str:
+    """'a', 'b' or 'c': how pydantic lists the values a literal takes."""
+    quoted = [repr(name) for name in names] or ["a registered backend (none is registered)"]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _registered_profile(value: Any, handler: ValidatorFunctionWrapHandler) -> Profile:
+    """Validate one profile as the class of the backend it names (the discriminator is `backend`)."""
+    if isinstance(value, Profile):
+        return value
+    if not isinstance(value, dict):
+        return handler(value)  # pydantic names what a profile must be
+    from .backends.registry import profile_classes  # here: the registry imports every backend's profile
+
+    classes = profile_classes()
+    backend = value.get("backend")
+    if backend is None:
+        raise ValidationError.from_exception_data("Profile", [{"type": "missing", "loc": ("backend",), "input": value}])
+    if not isinstance(backend, str) or backend not in classes:
+        error = {"type": "literal_error", "loc": ("backend",), "input": backend}
+        raise ValidationError.from_exception_data(
+            "Profile",
+            [{**error, "ctx": {"expected": _quoted_choices(list(classes))}}],  # type: ignore[typeddict-item]
+        )
+    return classes[backend].model_validate(value)
+
+
+AnyProfile = Annotated[Profile, WrapValidator(_registered_profile)]
+
 
 class ProfileSet(Strict):
     """All profiles of a site, in form order."""
 
-    profiles: list[Profile] = Field(min_length=1)
+    profiles: list[AnyProfile] = Field(min_length=1)
     default_profile: Identifier | None = None
 
     # Field validators (not a model validator), so errors name `profiles` / `default_profile`.
@@ -263,14 +208,13 @@ def load_profiles(path: str | Path) -> ProfileSet:
     return load_model(ProfileSet, path, "profiles", ProfileConfigError, shape=PROFILES_SHAPE)
 
 
-LOCAL_DEMO = ProfileSet(
-    profiles=[
-        Profile(
-            id="local",
-            display_name="Local JupyterLab",
-            description="A JupyterLab server on the hub machine.",
-            backend="local",
-            default_url="/lab",
-        )
-    ]
-)
+def local_demo() -> ProfileSet:
+    """The spawner's default: one local JupyterLab profile (the demo)."""
+    local = {
+        "id": "local",
+        "display_name": "Local JupyterLab",
+        "description": "A JupyterLab server on the hub machine.",
+        "backend": "local",
+        "default_url": "/lab",
+    }
+    return parse_profiles({"profiles": [local]}, "the built-in demo profile")

@@ -16,11 +16,12 @@ from daas_core.proposals import Proposal, proposals_from_auth_state
 
 from . import bootstrap, hub_handlers
 from .address import ServerReport
+from .backends import registry
 from .backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress, SpawnFailed
 from .bootstrap import split_secret_env
 from .form import form_to_options, render_form, template_environment
 from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
-from .profiles import LOCAL_DEMO, Profile, ProfileSet
+from .profiles import Profile, ProfileSet, local_demo
 
 STATE_KEY = "daas"
 LAST_END_KEY = "daas_last_end"  # kept in the stopped server's state: JupyterHub drops the spawner object
@@ -38,17 +39,20 @@ class DaaSSpawner(Spawner):
         and field named. The default is one local JupyterLab profile (the demo).""",
     )
     backend_classes = Dict(
-        {
-            "slurm": "daas_spawner.backends.slurm.backend.SlurmBackend",
-            "local": "daas_spawner.backends.local.backend.LocalBackend",
-        },
+        value_trait=Unicode(),
         config=True,
-        help="Backend name (a profile's `backend`) -> importable Backend class.",
+        help="""Backend name (a profile's `backend`) -> importable Backend class, the backends this hub may start.
+
+        Default: every backend registered in the `daas_spawner.backends` entry-point group (`slurm`,
+        `local`, and any a site installed). Set it to restrict them (e.g. only "slurm"; a profile of
+        another backend then fails to start, saying so) or to start a name's servers with a subclass of
+        its registered class. Each class's `name` must be its key (checked when first used).""",
     )
     template_paths = List(
         Unicode(),
         config=True,
-        help="Directories searched before the built-in templates, so a site can override form.html.",
+        help="""Directories searched before the built-in templates, so a site can override form.html or a
+        backend's fragment (by its name in the backend's templates, e.g. `slurm/options.html`).""",
     )
 
     spawn_from_url = Bool(
@@ -92,7 +96,11 @@ class DaaSSpawner(Spawner):
 
     @default("profiles")
     def _default_profiles(self) -> ProfileSet:
-        return LOCAL_DEMO
+        return local_demo()
+
+    @default("backend_classes")
+    def _default_backend_classes(self) -> dict[str, str]:
+        return registry.class_paths()
 
     @default("start_timeout")
     def _default_start_timeout(self) -> int:
@@ -157,9 +165,7 @@ class DaaSSpawner(Spawner):
         self._require_hub_handlers()
         access = await self.user_access()
         profiles = self.profiles.allowed_for(access.groups, access.proposals)
-        availability = None
-        if any(profile.backend == "slurm" for profile in profiles):
-            availability = (await self.backend("slurm").availability()).as_dict()
+        availability = await self.availability(profiles)
         env = template_environment(tuple(self.template_paths))
         return render_form(
             env,
@@ -182,7 +188,7 @@ class DaaSSpawner(Spawner):
             for key, values in request.query_arguments.items()
         }
         try:
-            return form_to_options(query, [profile.id for profile in self.profiles.profiles])
+            return form_to_options(query, self.profiles.profiles)
         except OptionsError:
             return {}
 
@@ -231,7 +237,7 @@ class DaaSSpawner(Spawner):
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         try:
-            options = form_to_options(formdata, [profile.id for profile in self.profiles.profiles])
+            options = form_to_options(formdata, self.profiles.profiles)
         except OptionsError as err:
             raise web.HTTPError(400, f"Invalid server options: {err}") from None
         await self.resolve(options)  # refuse at once, before anything is stored or started
@@ -240,10 +246,25 @@ class DaaSSpawner(Spawner):
     # -- lifecycle -----------------------------------------------------------------------
 
     def backend(self, name: str) -> Backend:
+        """The hub's one instance of the backend a profile names."""
         if name not in self.backend_classes:
             raise SpawnFailed(f"no backend named {name!r} is configured")
-        cls = import_item(self.backend_classes[name])
+        cls = registry.check(name, import_item(self.backend_classes[name]))
         return cls.instance(config=self.config, log=self.log)
+
+    async def availability(self, profiles: list[Profile]) -> dict[str, Any]:
+        """Backend name -> what it shows as free for these profiles, for each backend among them that tells."""
+        answers: dict[str, Any] = {}
+        for name in dict.fromkeys(profile.backend for profile in profiles):
+            try:
+                backend = self.backend(name)
+            except SpawnFailed as err:  # not configured on this hub: say so, do not fail the page
+                answers[name] = {"error": str(err)}
+                continue
+            answer = await backend.availability([p for p in profiles if p.backend == name])
+            if answer is not None:
+                answers[name] = answer
+        return answers
 
     @property
     def accepts_address_reports(self) -> bool:

@@ -8,8 +8,9 @@ code: it hands over a `Launch` and keeps the JSON-able state the backend returns
 from __future__ import annotations
 
 import pwd
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from traitlets import Instance, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
@@ -17,7 +18,8 @@ from traitlets.config import SingletonConfigurable
 from daas_core.accounts import AccountPolicy, AccountRefused, UserAccounts
 from daas_core.mounts import Mount
 
-from ..options import ResolvedOptions
+from ..options import BackendRequest, ResolvedOptions
+from ..profiles import Profile
 
 BackendState = dict
 
@@ -55,6 +57,11 @@ class Launch:
     secret_env: dict[str, str] = field(default_factory=dict, repr=False)
     bootstrap: str = field(default="", repr=False)
 
+    @property
+    def request(self) -> BackendRequest:
+        """What this backend was asked for (its profile's `resolve_request`): the backend's only resource input."""
+        return self.options.request
+
 
 @dataclass(frozen=True)
 class ProgressEvent:
@@ -66,9 +73,20 @@ class ProgressEvent:
 
 
 class Backend(SingletonConfigurable):
-    """Start, watch and stop single-user servers of one kind."""
+    """Start, watch and stop single-user servers of one kind.
 
-    name: str = ""
+    A backend is registered under its `name` in the `daas_spawner.backends` entry-point group
+    (backends/registry.py); its profiles say `backend: <name>` and validate as `profile_class`.
+    """
+
+    name: ClassVar[str] = ""
+    profile_class: ClassVar[type[Profile]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # One singleton per backend kind. traitlets keeps `instance()` in `_instance`, which a class would
+        # otherwise inherit from Backend: the first kind started would then refuse every other kind.
+        cls._instance = None
 
     user_accounts = Instance(
         UserAccounts,
@@ -139,6 +157,16 @@ class Backend(SingletonConfigurable):
     async def stop(self, state: BackendState) -> None:
         """Stop the server and return once it is gone (bounded)."""
         raise NotImplementedError
+
+    async def availability(self, profiles: Sequence[Profile]) -> dict[str, Any] | None:
+        """What is free now for these profiles (this backend's, that one user may use), JSON-able; None: nothing.
+
+        The form shows it through the profile class's `availability_template`, and
+        `GET /hub/api/daas/availability` answers it under the backend's name. Many users view
+        it at once: answer from a cache shared by the whole hub, never wait on the scheduler
+        for long, and never raise (say what is wrong in the answer instead).
+        """
+        return None
 
     def progress(self, state: BackendState) -> AsyncIterator[ProgressEvent]:
         """Events while the server starts; the default has nothing to tell."""

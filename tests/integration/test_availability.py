@@ -54,11 +54,18 @@ def get(hub: Hub, token: str | None) -> httpx.Response:
     return hub.http.get(f"{hub.api_url}{ENDPOINT}", headers=headers, follow_redirects=False)
 
 
+def slurm_view(hub: Hub, token: str) -> dict[str, Any]:
+    """The Slurm backend's part of the answer (alice's profiles are all Slurm's: it is the only part)."""
+    body = get(hub, token).json()
+    assert set(body) == {"slurm"}, body
+    return body["slurm"]
+
+
 def timed_get(hub: Hub, token: str) -> tuple[float, dict[str, Any]]:
     started = time.monotonic()
     response = get(hub, token)
     assert response.status_code == 200, response.text
-    return time.monotonic() - started, response.json()
+    return time.monotonic() - started, response.json()["slurm"]
 
 
 def test_credentials_are_required(slurm_hub: SlurmHub) -> None:
@@ -70,9 +77,9 @@ def test_credentials_are_required(slurm_hub: SlurmHub) -> None:
 
 def wait_expired(hub: Hub, token: str) -> None:
     """Until the cached view (if any) is older than the TTL, so that the next request refreshes it."""
-    answer = get(hub, token).json()  # starts the first query if there is no view yet
+    answer = slurm_view(hub, token)  # starts the first query if there is no view yet
     if not answer["taken_at"]:
-        answer = wait_for(lambda: (body := get(hub, token).json())["taken_at"] and body, 5, "a first view")
+        answer = wait_for(lambda: (body := slurm_view(hub, token))["taken_at"] and body, 5, "a first view")
     time.sleep(max(TTL - answer["age"], 0) + 0.5)
 
 
@@ -82,12 +89,12 @@ def test_twenty_requests_cost_one_sinfo_and_show_the_gpu_job(
     hub = slurm_hub.hub
     wait_expired(hub, alice_token)  # and gpu_job runs: the view the burst brings shows it
     before = availability_sinfos(slurm_hub)
-    old = get(hub, alice_token).json()["taken_at"]  # expired: this request starts the refresh
+    old = slurm_view(hub, alice_token)["taken_at"]  # expired: this request starts the refresh
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(lambda _: get(hub, alice_token), range(20)))
     assert [r.status_code for r in responses] == [200] * 20
     answer = wait_for(
-        lambda: (body := get(hub, alice_token).json())["taken_at"] != old and body, 5, "the refreshed data"
+        lambda: (body := slurm_view(hub, alice_token))["taken_at"] != old and body, 5, "the refreshed data"
     )
     assert availability_sinfos(slurm_hub) == before + 1
     assert set(answer) == {"partitions", "taken_at", "age", "stale", "error"}
@@ -107,7 +114,7 @@ def test_twenty_requests_cost_one_sinfo_and_show_the_gpu_job(
     power9 = answer["partitions"]["power9"]
     assert (power9["nodes_total"], power9["memory_total_mb"]) == (1, 16000)
     for _ in range(20):
-        assert get(hub, alice_token).json()["taken_at"] == answer["taken_at"]
+        assert slurm_view(hub, alice_token)["taken_at"] == answer["taken_at"]
     assert availability_sinfos(slurm_hub) == before + 1
 
 
@@ -139,7 +146,7 @@ def test_controller_outage_answers_at_once_with_old_data_marked_stale(slurm_hub:
         cluster("start-controller")
 
     def fresh() -> dict[str, Any] | None:
-        answer = get(hub, alice_token).json()
+        answer = slurm_view(hub, alice_token)
         return answer if not answer["stale"] else None
 
     answer = wait_for(fresh, 3 * TTL, "fresh data after the controller is back", interval=1)

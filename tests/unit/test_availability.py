@@ -13,7 +13,7 @@ from jupyterhub import apihandlers
 from daas_core.commands import CommandFailed
 from daas_hub import register_handlers
 from daas_spawner import availability, hub_handlers
-from daas_spawner.availability import AvailabilityCache, ClusterAvailability, _user_slurm_partitions
+from daas_spawner.availability import AvailabilityCache, ClusterAvailability
 from daas_spawner.backends.slurm.availability import (
     GpuAvailability,
     PartitionAvailability,
@@ -210,20 +210,18 @@ def test_as_dict_is_flat_with_the_field_names():
 # -- the profiles -> partitions a user may see ------------------------------------------------
 
 
-class _UserProfiles:
-    """The one spawner method the endpoint uses: the profiles this user may start."""
-
-    def __init__(self, profiles: ProfileSet, groups: set[str]) -> None:
-        self.profiles = profiles
-        self.groups = groups
-
-    async def allowed_profiles(self):
-        return self.profiles.allowed_for(self.groups)
-
-
-async def test_partitions_of_the_users_slurm_profiles(site: ProfileSet):
-    assert await _user_slurm_partitions(_UserProfiles(site, set())) == ["cpu", "cpu-long", "gpu", "power9"]
-    assert (await _user_slurm_partitions(_UserProfiles(site, {"staff"})))[-1] == "staff"
+async def test_the_backend_shows_only_the_partitions_of_the_profiles_asked_about(tmp_path, site: ProfileSet):
+    sinfo = tmp_path / "sinfo"
+    sinfo.write_text(f'#!/bin/sh\ncat <<"EOF"\n{IDLE}EOF\n')
+    sinfo.chmod(0o755)
+    backend = SlurmBackend(slurm_bin_dir=str(tmp_path), availability_first_wait=GUARD)
+    try:
+        everyone = await backend.availability(site.allowed_for(set()))  # the local profile among them
+        gpu_only = await backend.availability([site.get("gpu")])
+    finally:
+        await backend.availability_cache.close()
+    assert list(everyone["partitions"]) == ["cpu", "gpu", "power9"]  # cpu-long: in no sinfo row
+    assert list(gpu_only["partitions"]) == ["gpu"]
 
 
 # -- the cache --------------------------------------------------------------------------------
@@ -406,18 +404,19 @@ async def test_snapshot_reports_wall_clock_time_and_age(make_cache):
 # -- the Slurm backend's wiring: one sinfo through run_command, argv as built above -----------
 
 
-async def test_backend_runs_one_sinfo_per_ttl(tmp_path):
+async def test_backend_runs_one_sinfo_per_ttl(tmp_path, site):
     calls = tmp_path / "calls"
     sinfo = tmp_path / "sinfo"
     sinfo.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\ncat <<"EOF"\n{BUSY}EOF\n')
     sinfo.chmod(0o755)
     backend = SlurmBackend(slurm_bin_dir=str(tmp_path), availability_ttl=300, availability_first_wait=GUARD)
     try:
-        views = await asyncio.gather(*(backend.availability() for _ in range(10)))
+        views = await asyncio.gather(*(backend.availability([site.get("gpu")]) for _ in range(10)))
     finally:
         await backend.availability_cache.close()
     assert calls.read_text().splitlines() == [" ".join(sinfo_availability_argv(str(sinfo))[1:])]
-    assert all(view.partitions["gpu"].gpus_free == 1 and not view.stale for view in views)
+    assert all(list(view["partitions"]) == ["gpu"] for view in views)  # only the partitions of the profiles asked about
+    assert all(view["partitions"]["gpu"]["gpus_free"] == 1 and not view["stale"] for view in views)
     assert backend.availability_cache.ttl == 300
 
 

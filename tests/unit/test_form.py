@@ -8,8 +8,6 @@ from daas_core.proposals import Proposal
 from daas_spawner.form import form_to_options, render_form, template_environment
 from daas_spawner.options import OptionsError, UserAccess, resolve_options
 
-IDS = ("cpu", "gpu", "power9", "staff-only", "local")
-
 
 @pytest.mark.parametrize(
     "form, expected",
@@ -30,33 +28,33 @@ IDS = ("cpu", "gpu", "power9", "staff-only", "local")
         ({"gpu.gpus": ["1"]}, {}),
     ],
 )
-def test_form_to_options(form, expected):
-    assert form_to_options(form, IDS) == expected
+def test_form_to_options(site, form, expected):
+    assert form_to_options(form, site.profiles) == expected
 
 
 @pytest.mark.parametrize("values", [["1", "2"], ["1", "1"], ["1", "", "2"]])
-def test_duplicates_are_refused(values):
+def test_duplicates_are_refused(site, values):
     with pytest.raises(OptionsError) as info:
-        form_to_options({"profile": ["cpu"], "cores": values}, IDS)
+        form_to_options({"profile": ["cpu"], "cores": values}, site.profiles)
     assert info.value.field == "cores"
 
 
-def test_a_field_both_plain_and_namespaced_is_refused():
+def test_a_field_both_plain_and_namespaced_is_refused(site):
     with pytest.raises(OptionsError) as info:
-        form_to_options({"profile": ["cpu"], "cores": ["1"], "cpu.cores": ["2"]}, IDS)
+        form_to_options({"profile": ["cpu"], "cores": ["1"], "cpu.cores": ["2"]}, site.profiles)
     assert info.value.field == "cores"
 
 
 @pytest.mark.parametrize("key", ["nope.cores", "cpu;id.cores", "../x.cores"])
-def test_unknown_namespaces_are_refused(key):
+def test_unknown_namespaces_are_refused(site, key):
     with pytest.raises(OptionsError):
-        form_to_options({"profile": ["cpu"], key: ["1"]}, IDS)
+        form_to_options({"profile": ["cpu"], key: ["1"]}, site.profiles)
 
 
 @pytest.mark.parametrize("key", ["colour", "cpu.colour"])
 def test_unknown_fields_are_named_by_the_validator(site, key):
     with pytest.raises(OptionsError) as info:
-        resolve_options(form_to_options({"profile": ["cpu"], key: ["blue"]}, IDS), site, UserAccess())
+        resolve_options(form_to_options({"profile": ["cpu"], key: ["blue"]}, site.profiles), site, UserAccess())
     assert info.value.field == "colour"
 
 
@@ -68,13 +66,13 @@ def test_form_strings_resolve_like_json(site):
         "gpu.gpus": ["2"],
         "gpu.walltime": ["4:00:00"],
     }
-    from_form = resolve_options(form_to_options(form, IDS), site, UserAccess())
+    from_form = resolve_options(form_to_options(form, site.profiles), site, UserAccess())
     raw = {"profile": "gpu", "cores": 4, "memory": 8192, "gpus": 2, "walltime": 240}
     from_json = resolve_options(raw, site, UserAccess())
     assert from_form == from_json
 
 
-AVAILABILITY = {
+SLURM = {
     "stale": False,
     "taken_at": "2026-11-22T04:00:00Z",
     "partitions": {
@@ -91,6 +89,7 @@ AVAILABILITY = {
         },
     },
 }
+AVAILABILITY = {"slurm": SLURM}  # what each backend among the profiles shows, by name
 
 
 def test_render_lists_given_profiles_with_labelled_fields(site):
@@ -113,7 +112,7 @@ def test_render_escapes_profile_text(site):
 
 
 def test_render_marks_stale_data(site):
-    page = render_form(template_environment(), [site.get("gpu")], dict(AVAILABILITY, stale=True))
+    page = render_form(template_environment(), [site.get("gpu")], {"slurm": dict(SLURM, stale=True)})
     assert "the scheduler is not answering" in page
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daas_spawner.options import OPTION_FIELDS, OptionsError, UserAccess, resolve_options
+from daas_spawner.backends.local.profile import LocalRequest
+from daas_spawner.options import OptionsError, UserAccess, option_fields, resolve_options
 from daas_spawner.profiles import parse_profiles
 
 from .conftest import site_profiles_raw
@@ -15,12 +16,12 @@ def test_profile_alone_fills_every_default(site):
     assert resolved.profile.id == "gpu"
     assert resolved.backend == "slurm"
     assert resolved.environment.id == "daas"
-    assert resolved.partition == "gpu"
-    assert resolved.feature is None
-    assert (resolved.cores, resolved.whole_node) == (2, False)
-    assert resolved.memory_mb == 4096
-    assert (resolved.gpus, resolved.gpu_type) == (1, "tesla")
-    assert resolved.walltime_seconds == 2 * 3600
+    assert resolved.request.partition == "gpu"
+    assert resolved.request.feature is None
+    assert (resolved.request.cores, resolved.request.whole_node) == (2, False)
+    assert resolved.request.memory_mb == 4096
+    assert (resolved.request.gpus, resolved.request.gpu_type) == (1, "tesla")
+    assert resolved.request.walltime_seconds == 2 * 3600
 
 
 def test_summary(site):
@@ -44,8 +45,9 @@ def test_summary(site):
 def test_nothing_given_uses_the_default_profile(site, raw):
     resolved = resolve_options(raw, site, UserAccess())
     assert resolved.profile.id == "cpu"
-    assert (resolved.partition, resolved.cores, resolved.memory_mb, resolved.walltime_seconds) == ("cpu", 1, 2048, 3600)
-    assert (resolved.gpus, resolved.gpu_type, resolved.feature) == (0, None, None)
+    request = resolved.request
+    assert (request.partition, request.cores, request.memory_mb, request.walltime_seconds) == ("cpu", 1, 2048, 3600)
+    assert (request.gpus, request.gpu_type, request.feature) == (0, None, None)
 
 
 def test_no_default_profile_and_several_allowed_requires_a_choice():
@@ -98,26 +100,28 @@ def test_default_profile_restricted_falls_back_to_the_only_allowed():
 def test_accepted(site, raw, expected):
     resolved = resolve_options(raw, site, UserAccess())
     for name, value in expected.items():
-        assert getattr(resolved, name) == value, name
+        assert getattr(resolved.request, name) == value, name
 
 
 def test_whole_node(site):
     resolved = resolve_options({"profile": "cpu", "cores": "whole_node"}, site, UserAccess())
-    assert resolved.whole_node is True
-    assert resolved.cores is None
-    assert resolved.memory_mb is None
-    assert resolved.walltime_seconds == 3600
+    assert resolved.request.whole_node is True
+    assert resolved.request.cores is None
+    assert resolved.request.memory_mb is None
+    assert resolved.request.walltime_seconds == 3600
 
 
 def test_local_profile(site):
     resolved = resolve_options({"profile": "local"}, site, UserAccess())
     assert resolved.backend == "local"
     assert resolved.environment.id == "default"
-    assert (resolved.partition, resolved.cores, resolved.memory_mb, resolved.walltime_seconds) == (None,) * 4
+    assert resolved.request == LocalRequest()
+    assert resolved.summary() == {"profile": "local", "environment": "default"}
 
 
 def test_restricted_profile_for_its_group(site):
-    assert resolve_options({"profile": "staff"}, site, UserAccess(groups=frozenset({"staff"}))).partition == "staff"
+    access = UserAccess(groups=frozenset({"staff"}))
+    assert resolve_options({"profile": "staff"}, site, access).request.partition == "staff"
 
 
 LONG = "a" * 129
@@ -304,7 +308,7 @@ HOSTILE = [
 
 
 def test_string_fields_cover_every_option():
-    assert sorted(field for field, _, _ in STRING_FIELDS) == sorted(OPTION_FIELDS)
+    assert sorted(field for field, _, _ in STRING_FIELDS) == sorted(option_fields())
 
 
 @pytest.mark.parametrize("pattern", HOSTILE)

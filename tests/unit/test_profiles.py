@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daas_spawner.profiles import LOCAL_DEMO, ProfileConfigError, load_profiles
+from daas_spawner.backends.slurm.profile import SlurmProfile
+from daas_spawner.profiles import ProfileConfigError, load_profiles, local_demo
 
 from .conftest import site_profiles_raw
 
@@ -29,14 +30,14 @@ def test_example_files_load(name, default_profile, profile_ids):
 
 def test_facility_gpu_profile_values():
     gpu = load_profiles(REPO / "profiles" / "facility.yaml").get("gpu")
-    assert gpu is not None and gpu.resources is not None and gpu.resources.gpus is not None
+    assert isinstance(gpu, SlurmProfile) and gpu.resources.gpus is not None
     assert gpu.resources.gpus.types == ["tesla"]
     assert gpu.resources.memory.default == 4096
     assert gpu.resources.walltime.max == 8 * 3600
 
 
 def test_local_demo_is_valid():
-    assert [p.backend for p in LOCAL_DEMO.profiles] == ["local"]
+    assert [p.backend for p in local_demo().profiles] == ["local"]
 
 
 def _set(data: dict, path: str, value) -> None:
@@ -84,7 +85,7 @@ BAD_CHANGES = [
     ("profiles.0.environments.0.prefix", "relative/venv", "profiles[cpu].environments[daas].prefix", "pattern"),
     ("profiles.0.environments.0.apptainer_args", ["--nv"], "profiles[cpu].environments[daas]", "without an image"),
     ("profiles.0.environments.1.id", "daas", "profiles[cpu]", "environment ids must be unique"),
-    ("profiles.0.backend", "kubernetes", "profiles[cpu].backend", "'slurm' or 'local'"),
+    ("profiles.0.backend", "kubernetes", "profiles[cpu].backend", "'local' or 'slurm'"),
     ("profiles.0.backend", "local", "profiles[cpu]", "a local profile takes no resources"),
     ("profiles.1.resources", DELETE, "profiles[gpu]", "a slurm profile needs resources"),
     ("profiles.4.resources", site_profiles_raw()["profiles"][0]["resources"], "profiles[local]", "no resources"),

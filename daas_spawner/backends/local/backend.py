@@ -18,6 +18,7 @@ from daas_core.accounts import UNIX_NAME, acts_as_user, as_user
 
 from ...launcher import live_process_stat, port_check
 from ..base import Backend, BackendState, Launch, ServerAddress, SpawnFailed
+from .profile import LocalProfile
 
 LISTEN_CHECK_INTERVAL = 0.1  # seconds between looks at the kernel's socket table while a server starts
 
@@ -41,6 +42,7 @@ class LocalBackend(Backend):
     """Starts servers as child processes of the hub; state survives a hub restart by pid."""
 
     name = "local"
+    profile_class = LocalProfile
 
     user_prefix = List(
         Unicode(),

@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from traitlets import Float, List, TraitError, Unicode, default, validate
@@ -17,7 +17,8 @@ from daas_core.accounts import as_user
 from daas_core.commands import CommandFailed, run_command
 from daas_core.shared_query import SharedQuery
 
-from ...availability import AvailabilityCache, ClusterAvailability
+from ...availability import AvailabilityCache
+from ...profiles import Profile
 from ..base import (
     BOOTSTRAP_ENV,
     Backend,
@@ -46,6 +47,7 @@ from .commands import (
     squeue_argv,
     squeue_comment_argv,
 )
+from .profile import SlurmProfile
 from .queue import JobStatus, Phase, SlurmQueue
 
 _NO_TIME = {"", "N/A", "Unknown", "None"}
@@ -74,6 +76,7 @@ class SlurmBackend(Backend):
     """Runs each single-user server as a Slurm batch job submitted as the user."""
 
     name = "slurm"
+    profile_class = SlurmProfile
 
     slurm_bin_dir = Unicode(
         "/usr/bin",
@@ -215,9 +218,12 @@ class SlurmBackend(Backend):
         result = await run_command(sinfo_availability_argv(self._bin("sinfo")), timeout=self.command_timeout)
         return parse_availability(result.stdout)
 
-    async def availability(self) -> ClusterAvailability:
-        """Free cores, GPUs, memory and nodes per partition, from the shared cache (never raises)."""
-        return await self.availability_cache.snapshot()
+    async def availability(self, profiles: Sequence[Profile]) -> dict[str, Any]:
+        """Free cores, GPUs, memory and nodes of these profiles' partitions, from the shared cache (never raises)."""
+        partitions = {
+            name for profile in profiles if isinstance(profile, SlurmProfile) for name in profile.resources.partitions
+        }
+        return (await self.availability_cache.snapshot()).only(partitions).as_dict()
 
     # -- start ---------------------------------------------------------------------------
 

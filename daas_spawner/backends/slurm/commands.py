@@ -18,6 +18,7 @@ from daas_core.mounts import Mount
 from daas_core.quantities import format_walltime
 
 from ...options import ResolvedOptions
+from .profile import SlurmRequest
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -79,9 +80,9 @@ class JobSpec:
     mounts: tuple[Mount, ...] = ()
 
 
-def job_account(options: ResolvedOptions, default_template: str) -> str | None:
+def job_account(options: ResolvedOptions[SlurmRequest], default_template: str) -> str | None:
     """The account a job is billed to: the profile's (or the default) template, filled with the proposal."""
-    template = options.profile.slurm.account or (default_template if options.proposal else "")
+    template = options.request.slurm.account or (default_template if options.proposal else "")
     if not template:
         return None
     account = template.replace("{proposal}", options.proposal or "")
@@ -90,9 +91,10 @@ def job_account(options: ResolvedOptions, default_template: str) -> str | None:
     return account
 
 
-def sbatch_argv(prefix: list[str], sbatch: str, options: ResolvedOptions, spec: JobSpec) -> list[str]:
-    """sbatch's argv; the script itself comes on stdin."""
-    slurm = options.profile.slurm
+def sbatch_argv(prefix: list[str], sbatch: str, options: ResolvedOptions[SlurmRequest], spec: JobSpec) -> list[str]:
+    """sbatch's argv; the script itself comes on stdin. Resources come from the request alone."""
+    request = options.request
+    slurm = request.slurm
     argv = [
         *prefix,
         sbatch,
@@ -105,19 +107,18 @@ def sbatch_argv(prefix: list[str], sbatch: str, options: ResolvedOptions, spec: 
         # A server requeued after a node failure would start again unknown to the hub, which
         # still routes to the dead node: end the job instead, so the hub sees it and says so.
         "--no-requeue",
-        f"--partition={options.partition}",
+        f"--partition={request.partition}",
     ]
-    if options.whole_node:
+    if request.whole_node:
         argv += ["--exclusive", "--mem=0"]
     else:
-        argv += [f"--cpus-per-task={options.cores}", f"--mem={options.memory_mb}M"]
-    if options.gpus:
-        gres = f"gpu:{options.gpu_type}:{options.gpus}" if options.gpu_type else f"gpu:{options.gpus}"
+        argv += [f"--cpus-per-task={request.cores}", f"--mem={request.memory_mb}M"]
+    if request.gpus:
+        gres = f"gpu:{request.gpu_type}:{request.gpus}" if request.gpu_type else f"gpu:{request.gpus}"
         argv.append(f"--gres={gres}")
-    if options.feature:
-        argv.append(f"--constraint={options.feature}")
-    if options.walltime_seconds is not None:
-        argv.append(f"--time={format_walltime(options.walltime_seconds)}")
+    if request.feature:
+        argv.append(f"--constraint={request.feature}")
+    argv.append(f"--time={format_walltime(request.walltime_seconds)}")
     if spec.account:
         argv.append(f"--account={spec.account}")
     if slurm.qos:
