@@ -5,11 +5,13 @@ Used for `scontrol ping` before each sbatch (sbatch against a stopped controller
 nothing and fails at once, so it can be cut short safely): a burst of 50 spawns costs one ping.
 And for the node list (`sinfo`) a server's address report is checked against: 50 servers
 reporting at once on a fresh hub ran 50 sinfo before (benchmarks/spawns.py), now one.
+And the single flight behind the form's availability view (AvailabilityCache), which never waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -29,9 +31,26 @@ class SharedQuery(Generic[T]):
     async def get(self) -> T:
         if self._answer is not None and time.monotonic() - self._answer[0] < self.ttl:
             return self._answer[1]
+        return await asyncio.shield(self.start())
+
+    def start(self) -> asyncio.Future[T]:
+        """The query in flight, or a new one: for a caller that does not wait for it (a background refresh)."""
         if self._inflight is None or self._inflight.done():
             self._inflight = asyncio.ensure_future(self._ask())
-        return await asyncio.shield(self._inflight)
+        return self._inflight
+
+    @property
+    def in_flight(self) -> asyncio.Future[T] | None:
+        """The running query, if there is one."""
+        return self._inflight if self._inflight is not None and not self._inflight.done() else None
+
+    async def close(self) -> None:
+        """Cancel a running query (the hub stops)."""
+        running = self.in_flight
+        if running is not None:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
 
     async def _ask(self) -> T:
         asked = time.monotonic()

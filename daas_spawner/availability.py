@@ -13,7 +13,6 @@ waits `ttl` before the next try, so a dead controller is not hammered either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -24,6 +23,8 @@ from typing import Any, Protocol
 from jupyterhub.apihandlers import APIHandler
 from jupyterhub.user import User
 from tornado import web
+
+from daas_core.shared_query import SharedQuery
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class AvailabilityCache:
         self._taken: float | None = None  # clock() when the query behind the data started
         self._taken_wall: float | None = None
         self._failed_at: float | None = None  # clock() when the last refresh failed; None after a success
-        self._inflight: asyncio.Task[None] | None = None
+        self._refreshes = SharedQuery(self._refresh, ttl=0)  # the single flight; this class keeps the data
         self.error: str | None = None
         self.queries = 0
 
@@ -94,17 +95,16 @@ class AvailabilityCache:
         return None if self._taken is None else max(now - self._taken, 0.0)
 
     def _due(self, now: float) -> bool:
-        if self._inflight is not None and not self._inflight.done():
+        if self._refreshes.in_flight is not None:
             return False  # single flight: join the running query
         if self._failed_at is not None and now - self._failed_at < self.ttl:
             return False  # back off from a failing scheduler
         age = self._age(now)
         return age is None or age >= self.ttl
 
-    def _start_refresh(self) -> asyncio.Task[None]:
+    def _start_refresh(self) -> asyncio.Future[None]:
         self.queries += 1
-        self._inflight = asyncio.ensure_future(self._refresh())
-        return self._inflight
+        return self._refreshes.start()
 
     async def _refresh(self) -> None:
         started, started_wall = self._clock(), self._wall_clock()
@@ -131,8 +131,8 @@ class AvailabilityCache:
         try:
             if self._due(self._clock()):
                 self._start_refresh()
-            inflight = self._inflight
-            if self._partitions is None and inflight is not None and not inflight.done():
+            inflight = self._refreshes.in_flight
+            if self._partitions is None and inflight is not None:
                 bound = self.first_wait if wait is None else wait
                 if bound > 0:
                     await asyncio.wait({inflight}, timeout=bound)
@@ -154,10 +154,7 @@ class AvailabilityCache:
 
     async def close(self) -> None:
         """Cancel a running refresh (tests, shutdown)."""
-        if self._inflight is not None and not self._inflight.done():
-            self._inflight.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._inflight
+        await self._refreshes.close()
 
 
 class AvailabilityAPIHandler(APIHandler):

@@ -273,7 +273,7 @@ async def make_cache():
 async def settle(cache: AvailabilityCache) -> None:
     """Wait until the background refresh (if any) is over."""
     deadline = time.monotonic() + GUARD
-    while cache._inflight is not None and not cache._inflight.done():
+    while cache._refreshes.in_flight is not None:
         assert time.monotonic() < deadline, "refresh hung"
         await asyncio.sleep(0.001)
 

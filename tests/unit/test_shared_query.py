@@ -55,3 +55,21 @@ async def test_a_cancelled_spawn_does_not_cancel_the_shared_ping() -> None:
     ping.gate.set()
     assert await second is True
     assert ping.calls == 1
+
+
+async def test_a_background_start_is_joined_by_waiting_callers_and_close_cancels_it() -> None:
+    ping = ScriptedPing(True, True)
+    ping.gate = asyncio.Event()
+    controller = SharedQuery(ping, ttl=0)
+    background = controller.start()
+    assert controller.start() is background and controller.in_flight is background
+    waiting = asyncio.ensure_future(controller.get())
+    await asyncio.sleep(0)
+    ping.gate.set()
+    assert await waiting is True and ping.calls == 1
+    assert controller.in_flight is None
+    ping.gate.clear()
+    running = controller.start()
+    await asyncio.sleep(0)
+    await controller.close()
+    assert running.cancelled() and controller.in_flight is None
