@@ -28,6 +28,7 @@ from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
 from .profiles import LOCAL_DEMO, Profile, ProfileSet
 
 STATE_KEY = "daas"
+_BACKENDS: dict[type[Backend], Backend] = {}  # the hub's backends, made at first use
 LAST_END_KEY = "daas_last_end"  # kept in the stopped server's state: JupyterHub drops the spawner object
 
 
@@ -46,7 +47,7 @@ class StartRecord(BaseModel):
     starting: bool = False  # began and did not end in this hub: the next hub resumes it
     bootstraps: tuple[str, ...] = ()  # SHA-256 digests of the bootstrap secrets the server may hold
     token_id: int | None = None  # the hub's id of the server's API token (the token itself is hashed there)
-    secrets_delivered: bool = False  # the server has its token: a resume must keep it
+    secrets_delivered: bool = False  # the server redeemed its bootstrap secret: a resume must keep its token
     address: StoredAddress | None = None  # where the server listens, once it does
 
 
@@ -295,7 +296,11 @@ class DaaSSpawner(Spawner):
         if name not in self.backend_classes:
             raise SpawnFailed(f"no backend named {name!r} is configured")
         cls = import_item(self.backend_classes[name])
-        return cls.instance(config=self.config, log=self.log)
+        if cls not in _BACKENDS:
+            # One per class and hub, kept here: traitlets' `instance()` shares one slot among all
+            # subclasses of Backend, so a second kind of backend would be refused.
+            _BACKENDS[cls] = cls(config=self.config, log=self.log)
+        return _BACKENDS[cls]
 
     async def ready_backend(self, name: str) -> Backend:
         """The backend, set up (`Backend.ready`) before its first use in this hub."""
@@ -367,11 +372,7 @@ class DaaSSpawner(Spawner):
         if options.profile.default_url:
             self.default_url = options.profile.default_url
         token = orm.APIToken.find(self._session, self.api_token) if self._session is not None else None
-        self._start = StartRecord(
-            starting=True,
-            token_id=token.id if token is not None else None,
-            secrets_delivered=not backend.secrets_by_bootstrap,
-        )
+        self._start = StartRecord(starting=True, token_id=token.id if token is not None else None)
         launch = self._launch(options)
         reported = self._reported = asyncio.get_running_loop().create_future()
         self.last_end = None
@@ -429,7 +430,7 @@ class DaaSSpawner(Spawner):
             self._show_proposal_title(options)
             async for checkpoint in backend.start(launch, resume):
                 # Stored before the backend goes on: a hub that dies from here on finds what it made.
-                self.backend_name, self.backend_state = backend.name, checkpoint
+                self.backend_name, self.backend_state = options.backend, checkpoint  # the name profiles use
                 self._save_state()
         except SpawnFailed as err:
             raise web.HTTPError(503, str(err)) from None
@@ -483,7 +484,7 @@ class DaaSSpawner(Spawner):
         try:
             backend = await self.ready_backend(self.backend_name)
             options = await self.resolve(self.user_options)
-            if not self._start.secrets_delivered:
+            if not (self._start.secrets_delivered or self.backend_state.secrets_given):
                 self._new_server_token()
             launch = self._launch(options)
             for secret_digest in self._start.bootstraps[:-1]:  # what the job already holds
@@ -570,7 +571,22 @@ class DaaSSpawner(Spawner):
         if self.backend_state is not None and self.backend_name is not None:
             backend = await self.ready_backend(self.backend_name)
             await backend.stop(self.backend_state)
+        self._forget_server_token()
         self._forget_options()  # a later spawn without options must not reuse them
+
+    def _forget_server_token(self) -> None:
+        """Delete the server's token by its id when this hub never knew it (it started before a restart).
+
+        JupyterHub deletes the token it knows (`api_token`) after stop; a hub that restarted knows
+        none, and the server's token would stay valid with nothing left to use it.
+        """
+        session = self._session
+        if self.api_token or self._start.token_id is None or session is None:
+            return
+        token = session.get(orm.APIToken, self._start.token_id)
+        if token is not None:
+            session.delete(token)
+            session.commit()
 
     def _forget_options(self) -> None:
         """Clear the options JupyterHub keeps for the next spawn without options (an empty REST body)."""

@@ -104,6 +104,18 @@ class BackendState(BaseModel):
         """The JSON-able fields to store (with the class's `version` beside them)."""
         return self.model_dump(mode="json")
 
+    @property
+    def secrets_given(self) -> bool:
+        """Whether the server holds `Launch.secret_env` already, handed to it directly (a process environment).
+
+        The hub keeps only hashes of tokens: a start resumed after a restart cannot hand out
+        the old ones again. Where this is False and the server has not redeemed its bootstrap
+        secret either, the resumed start's Launch carries a new API token (the old one is
+        revoked), behind the old bootstrap secrets too. A backend that then finds a server
+        made with the old secrets after its last checkpoint replaces it.
+        """
+        return False
+
 
 S = TypeVar("S", bound=BackendState)
 
@@ -152,16 +164,10 @@ class Backend(SingletonConfigurable, Generic[S]):
         The backend's name, as profiles and the stored state spell it.
     state_class : type[BackendState]
         The backend's state model; `load_state` builds it from what the hub stored.
-    secrets_by_bootstrap : bool
-        True when the server gets `Launch.secret_env` only by redeeming `Launch.bootstrap`
-        (its description is kept where operators read it). The spawner then knows that a
-        start a hub restart cut off before the exchange still needs the secrets, and
-        hands out fresh ones for the same bootstrap secret.
     """
 
     name: ClassVar[str] = ""
     state_class: ClassVar[type[BackendState]] = BackendState
-    secrets_by_bootstrap: ClassVar[bool] = False
 
     min_uid = Integer(
         config=True,

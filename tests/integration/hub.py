@@ -95,6 +95,10 @@ class Hub:
     def stop(self) -> None:
         self.process.stop(30)
 
+    def kill(self) -> None:
+        """SIGKILL the hub (its proxy keeps running, as after a crash)."""
+        self.process.kill()
+
     def log_tail(self, lines: int = 60) -> str:
         return self.process.log_tail(lines)
 

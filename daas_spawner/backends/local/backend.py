@@ -53,6 +53,10 @@ class LocalState(BackendState):
     host: str
     port: int = Field(ge=1, le=65535)
 
+    @property
+    def secrets_given(self) -> bool:
+        return True  # the process got its environment when it started, before this checkpoint
+
 
 class LocalBackend(Backend[LocalState]):
     """Starts servers as child processes of the hub; state survives a hub restart by pid."""

@@ -103,7 +103,6 @@ class SlurmBackend(Backend[SlurmState]):
 
     name = "slurm"
     state_class = SlurmState
-    secrets_by_bootstrap = True  # the batch script is kept: it carries only $DAAS_BOOTSTRAP
 
     slurm_bin_dir = Unicode(
         "/usr/bin",
