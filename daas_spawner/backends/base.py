@@ -1,6 +1,6 @@
 """The Backend contract: what the spawner asks of Slurm, local processes, Kubernetes, OpenStack.
 
-One instance per backend kind per hub (a traitlets singleton), so a backend can keep one
+One instance per backend class per hub (the spawner keeps them), so a backend can keep one
 shared view of its scheduler for every server. The spawner keeps no backend-specific
 code: it hands over a `Launch`, stores each checkpoint the start yields, and hands the
 stored state back to every later call, in this process or in the next hub after a restart.
@@ -34,8 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
-from pydantic import ValidationError as _ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from traitlets import Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
@@ -97,7 +96,7 @@ class BackendState(BaseModel):
             raise ValueError(f"{cls.__name__}: stored state is not an object")
         try:
             return cls.model_validate(cls.migrate(dict(data), version))
-        except _ValidationError as err:
+        except ValidationError as err:
             raise ValueError(f"{cls.__name__}: {err}") from None
 
     def dump(self) -> dict[str, Any]:
