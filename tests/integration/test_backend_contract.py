@@ -104,6 +104,7 @@ def harness(kind: str) -> Harness:
     config.SlurmBackend.command_timeout = 10
     config.SlurmBackend.stop_timeout = 30
     config.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{username}", "--"]
+    config.LocalBackend.working_dir = "/home/{username}"
     config.LocalBackend.stop_timeout = 5
     factories: dict[str, Callable[[], Backend]] = {
         "slurm": lambda: SlurmBackend(config=config),
