@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -66,10 +67,11 @@ def test_a_start_killed_before_sbatch_answered_finds_its_job_by_comment(slurm_hu
         f'#!/bin/sh\n/usr/bin/sbatch "$@" | tee -a {submitted}\nexec sleep 600  # the answer never comes\n'
     )
     try:
-        assert hub.spawn("carol", {"profile": "cpu", "cores": 1, "memory": "1G"}).status_code == 202
-        job_id = wait_for(lambda: submitted.read_text().strip(), 30, "sbatch to submit")
-        assert _stored(hub, "carol")["state"]["job_id"] is None  # only the comment is stored
-        hub.kill()  # within the hub's 5 s command timeout: the start never learnt the job id
+        with ThreadPoolExecutor(1) as pool:  # the hub's POST would wait for the start (up to 10 s)
+            pool.submit(hub.spawn, "carol", {"profile": "cpu", "cores": 1, "memory": "1G"})
+            job_id = wait_for(lambda: submitted.read_text().strip(), 30, "sbatch to submit")
+            assert _stored(hub, "carol")["state"]["job_id"] is None  # only the comment is stored
+            hub.kill()  # within the hub's 5 s command timeout: the start never learnt the job id
     finally:
         wrapper.write_text(logging_wrapper)
         hung = subprocess.run(["pgrep", "-u", "carol", "-x", "sleep"], capture_output=True, text=True).stdout.split()
