@@ -14,7 +14,6 @@ server token, including commands the hub runs later. This endpoint instead:
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import re
@@ -86,9 +85,7 @@ class ServerAddressAPIHandler(APIHandler):
             (
                 s
                 for s in user.spawners.values()
-                if getattr(s, "accepts_address_reports", False)
-                and s.api_token
-                and hmac.compare_digest(s.api_token.encode(), token.encode())
+                if getattr(s, "accepts_address_reports", False) and s.is_server_token(token)
             ),
             None,
         )

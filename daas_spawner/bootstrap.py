@@ -7,8 +7,11 @@ server's API token. They hold a bootstrap secret instead, which the server's lau
 once, at `POST /hub/api/daas/server-secrets` for the secret environment (the API token, and the
 OIDC access token where the site passes it):
 - the secret is random (256 bits) and the hub keeps only its SHA-256;
-- it works once, and only while that server's start waits for it: after the exchange, after the
-  start ends (up, failed, stopped, timed out) or after a hub restart it is worthless (403);
+- it works once, and only while that server's start waits for it: after the exchange, or after the
+  start ends (up, failed, stopped, timed out) it is worthless (403);
+- a hub restart forgets it; a start the restart cut off before the exchange (a job still queued)
+  is resumed with a new environment (a new API token) behind the same secret, found by the
+  SHA-256 digest the spawner stored (`reissue`): the stored digest cannot be exchanged;
 - the answer is the secret environment and nothing else.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from jupyterhub.apihandlers import APIHandler
 from tornado import web
@@ -33,28 +36,46 @@ def split_secret_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, 
     return public, {name: value for name, value in env.items() if name in SECRET_ENV}
 
 
-def _digest(secret: str) -> str:
+def digest(secret: str) -> str:
+    """What the hub may keep of a bootstrap secret (in memory, and in a spawner's stored state)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+Redeemed = Callable[[], None]
 
 
 class PendingSecrets:
     """The secret environments of starting servers, each behind its one-time bootstrap secret."""
 
     def __init__(self) -> None:
-        self._pending: dict[str, dict[str, str]] = {}
+        self._pending: dict[str, tuple[dict[str, str], Redeemed | None]] = {}
 
-    def issue(self, secret_env: Mapping[str, str]) -> str:
-        """A new bootstrap secret for this environment; pass it to `withdraw` when the start ends."""
+    def issue(self, secret_env: Mapping[str, str], on_redeem: Redeemed | None = None) -> str:
+        """A new bootstrap secret for this environment; pass it to `withdraw` when the start ends.
+
+        `on_redeem` is called once the server has its secrets (the spawner stores that fact).
+        """
         secret = secrets.token_urlsafe(32)
-        self._pending[_digest(secret)] = dict(secret_env)
+        self.reissue(digest(secret), secret_env, on_redeem)
         return secret
+
+    def reissue(self, secret_digest: str, secret_env: Mapping[str, str], on_redeem: Redeemed | None = None) -> None:
+        """Put an environment behind a secret known only by its digest (a start resumed after a restart)."""
+        self._pending[secret_digest] = (dict(secret_env), on_redeem)
 
     def redeem(self, secret: str) -> dict[str, str] | None:
         """The environment, once; None for a secret that is unknown, used or withdrawn."""
-        return self._pending.pop(_digest(secret), None)
+        entry = self._pending.pop(digest(secret), None)
+        if entry is None:
+            return None
+        env, on_redeem = entry
+        if on_redeem is not None:
+            on_redeem()
+        return env
 
-    def withdraw(self, secret: str) -> None:
-        self._pending.pop(_digest(secret), None)
+    def withdraw(self, secret_digest: str) -> None:
+        """Make the secret with this digest worthless (the start ended)."""
+        self._pending.pop(secret_digest, None)
 
     def __len__(self) -> int:
         return len(self._pending)

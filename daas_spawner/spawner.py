@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from jupyterhub import orm
 from jupyterhub.spawner import Spawner
+from jupyterhub.utils import hash_token
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import inspect
 from tornado import web
 from traitlets import Bool, Dict, Instance, List, Unicode, default
 from traitlets.utils.importstring import import_item
@@ -25,6 +30,50 @@ from .profiles import Profile, ProfileSet, local_demo
 
 STATE_KEY = "daas"
 LAST_END_KEY = "daas_last_end"  # kept in the stopped server's state: JupyterHub drops the spawner object
+
+
+class StoredAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class StartRecord(BaseModel):
+    """What the spawner keeps of a start beside the backend's state; no secret (the hub DB is no vault)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    starting: bool = False  # began and did not end in this hub: the next hub resumes it
+    bootstraps: tuple[str, ...] = ()  # SHA-256 digests of the bootstrap secrets the server may hold
+    token_id: int | None = None  # the hub's id of the server's API token (the token itself is hashed there)
+    secrets_delivered: bool = False  # the server redeemed its bootstrap secret: a resume must keep its token
+    address: StoredAddress | None = None  # where the server listens, once it does
+
+
+class StoredServer(BaseModel):
+    """The spawner's part of the hub's spawner state: {backend, version, state} and the start."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str
+    version: int = Field(ge=1)  # of the backend's state model
+    state: dict[str, Any]
+    options: dict[str, Any] | None = None  # the resolved options' summary, for services and the form
+    start: StartRecord = StartRecord()
+
+    @classmethod
+    def load(cls, saved: Any) -> StoredServer:
+        """Read what any release stored; ValueError for anything else."""
+        if isinstance(saved, dict) and "server" in saved and "state" not in saved:
+            # Releases up to 055a6f9 stored {backend, server, options} once the job was submitted.
+            saved = {"backend": saved.get("backend"), "version": 1, "state": saved.get("server")} | (
+                {"options": saved["options"]} if saved.get("options") is not None else {}
+            )
+        try:
+            return cls.model_validate(saved)
+        except ValidationError as err:
+            raise ValueError(str(err)) from None
 
 
 class DaaSSpawner(Spawner):
@@ -119,6 +168,9 @@ class DaaSSpawner(Spawner):
         super().__init__(**kwargs)
         self.backend_state: BackendState | None = None
         self.backend_name: str | None = None
+        self._start = StartRecord()
+        self._started_here = False  # this hub runs the start (else a stored `starting` is resumed at the first poll)
+        self._resuming: asyncio.Future[int | None] | None = None
         self.resolved_summary: dict[str, Any] | None = None
         self._reported: asyncio.Future[ServerAddress] | None = None
         self._report_seen = asyncio.Event()
@@ -250,15 +302,25 @@ class DaaSSpawner(Spawner):
         if name not in self.backend_classes:
             raise SpawnFailed(f"no backend named {name!r} is configured")
         cls = registry.check(name, import_item(self.backend_classes[name]))
-        return cls.instance(config=self.config, log=self.log)
+        return cls.instance(config=self.config, log=self.log)  # one per kind (Backend.__init_subclass__)
+
+    async def ready_backend(self, name: str) -> Backend:
+        """The backend, set up (`Backend.ready`) before its first use in this hub."""
+        backend = self.backend(name)
+        await backend.ready()
+        return backend
+
+    @property
+    def _session(self) -> Any:
+        return None if self.orm_spawner is None else inspect(self.orm_spawner).session
 
     async def availability(self, profiles: list[Profile]) -> dict[str, Any]:
         """Backend name -> what it shows as free for these profiles, for each backend among them that tells."""
         answers: dict[str, Any] = {}
         for name in dict.fromkeys(profile.backend for profile in profiles):
             try:
-                backend = self.backend(name)
-            except SpawnFailed as err:  # not configured on this hub: say so, do not fail the page
+                backend = await self.ready_backend(name)
+            except SpawnFailed as err:  # not configured or not usable on this hub: say so, do not fail the page
                 answers[name] = {"error": str(err)}
                 continue
             answer = await backend.availability([p for p in profiles if p.backend == name])
@@ -269,6 +331,15 @@ class DaaSSpawner(Spawner):
     @property
     def accepts_address_reports(self) -> bool:
         return self._reported is not None and not self._reported.done()
+
+    def is_server_token(self, token: str) -> bool:
+        """Whether `token` is this server's API token: the one it started with, or the one a resume handed out."""
+        if self.api_token and hmac.compare_digest(self.api_token.encode(), token.encode()):
+            return True
+        if self._start.token_id is None or self._session is None:
+            return False
+        found = orm.APIToken.find(self._session, token)
+        return found is not None and found.id == self._start.token_id
 
     async def accept_report(self, report: ServerReport) -> None:
         """Called by the address endpoint with a validated report for this server."""
@@ -302,6 +373,7 @@ class DaaSSpawner(Spawner):
 
     async def start(self) -> tuple[str, int]:
         self._require_hub_handlers()
+        self._started_here = True
         try:
             options = await self.resolve(self.user_options)
         except web.HTTPError:
@@ -315,6 +387,20 @@ class DaaSSpawner(Spawner):
         backend = self.backend(options.backend)
         if options.profile.default_url:
             self.default_url = options.profile.default_url
+        token = orm.APIToken.find(self._session, self.api_token) if self._session is not None else None
+        self._start = StartRecord(starting=True, token_id=token.id if token is not None else None)
+        launch = self._launch(options)
+        reported = self._reported = asyncio.get_running_loop().create_future()
+        self.last_end = None
+        try:
+            server = await self._start_and_wait(backend, launch, options, reported)
+        finally:
+            self._end_start()
+        self._watch()
+        return server.host, server.port  # the server listens already: it is reported only once it does
+
+    def _launch(self, options: ResolvedOptions) -> Launch:
+        """What a backend starts, from validated options; its bootstrap secret is recorded (as a digest)."""
         mounts = self.data_mounts(options)
         self._data_locations = frozenset(f"{mount.proposal}/{mount.name}" for mount in mounts)
         self._data_notes = []
@@ -322,7 +408,9 @@ class DaaSSpawner(Spawner):
         env, secret_env = split_secret_env(
             self.get_env() | self.proposal_env(options) | mounts_env(self.data_locations, mounts)
         )
-        launch = Launch(
+        secret = bootstrap.pending.issue(secret_env, self._secrets_redeemed)
+        self._start = self._start.model_copy(update={"bootstraps": (*self._start.bootstraps, bootstrap.digest(secret))})
+        return Launch(
             username=self.user.name,
             server=self._log_name,
             options=options,
@@ -330,41 +418,143 @@ class DaaSSpawner(Spawner):
             command=[*self.cmd, *self.get_args()],
             mounts=tuple(mounts),
             secret_env=secret_env,
-            bootstrap=bootstrap.pending.issue(secret_env),
+            bootstrap=secret,
         )
-        reported = self._reported = asyncio.get_running_loop().create_future()
-        self.last_end = None
-        try:
-            server = await self._start_and_wait(backend, launch, options, reported)
-        finally:
-            bootstrap.pending.withdraw(launch.bootstrap)  # worthless once the start is over, however it ended
-            self._reported = None
-        self._watch()
-        return server.host, server.port  # the server listens already: it is reported only once it does
+
+    def _secrets_redeemed(self) -> None:
+        """The server exchanged its bootstrap secret: a restart from now on must keep its token."""
+        self._start = self._start.model_copy(update={"secrets_delivered": True})
+        self._save_state()
+
+    def _end_start(self) -> None:
+        """The start is over (up, failed, stopped, cut off): its bootstrap secrets are worthless now."""
+        for secret_digest in self._start.bootstraps:
+            bootstrap.pending.withdraw(secret_digest)
+        self._reported = None
 
     async def _start_and_wait(
-        self, backend: Backend, launch: Launch, options: ResolvedOptions, reported: asyncio.Future[ServerAddress]
+        self,
+        backend: Backend,
+        launch: Launch,
+        options: ResolvedOptions,
+        reported: asyncio.Future[ServerAddress],
+        resume: BackendState | None = None,
     ) -> ServerAddress:
         try:
-            state = await backend.start(launch)
+            await backend.ready()
+            self.resolved_summary = self._summary(options)
+            self._show_proposal_title(options)
+            async for checkpoint in backend.start(launch, resume):
+                # Stored before the backend goes on: a hub that dies from here on finds what it made.
+                self.backend_name, self.backend_state = options.backend, checkpoint  # the name profiles use
+                self._save_state()
         except SpawnFailed as err:
             raise web.HTTPError(503, str(err)) from None
-        self.backend_name, self.backend_state = backend.name, state
-        self.resolved_summary = self._summary(options)
-        self._show_proposal_title(options)
-        self._save_state()
         self._submitted.set()
         try:
-            return await backend.wait_for_address(state, reported)
+            address = await backend.wait_for_address(self.backend_state, reported)
         except SpawnFailed as err:
             raise web.HTTPError(500, str(err)) from None
+        self._start = self._start.model_copy(
+            update={"address": StoredAddress(host=address.host, port=address.port), "starting": False}
+        )
+        self._save_state()
+        return address
 
     def _save_state(self) -> None:
-        """Persist the job id at once: a hub restart while a job queues must not orphan it."""
-        if self.orm_spawner is not None and self.db is not None:
+        """Persist the state at once (a checkpoint): a hub restart while a job queues must not orphan it."""
+        session = self._session
+        if session is not None:
             self.orm_spawner.state = self.get_state()
             self.orm_spawner.user_options = self.user_options
-            self.db.commit()
+            session.commit()
+
+    # -- a start that a hub restart cut off ---------------------------------------------
+
+    async def _resume(self) -> int | None:
+        """Continue the start the last hub left (JupyterHub's check of a server row after a restart).
+
+        JupyterHub (5.x and 6.x, `init_spawners`) polls every spawner that has a server row, and
+        a start makes that row before it calls `start`: a start cut off by a restart is polled
+        like a running server, then asked for its URL and stopped when nothing answers there.
+        So the first poll of such a spawner continues the start and answers only once the
+        server is up (None: JupyterHub then routes it) or the start is given up (1: JupyterHub
+        then stops it, which cleans up what the start made). Later polls while it continues
+        answer None at once, so that a stop is not held up by it.
+        """
+        if self._resuming is None:
+            self._resuming = asyncio.ensure_future(self._resume_start())
+        elif not self._resuming.done():
+            return None
+        try:
+            return await asyncio.shield(self._resuming)
+        except asyncio.CancelledError:
+            if self._resuming.cancelled():
+                return 0  # stopped meanwhile
+            raise
+
+    async def _resume_start(self) -> int | None:
+        assert self.backend_name is not None and self.backend_state is not None
+        self.log.info("Resuming the start of %s, cut off by a hub restart", self._log_name)
+        reported = self._reported = asyncio.get_running_loop().create_future()
+        try:
+            backend = await self.ready_backend(self.backend_name)
+            options = await self.resolve(self.user_options)
+            if not (self._start.secrets_delivered or self.backend_state.secrets_given):
+                self._new_server_token()
+            launch = self._launch(options)
+            for secret_digest in self._start.bootstraps[:-1]:  # what the job already holds
+                bootstrap.pending.reissue(secret_digest, launch.secret_env, self._secrets_redeemed)
+            address = await asyncio.wait_for(
+                self._start_and_wait(backend, launch, options, reported, resume=self.backend_state),
+                self.start_timeout,
+            )
+        except (web.HTTPError, SpawnFailed, ValueError, asyncio.TimeoutError) as err:
+            why = getattr(err, "log_message", None) or str(err) or "it took longer than the start timeout"
+            self.log.warning("Could not resume the start of %s: %s", self._log_name, why)
+            self.last_end = f"Your server's start could not go on after the hub restarted: {why}"
+            self._start = self._start.model_copy(update={"starting": False})
+            self._save_state()
+            return 1  # JupyterHub stops it: the backend cleans up from the last checkpoint
+        finally:
+            self._end_start()
+        self.log.info("Resumed %s at %s:%s", self._log_name, address.host, address.port)
+        self._route_to(address)
+        self._watch()
+        return None
+
+    def _new_server_token(self) -> None:
+        """A fresh API token (same scopes and note) for a server that never got its old one.
+
+        The hub keeps only hashes of tokens, so the one behind the job's bootstrap secret is
+        lost with the hub that issued it; the server's OAuth client secret (its token) follows.
+        """
+        session = self._session
+        old = session.get(orm.APIToken, self._start.token_id) if self._start.token_id is not None else None
+        if old is None:
+            raise SpawnFailed("the server's API token is gone")
+        self.api_token = self.user.new_api_token(note=old.note, scopes=list(old.scopes))
+        session.delete(old)
+        client = self.orm_spawner.oauth_client
+        if client is not None:
+            client.secret = hash_token(self.api_token)
+        session.commit()
+        self._start = self._start.model_copy(update={"token_id": orm.APIToken.find(session, self.api_token).id})
+
+    def _route_to(self, address: ServerAddress) -> None:
+        """Point the hub's server row at the address (JupyterHub stores it only when its own start returns)."""
+        if self.server is not None and (self.server.ip, self.server.port) != (address.host, address.port):
+            self.server.ip, self.server.port = address.host, address.port
+            if self._session is not None:
+                self._session.commit()
+
+    async def get_url(self) -> str:
+        """The stored address: a hub killed as a start ended may not have written the server row yet."""
+        if self._start.address is not None:
+            self._route_to(ServerAddress(self._start.address.host, self._start.address.port))
+        return await super().get_url()
+
+    # -- after the start -----------------------------------------------------------------
 
     def _watch(self) -> None:
         """Subscribe to the backend's view once: after start, or at the first poll after a restart."""
@@ -382,23 +572,45 @@ class DaaSSpawner(Spawner):
     async def poll(self) -> int | None:
         if self.backend_state is None or self.backend_name is None:
             return 0
+        if self._start.starting and not self._started_here:
+            return await self._resume()
+        backend = await self.ready_backend(self.backend_name)
         self._watch()
-        return await self.backend(self.backend_name).poll(self.backend_state)
+        return await backend.poll(self.backend_state)
 
     async def stop(self, now: bool = False) -> None:
+        if self._resuming is not None and not self._resuming.done():
+            self._resuming.cancel()
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
         if self.backend_state is not None and self.backend_name is not None:
-            await self.backend(self.backend_name).stop(self.backend_state)
+            backend = await self.ready_backend(self.backend_name)
+            await backend.stop(self.backend_state)
+        self._forget_server_token()
         self._forget_options()  # a later spawn without options must not reuse them
+
+    def _forget_server_token(self) -> None:
+        """Delete the server's token by its id when this hub never knew it (it started before a restart).
+
+        JupyterHub deletes the token it knows (`api_token`) after stop; a hub that restarted knows
+        none, and the server's token would stay valid with nothing left to use it.
+        """
+        session = self._session
+        if self.api_token or self._start.token_id is None or session is None:
+            return
+        token = session.get(orm.APIToken, self._start.token_id)
+        if token is not None:
+            session.delete(token)
+            session.commit()
 
     def _forget_options(self) -> None:
         """Clear the options JupyterHub keeps for the next spawn without options (an empty REST body)."""
         self.user_options = {}
-        if self.orm_spawner is not None and self.db is not None:
+        session = self._session
+        if session is not None:
             self.orm_spawner.user_options = None
-            self.db.commit()
+            session.commit()
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         await self._submitted.wait()
@@ -414,12 +626,15 @@ class DaaSSpawner(Spawner):
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
-        if self.backend_state is not None:
-            state[STATE_KEY] = {
-                "backend": self.backend_name,
-                "server": self.backend_state,
-                "options": self.resolved_summary,
-            }
+        if self.backend_state is not None and self.backend_name is not None:
+            stored = StoredServer(
+                backend=self.backend_name,
+                version=self.backend_state.version,
+                state=self.backend_state.dump(),
+                options=self.resolved_summary,
+                start=self._start,
+            )
+            state[STATE_KEY] = stored.model_dump(mode="json")
         if self.last_end:
             state[LAST_END_KEY] = self.last_end
         return state
@@ -428,16 +643,27 @@ class DaaSSpawner(Spawner):
         super().load_state(state)
         self.last_end = state.get(LAST_END_KEY)
         saved = state.get(STATE_KEY)
-        if saved:
-            self.backend_name = saved["backend"]
-            self.backend_state = saved["server"]
-            self.resolved_summary = saved.get("options")
+        if not saved:
+            return
+        try:
+            stored = StoredServer.load(saved)
+            self.backend_state = self.backend(stored.backend).load_state(stored.state, stored.version)
+        except (ValueError, SpawnFailed) as err:
+            # Nothing can poll or stop it: say so where operators look, and treat it as gone.
+            self.log.error("Stored state of %s cannot be loaded (%s): %r", self._log_name, err, saved)
+            return
+        self.backend_name = stored.backend
+        self.resolved_summary = stored.options
+        self._start = stored.start
 
     def clear_state(self) -> None:
         super().clear_state()
         self.backend_state = None
         self.backend_name = None
         self.resolved_summary = None
+        self._start = StartRecord()
+        self._started_here = False
+        self._resuming = None
         self._submitted = asyncio.Event()
 
 

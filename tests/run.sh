@@ -35,4 +35,4 @@ echo "== test order: ${order[*]}"
 echo "== JupyterHub 5.x"
 "$PREFIX/venv-jh5/bin/python" -m pytest -p no:cacheprovider -p no:randomly -q tests/integration/test_slurm_spawn.py \
     tests/integration/test_local_backend.py tests/integration/test_address_endpoint.py \
-    tests/integration/test_proposals_api.py
+    tests/integration/test_proposals_api.py tests/integration/test_hub_restart.py

@@ -1,17 +1,40 @@
 """The Backend contract: what the spawner asks of Slurm, local processes, Kubernetes, OpenStack.
 
-One instance per backend kind per hub (a traitlets singleton), so a backend can keep one
+One instance per backend class per hub (the spawner keeps them), so a backend can keep one
 shared view of its scheduler for every server. The spawner keeps no backend-specific
-code: it hands over a `Launch` and keeps the JSON-able state the backend returns.
+code: it hands over a `Launch`, stores each checkpoint the start yields, and hands the
+stored state back to every later call, in this process or in the next hub after a restart.
+
+The rules every backend keeps (the contract tests in tests/unit/test_backend_contract.py and
+tests/integration/test_backend_contract.py check them):
+
+- **State is the only memory that counts.** Everything poll, stop, watch and a resumed start
+  need is in the state the backend yielded; what a backend keeps in memory (its shared
+  scheduler view, its child processes) only makes answers faster.
+- **Checkpoints before consequences.** `start` yields a checkpoint before it makes anything
+  that outlives the hub (enough to find it: a job comment, a volume name) and after each
+  thing it made (the job id, the port): the hub that dies at any moment leaves a state
+  from which the next hub re-attaches or cleans up, never an orphan.
+- **No secret at rest.** `Launch.env` may go where operators read it (batch scripts,
+  user_data, the hub database); `Launch.secret_env` may go only straight into a process
+  environment; a kept description carries `Launch.bootstrap` instead. State is stored in
+  the hub database and shown to admins: it holds identifiers, never a token.
+- **Errors mean one thing each.** `SpawnFailed`: the server cannot start or stop, with a
+  message for the scientist; `NotRunningYet`: an address report came early (409, retried);
+  `ValueError`: a report or stored state that is wrong (400; a stored state that no longer
+  loads is treated as gone).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import pwd
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
 from traitlets import Instance, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
@@ -21,15 +44,80 @@ from daas_core.mounts import Mount
 from ..options import BackendRequest, ResolvedOptions
 from ..profiles import Profile
 
-BackendState = dict
-
 
 class SpawnFailed(Exception):
-    """The server cannot start; the message is written for the scientist who asked."""
+    """The server cannot start (or be stopped); the message is written for the scientist who asked."""
 
 
 class NotRunningYet(Exception):
     """A report came before the scheduler shows the server's job running: try again (HTTP 409)."""
+
+
+class BackendState(BaseModel):
+    """What a backend keeps of one server in the hub database: typed, versioned, JSON.
+
+    Each backend subclasses this with its fields and sets `version`; a release that changes
+    the fields raises `version` and teaches `migrate` the older layouts, so a hub upgraded
+    while servers run (or queue) still finds them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: ClassVar[int] = 1
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """Bring `data`, stored at `version`, to this version's layout.
+
+        Parameters
+        ----------
+        data : dict
+            The stored fields.
+        version : int
+            The version they were stored at (1 for state from before versions were stored).
+
+        Returns
+        -------
+        dict
+            Fields valid for this class.
+
+        Raises
+        ------
+        ValueError
+            A version this release does not know (e.g. written by a newer release).
+        """
+        if version != cls.version:
+            raise ValueError(f"{cls.__name__} version {version} is not known to this release (it has {cls.version})")
+        return data
+
+    @classmethod
+    def load(cls, data: Any, version: int) -> BackendState:
+        """The state stored at `version`, migrated and validated; ValueError if it is not one."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__}: stored state is not an object")
+        try:
+            return cls.model_validate(cls.migrate(dict(data), version))
+        except ValidationError as err:
+            raise ValueError(f"{cls.__name__}: {err}") from None
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON-able fields to store (with the class's `version` beside them)."""
+        return self.model_dump(mode="json")
+
+    @property
+    def secrets_given(self) -> bool:
+        """Whether the server holds `Launch.secret_env` already, handed to it directly (a process environment).
+
+        The hub keeps only hashes of tokens: a start resumed after a restart cannot hand out
+        the old ones again. Where this is False and the server has not redeemed its bootstrap
+        secret either, the resumed start's Launch carries a new API token (the old one is
+        revoked), behind the old bootstrap secrets too. A backend that then finds a server
+        made with the old secrets after its last checkpoint replaces it.
+        """
+        return False
+
+
+S = TypeVar("S", bound=BackendState)
 
 
 @dataclass(frozen=True)
@@ -72,15 +160,24 @@ class ProgressEvent:
         return {"progress": self.progress, "message": self.message}
 
 
-class Backend(SingletonConfigurable):
+class Backend(SingletonConfigurable, Generic[S]):
     """Start, watch and stop single-user servers of one kind.
 
-    A backend is registered under its `name` in the `daas_spawner.backends` entry-point group
-    (backends/registry.py); its profiles say `backend: <name>` and validate as `profile_class`.
+    Attributes
+    ----------
+    name : str
+        The backend's name, as profiles and the stored state spell it: its name in the
+        `daas_spawner.backends` entry-point group (backends/registry.py).
+    profile_class : type[Profile]
+        Its profiles' model: they say `backend: <name>` and validate as this class, which
+        resolves a user's options into the backend's typed request (`Launch.request`).
+    state_class : type[BackendState]
+        The backend's state model; `load_state` builds it from what the hub stored.
     """
 
     name: ClassVar[str] = ""
     profile_class: ClassVar[type[Profile]]
+    state_class: ClassVar[type[BackendState]] = BackendState
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -108,6 +205,11 @@ class Backend(SingletonConfigurable):
         which the services read too; set it there. `c.Backend.account_group` overrides it for the backends.""",
     )
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._setup: asyncio.Future[None] | None = None
+        self._lifetime: asyncio.Future[None] | None = None
+
     @default("user_accounts")
     def _user_accounts_default(self) -> UserAccounts:
         return UserAccounts(parent=self)
@@ -131,31 +233,156 @@ class Backend(SingletonConfigurable):
         except AccountRefused as err:
             raise SpawnFailed(f"No server for this account: {err}.") from None
 
-    async def start(self, launch: Launch) -> BackendState:
-        """Submit the server; return state as soon as it identifies the server (job id, pid)."""
-        raise NotImplementedError
+    # -- life of the backend ----------------------------------------------------------
 
-    async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
-        """Wait until the server is up, or raise SpawnFailed when it ends first.
+    async def setup(self) -> None:
+        """Open what all servers of this kind share: scheduler watchers, API clients, caches.
 
-        `reported` resolves when the server reports its address (see address.py), for
-        backends whose servers pick their own port.
+        Called once per backend instance, before its first start, poll, stop or report
+        (`ready`), on the hub's event loop. The default opens nothing.
+        """
+
+    async def close(self) -> None:
+        """Close what `setup` opened; called once when the hub stops, never while a call is served.
+
+        Must be bounded and must not stop servers: a hub stops and starts again while
+        servers run. The default closes nothing.
+        """
+
+    async def ready(self) -> None:
+        """Run `setup` once (concurrent callers share it); `close` is then tied to the hub's shutdown.
+
+        JupyterHub has no shutdown hook for spawner-side objects. What it does at shutdown,
+        on 5.x and 6.x alike (`JupyterHub.shutdown_cancel_tasks`), is cancel every task
+        of its event loop and wait for them before it stops the loop. So `ready` leaves
+        one task that sleeps until cancelled and then awaits `close`: the backend closes
+        while the loop still runs, after the hub's own cleanup.
+        """
+        if self._setup is None:
+            self._setup = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._setup)
+
+    async def _open(self) -> None:
+        try:
+            await self.setup()
+        except BaseException:
+            self._setup = None  # the next caller tries again
+            raise
+        self._lifetime = asyncio.ensure_future(self._close_at_shutdown())
+
+    async def _close_at_shutdown(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            try:
+                await self.close()
+            except Exception:
+                self.log.exception("Closing the %s backend failed", self.name)
+
+    async def shutdown(self) -> None:
+        """Close now (tests, and hubs that embed the spawner): what the hub's shutdown does."""
+        if self._lifetime is not None:
+            self._lifetime.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lifetime
+        self._setup = self._lifetime = None
+
+    def load_state(self, data: Any, version: int) -> S:
+        """The typed state from what the hub stored (`BackendState.load`); ValueError if it is not one."""
+        return self.state_class.load(data, version)  # type: ignore[return-value]
+
+    # -- one server -------------------------------------------------------------------------
+
+    def start(self, launch: Launch, resume: S | None = None) -> AsyncIterator[S]:
+        """Start one server, yielding a checkpoint whenever the hub must remember more.
+
+        The spawner stores each checkpoint in the hub database (and commits) before it
+        asks for the next, so the generator may rely on a yielded checkpoint being stored
+        when it resumes. The last checkpoint identifies the server completely; the
+        others identify what exists so far. No checkpoint may hold a secret.
+
+        Parameters
+        ----------
+        launch : Launch
+            What to start. A resumed start gets a Launch built again from the stored
+            options, with the same bootstrap secret's environment.
+        resume : BackendState, optional
+            The last checkpoint of a start that a hub restart cut off. The start continues
+            from it: it re-attaches to what exists (a pending job), makes only what is
+            missing, and never makes a second server for the same start.
+
+        Yields
+        ------
+        BackendState
+            Checkpoints, at least one. Yield before making anything that outlives the hub
+            (what lets the next hub find it), and after each thing made.
+
+        Raises
+        ------
+        SpawnFailed
+            The server cannot start. What was made is cleaned up, in the background at
+            the latest; the spawner also calls `stop` with the last checkpoint.
         """
         raise NotImplementedError
 
-    async def check_report(self, state: BackendState, address: ServerAddress) -> ServerAddress:
+    async def wait_for_address(self, state: S, reported: Awaitable[ServerAddress]) -> ServerAddress:
+        """Wait until the server is up; return where to route.
+
+        Parameters
+        ----------
+        state : BackendState
+            The last checkpoint of the start (also of a resumed one).
+        reported : Awaitable[ServerAddress]
+            Resolves when the server reports its address (see address.py), for backends
+            whose servers pick their own port; others may ignore it.
+
+        Raises
+        ------
+        SpawnFailed
+            The server ended, or can never come up; the message says why and where to look.
+        """
+        raise NotImplementedError
+
+    async def check_report(self, state: S, address: ServerAddress) -> ServerAddress:
         """Accept a server's self-reported address; return where to route.
 
-        Raise ValueError for a report that is wrong (400), NotRunningYet for one that is early (409).
+        Raises
+        ------
+        ValueError
+            The report is wrong (HTTP 400): e.g. a host that is not the job's node.
+        NotRunningYet
+            The report is early (HTTP 409): the scheduler does not show the server running yet.
         """
         raise ValueError("this backend does not take address reports")
 
-    async def poll(self, state: BackendState) -> int | None:
-        """None while the server may be running; an exit status once it definitely ended."""
+    async def poll(self, state: S) -> int | None:
+        """Whether the server may still run.
+
+        Works from any checkpoint (also one of a start that never finished) and from stored
+        state alone, in a hub that just restarted and has no memory of the server. Cheap:
+        JupyterHub polls every server every `Spawner.poll_interval`; a backend answers from
+        a shared view, not with a scheduler query per server.
+
+        Returns
+        -------
+        int or None
+            None while the server runs, queues or is still being made; an exit status
+            once it definitely ended. A scheduler that does not answer is not an end.
+        """
         raise NotImplementedError
 
-    async def stop(self, state: BackendState) -> None:
-        """Stop the server and return once it is gone (bounded)."""
+    async def stop(self, state: S) -> None:
+        """Stop the server and return once it and everything the start made are gone.
+
+        Works from any checkpoint, also one of a start that never finished, in any hub.
+        Idempotent: stopping what already ended, or stopping twice, returns quietly.
+        Bounded: returns within the backend's stop timeout.
+
+        Raises
+        ------
+        SpawnFailed
+            The server is still there after the timeout; the message names what remains.
+        """
         raise NotImplementedError
 
     async def availability(self, profiles: Sequence[Profile]) -> dict[str, Any] | None:
@@ -168,11 +395,11 @@ class Backend(SingletonConfigurable):
         """
         return None
 
-    def progress(self, state: BackendState) -> AsyncIterator[ProgressEvent]:
-        """Events while the server starts; the default has nothing to tell."""
+    def progress(self, state: S) -> AsyncIterator[ProgressEvent]:
+        """Events while the server starts (queue reason, node); the default has nothing to tell."""
         return _no_events()
 
-    def watch(self, state: BackendState, on_end: Callable[[str], None]) -> Callable[[], None]:
+    def watch(self, state: S, on_end: Callable[[str], None]) -> Callable[[], None]:
         """Call on_end(why, in the user's words) when the server ends on its own; return an unsubscribe."""
         return lambda: None
 

@@ -95,6 +95,10 @@ class Hub:
     def stop(self) -> None:
         self.process.stop(30)
 
+    def kill(self) -> None:
+        """SIGKILL the hub (its proxy keeps running, as after a crash)."""
+        self.process.kill()
+
     def log_tail(self, lines: int = 60) -> str:
         return self.process.log_tail(lines)
 
@@ -159,7 +163,7 @@ class Hub:
     def job_id(self, name: str, server: str = "") -> str:
         model = self.server_model(name, server)
         assert model is not None, f"{name}/{server} has no server"
-        return model["state"]["daas"]["server"]["job_id"]
+        return model["state"]["daas"]["state"]["job_id"]
 
     def routes(self) -> dict[str, Any]:
         """The proxy's routing table, keyed like the hub's routespecs (CHP drops the trailing slash)."""

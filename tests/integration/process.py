@@ -81,6 +81,13 @@ class LoggedProcess:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL to the process alone, as a crash or an OOM kill would: no cleanup of any kind runs."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])

@@ -115,7 +115,7 @@ def test_a_slurm_server_sees_its_proposals_data_with_the_filesystems_rights(site
         # 20220001's group does not have alice: no links, and the job log and the progress say why.
         notes = [e["message"] for e in events if "20220001" in e["message"]]
         assert notes and "without the raw and processed data of proposal 20220001" in notes[0], events
-        log = Path(hub.server_model("alice")["state"]["daas"]["server"]["log"]).read_text()
+        log = Path(hub.server_model("alice")["state"]["daas"]["state"]["log"]).read_text()
         assert f"not linking data/20220001/raw: cannot open {tree.raw('20220001')} (Permission denied)" in log
         data = json.loads(exported(batch_script(hub.job_id("alice")), "DAAS_DATA"))
         assert {(m["proposal"], m["name"]) for m in data} == {

@@ -21,7 +21,7 @@ def test_local_spawn_with_empty_body(local_hub: Hub) -> None:
     assert local_hub.spawn("alice", {}).status_code in (201, 202)
     model = local_hub.wait_ready("alice", timeout=90)
     assert model["state"]["daas"]["backend"] == "local"
-    pid = model["state"]["daas"]["server"]["pid"]
+    pid = model["state"]["daas"]["state"]["pid"]
     owner = subprocess.run(["ps", "-o", "user=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
     assert owner in ("alice", "root")  # sudo itself is root-owned; its child runs as alice
     children = subprocess.run(["pgrep", "-u", "alice", "-f", "jupyterhub-singleuser"], capture_output=True, text=True)

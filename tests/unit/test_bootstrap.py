@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daas_spawner.bootstrap import PendingSecrets, split_secret_env
+from daas_spawner.bootstrap import PendingSecrets, digest, split_secret_env
 
 
 def test_tokens_are_split_from_what_a_job_description_may_hold() -> None:
@@ -20,7 +20,7 @@ def test_a_secret_is_redeemed_once_and_not_after_it_is_withdrawn() -> None:
     assert pending.redeem("not-" + first) is None
     assert pending.redeem(first) == {"JUPYTERHUB_API_TOKEN": "one"}
     assert pending.redeem(first) is None
-    pending.withdraw(second)  # the start ended before the job asked
+    pending.withdraw(digest(second))  # the start ended before the job asked
     assert pending.redeem(second) is None
     assert len(pending) == 0
 
@@ -29,3 +29,15 @@ def test_only_a_digest_of_the_secret_is_kept() -> None:
     pending = PendingSecrets()
     secret = pending.issue({"JUPYTERHUB_API_TOKEN": "t"})
     assert secret not in repr(vars(pending))
+
+
+def test_a_resumed_start_puts_a_new_environment_behind_the_stored_digest() -> None:
+    pending = PendingSecrets()
+    secret = pending.issue({"JUPYTERHUB_API_TOKEN": "old"})
+    after_restart = PendingSecrets()  # the hub forgot everything but the digest it stored
+    redeemed: list[str] = []
+    after_restart.reissue(digest(secret), {"JUPYTERHUB_API_TOKEN": "new"}, lambda: redeemed.append("yes"))
+    assert after_restart.redeem(digest(secret)) is None  # the stored digest is no secret
+    assert after_restart.redeem(secret) == {"JUPYTERHUB_API_TOKEN": "new"}
+    assert redeemed == ["yes"]
+    assert after_restart.redeem(secret) is None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from daas_spawner.backends.local.backend import LocalBackend, process_start_time
+from daas_spawner.backends.local.backend import LocalBackend, LocalState, process_start_time
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_a_dead_process_has_no_start_time() -> None:
 
 async def test_a_reused_pid_is_neither_polled_as_running_nor_stopped(stranger: subprocess.Popen[bytes]) -> None:
     backend = LocalBackend(stop_timeout=2)
-    reused = {"pid": stranger.pid, "started": process_start_time(stranger.pid) - 1, "host": "127.0.0.1", "port": 1}
+    reused = LocalState(pid=stranger.pid, started=process_start_time(stranger.pid) - 1, uid=0, host="127.0.0.1", port=1)
     assert await backend.poll(reused) == 0  # the server is gone: this pid belongs to someone else now
     await backend.stop(reused)
     assert stranger.poll() is None  # and that someone else was not signalled
@@ -49,7 +49,7 @@ async def test_a_reused_pid_is_neither_polled_as_running_nor_stopped(stranger: s
 
 async def test_the_same_process_is_running_and_is_stopped(stranger: subprocess.Popen[bytes]) -> None:
     backend = LocalBackend(stop_timeout=2)
-    same = {"pid": stranger.pid, "started": process_start_time(stranger.pid), "host": "127.0.0.1", "port": 1}
+    same = LocalState(pid=stranger.pid, started=process_start_time(stranger.pid), uid=0, host="127.0.0.1", port=1)
     assert await backend.poll(same) is None
     await backend.stop(same)
     assert stranger.wait(5) == -15  # SIGTERM

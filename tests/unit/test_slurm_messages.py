@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from daas_spawner.backends.slurm.backend import SlurmBackend
+from daas_spawner.backends.slurm.backend import SlurmBackend, SlurmState
 from daas_spawner.backends.slurm.commands import JobInfo
 from daas_spawner.backends.slurm.queue import JobStatus, Phase
 
-STATE = {"job_id": "42", "log": "/home/alice/jupyterhub-daas-42.log"}
+STATE = SlurmState(username="alice", job_id="42", log="/home/alice/jupyterhub-daas-42.log")
 
 
 @pytest.mark.parametrize(

@@ -368,3 +368,18 @@ async def test_next_delay(make_queue, failures, waiting, expected):
             assert queue._next_delay() == pytest.approx(expected)
     else:
         assert queue._next_delay() == pytest.approx(expected)
+
+
+async def test_close_stops_the_loop_and_tracking_again_starts_one() -> None:
+    squeue = FakeSqueue()
+    queue = SlurmQueue(squeue, interval=0.01, busy_interval=0.01)
+    queue.track("1")
+    await asyncio.wait_for(queue.changed(), GUARD)
+    await queue.close()
+    calls = squeue.calls
+    await asyncio.sleep(0.05)
+    assert squeue.calls == calls  # no query after close, though a job is tracked
+    queue.track("2")
+    await asyncio.wait_for(queue.changed(), GUARD)
+    assert squeue.calls > calls
+    await queue.close()

@@ -8,10 +8,12 @@ import signal
 import sys
 import time
 import urllib.parse
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from importlib.resources import files
+from typing import ClassVar
 
 from jupyterhub.utils import random_port
+from pydantic import Field
 from traitlets import Float, List, Unicode
 
 from daas_core.accounts import UNIX_NAME, acts_as_user, as_user
@@ -38,11 +40,31 @@ def process_start_time(pid: int) -> int | None:
     return None if fields is None else int(fields[19])
 
 
-class LocalBackend(Backend):
+class LocalState(BackendState):
+    """A local server: its process (pid and start time: pids are reused), its account and its port.
+
+    Version 1 is the layout of every release so far.
+    """
+
+    version: ClassVar[int] = 1
+
+    pid: int = Field(gt=1)
+    started: int | None = None  # clock ticks since boot (None: the process was gone at once)
+    uid: int = Field(ge=0)
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+    @property
+    def secrets_given(self) -> bool:
+        return True  # the process got its environment when it started, before this checkpoint
+
+
+class LocalBackend(Backend[LocalState]):
     """Starts servers as child processes of the hub; state survives a hub restart by pid."""
 
     name = "local"
     profile_class = LocalProfile
+    state_class = LocalState
 
     user_prefix = List(
         Unicode(),
@@ -67,7 +89,11 @@ class LocalBackend(Backend):
         super().__init__(**kwargs)
         self._processes: dict[int, asyncio.subprocess.Process] = {}
 
-    async def start(self, launch: Launch) -> BackendState:
+    async def start(self, launch: Launch, resume: LocalState | None = None) -> AsyncIterator[LocalState]:
+        if resume is not None:
+            # The one checkpoint comes after the process started: a resumed start re-attaches to it.
+            yield resume
+            return
         if acts_as_user(self.user_prefix):
             uid = self.account(launch.username).pw_uid  # servers run as the user: only as a person's account
         elif UNIX_NAME.fullmatch(launch.username):  # one account for all: the name only names a folder
@@ -91,7 +117,7 @@ class LocalBackend(Backend):
         self._processes[process.pid] = process
         self.log.info("Started %s as local process %d on port %d", launch.server, process.pid, port)
         started = process_start_time(process.pid)
-        return {"pid": process.pid, "started": started, "uid": uid, "host": self.ip, "port": port}
+        yield LocalState(pid=process.pid, started=started, uid=uid, host=self.ip, port=port)
 
     @staticmethod
     def _command(launch: Launch) -> list[str]:
@@ -101,37 +127,37 @@ class LocalBackend(Backend):
         launcher = str(files("daas_spawner").joinpath("launcher.py"))
         return [sys.executable, "-I", launcher, "--no-report", *launch.command]
 
-    async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+    async def wait_for_address(self, state: LocalState, reported: Awaitable[ServerAddress]) -> ServerAddress:
         """The address once the server's account listens on its port, and no other account does.
 
         The hub picked the port: until the server binds it, another user's process could take
         it, and the hub would route this person's browser there.
         """
-        port = state["port"]
+        port = state.port
         while True:
             if await self.poll(state) is not None:
-                raise SpawnFailed(f"the server process {state['pid']} exited before it listened")
-            listening, taken = port_check(port, state["uid"])
+                raise SpawnFailed(f"the server process {state.pid} exited before it listened")
+            listening, taken = port_check(port, state.uid)
             if taken:
                 await self.stop(state)
                 raise SpawnFailed(f"{taken}; please start again")
             if listening:
-                return ServerAddress(state["host"], port)
+                return ServerAddress(state.host, port)
             await asyncio.sleep(LISTEN_CHECK_INTERVAL)
 
-    async def poll(self, state: BackendState) -> int | None:
-        pid = state["pid"]
+    async def poll(self, state: LocalState) -> int | None:
+        pid = state.pid
         process = self._processes.get(pid)
         if process is not None:
             return process.returncode
         # A server from before a hub restart, not our child any more: the same pid must be the same process.
         started = process_start_time(pid)
-        if started is None or started != state.get("started", started):
+        if started is None or started != (state.started if state.started is not None else started):
             return 0
         return None
 
-    async def _exited_within(self, state: BackendState, seconds: float) -> bool:
-        process = self._processes.get(state["pid"])
+    async def _exited_within(self, state: LocalState, seconds: float) -> bool:
+        process = self._processes.get(state.pid)
         if process is not None:
             try:
                 await asyncio.wait_for(process.wait(), seconds)
@@ -145,8 +171,8 @@ class LocalBackend(Backend):
             await asyncio.sleep(0.1)
         return True
 
-    async def stop(self, state: BackendState) -> None:
-        pid = state["pid"]
+    async def stop(self, state: LocalState) -> None:
+        pid = state.pid
         if pid not in self._processes and await self.poll(state) is not None:
             return  # gone, or the pid is another process's now: nothing of this server's to signal
         for sig in (signal.SIGTERM, signal.SIGKILL):

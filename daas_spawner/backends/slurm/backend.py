@@ -9,11 +9,12 @@ import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+from pydantic import Field
 from traitlets import Float, List, TraitError, Unicode, default, validate
 
-from daas_core.accounts import as_user
+from daas_core.accounts import UNIX_NAME, as_user
 from daas_core.commands import CommandFailed, run_command
 from daas_core.shared_query import SharedQuery
 
@@ -65,6 +66,33 @@ _ENDINGS = {
 }
 
 
+class SlurmState(BackendState):
+    """A server's Slurm job: found by its comment until sbatch answered, by its id after.
+
+    Version 1 (releases up to 055a6f9) was saved once, after sbatch: job_id, username, log.
+    """
+
+    version: ClassVar[int] = 2
+
+    username: str = Field(pattern=f"^{UNIX_NAME.pattern}$")
+    comment: str = Field("", pattern=r"^(jupyterhub-daas-[0-9a-f]{16})?$")
+    job_id: str | None = Field(None, pattern=r"^[0-9]+$")
+    log: str = ""
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        if version == 1:
+            return {"username": data.get("username"), "job_id": data.get("job_id"), "log": data.get("log", "")}
+        return super().migrate(data, version)
+
+    @property
+    def job(self) -> str:
+        """The job id of a start that got past sbatch (every call but poll and stop has one)."""
+        if self.job_id is None:
+            raise ValueError("this server's job was not submitted yet")
+        return self.job_id
+
+
 def _ending(status: JobStatus) -> str:
     """How an ended job ended, in a scientist's words."""
     if status.info is None:
@@ -72,11 +100,12 @@ def _ending(status: JobStatus) -> str:
     return _ENDINGS.get(status.info.state, f"ended ({status.info.state.lower()})")
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(Backend[SlurmState]):
     """Runs each single-user server as a Slurm batch job submitted as the user."""
 
     name = "slurm"
     profile_class = SlurmProfile
+    state_class = SlurmState
 
     slurm_bin_dir = Unicode(
         "/usr/bin",
@@ -225,13 +254,51 @@ class SlurmBackend(Backend):
         }
         return (await self.availability_cache.snapshot()).only(partitions).as_dict()
 
+    # -- life of the backend -----------------------------------------------------------
+
+    async def setup(self) -> None:
+        """Refuse at once, naming the directory, when the scheduler commands are not where configured."""
+        missing = [
+            name
+            for name in ("sbatch", "squeue", "scancel", "sinfo", "scontrol")
+            if not os.access(self._bin(name), os.X_OK)
+        ]
+        if missing:
+            raise SpawnFailed(
+                f"the hub cannot run {', '.join(missing)} in {self.slurm_bin_dir}: ask the facility's support"
+            )
+
+    async def close(self) -> None:
+        """Stop the shared squeue loop and the availability query; jobs keep running."""
+        for task in list(self._cleanups):
+            task.cancel()
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await self.queue.close()
+        await self.availability_cache.close()
+
     # -- start ---------------------------------------------------------------------------
 
-    async def start(self, launch: Launch) -> BackendState:
+    async def start(self, launch: Launch, resume: SlurmState | None = None) -> AsyncIterator[SlurmState]:
         username = launch.username
+        if resume is not None and resume.job_id is not None:
+            self.queue.track(resume.job_id)  # submitted before this hub started: any view of it counts
+            self.log.info("Re-attached %s to Slurm job %s", launch.server, resume.job_id)
+            yield resume
+            return
         home = self.account(username).pw_dir
         working_dir = self.working_dir.replace("{username}", username).replace("{home}", home)
         output = self.output if self.output.startswith("/") else os.path.join(working_dir, self.output)
+        # A comment known before submission finds the job of an sbatch cut off before it answered,
+        # in this hub (a failed sbatch) or in the next (a hub killed during sbatch).
+        comment = resume.comment if resume is not None and resume.comment else f"jupyterhub-daas-{secrets.token_hex(8)}"
+        if resume is not None:
+            looked = time.monotonic()
+            found = await self._find_resumed(username, comment)
+            if found is not None:
+                self.queue.track(found, submitted_at=looked)  # views from before the lookup may not know it
+                self.log.info("Re-attached %s to Slurm job %s, found by its comment", launch.server, found)
+                yield SlurmState(username=username, comment=comment, job_id=found, log=output.replace("%j", found))
+                return
         env = {
             **launch.env,
             BOOTSTRAP_ENV: launch.bootstrap,  # the script is kept and shown to operators: no token in it
@@ -249,11 +316,10 @@ class SlurmBackend(Backend):
             command=launch.command,
             mounts=launch.mounts,
         )
-        # A comment known before submission finds the job of an sbatch cut off before it answered.
-        comment = f"jupyterhub-daas-{secrets.token_hex(8)}"
         argv = [*sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec), f"--comment={comment}"]
         if self.ping_timeout and not await self.controller.get():
             raise SpawnFailed("Slurm is not answering (its controller did not answer a ping); please try again later")
+        yield SlurmState(username=username, comment=comment)  # stored before sbatch may make a job
         try:
             script = batch_script(launch.options, spec)
             result = await run_command(argv, timeout=self.command_timeout, stdin=script, name="sbatch")
@@ -271,7 +337,24 @@ class SlurmBackend(Backend):
             raise SpawnFailed(f"Slurm did not accept the job: {err}") from None
         self.log.info("Submitted %s as Slurm job %s", launch.server, job_id)
         self.queue.track(job_id, submitted_at=submitted_at)
-        return {"job_id": job_id, "username": username, "log": output.replace("%j", job_id)}
+        yield SlurmState(username=username, comment=comment, job_id=job_id, log=output.replace("%j", job_id))
+
+    async def _find_resumed(self, username: str, comment: str) -> str | None:
+        """The job a cut-off sbatch submitted, if any; a second one (never expected) is cancelled."""
+        looked = time.monotonic()
+        try:
+            found = await self._jobs_by_comment(comment)
+        except CommandFailed as err:
+            raise SpawnFailed(f"Slurm is not answering ({err}); please try again in a few minutes") from None
+        for extra in found[1:]:
+            await self._stop_job(username, extra, seen_at=looked)
+        return found[0] if found else None
+
+    async def _jobs_by_comment(self, comment: str) -> list[str]:
+        listed = await run_command(
+            squeue_comment_argv(self._bin("squeue"), self.job_name), timeout=self.command_timeout
+        )
+        return jobs_with_comment(listed.stdout, comment)
 
     def _cancel_submitted(self, username: str, comment: str) -> None:
         """In the background: cancel any job an sbatch that failed or timed out may have submitted all the same."""
@@ -284,10 +367,7 @@ class SlurmBackend(Backend):
         deadline = time.monotonic() + self.stop_timeout
         while True:
             try:
-                listed = await run_command(
-                    squeue_comment_argv(self._bin("squeue"), self.job_name), timeout=self.command_timeout
-                )
-                for job_id in jobs_with_comment(listed.stdout, comment):
+                for job_id in await self._jobs_by_comment(comment):
                     self.log.warning(
                         "Cancelling Slurm job %s of %s, submitted by an sbatch that failed", job_id, username
                     )
@@ -306,8 +386,8 @@ class SlurmBackend(Backend):
                 self.log.warning("Checking for a job left by a failed sbatch of %s, will retry: %s", username, err)
                 await asyncio.sleep(self.busy_interval)
 
-    async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
-        job_id = state["job_id"]
+    async def wait_for_address(self, state: SlurmState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+        job_id = state.job
         reported = asyncio.ensure_future(reported)
         async with self.queue.hurry(job_id):
             while not reported.done():
@@ -319,9 +399,9 @@ class SlurmBackend(Backend):
                 changed.cancel()
         return reported.result()
 
-    async def check_report(self, state: BackendState, address: ServerAddress) -> ServerAddress:
+    async def check_report(self, state: SlurmState, address: ServerAddress) -> ServerAddress:
         """Route only to the node Slurm runs this job on, whatever the job claims."""
-        job_id = state["job_id"]
+        job_id = state.job
         status = self.queue.status(job_id)
         if status.phase is not Phase.ACTIVE:
             await self._newer_view(job_id)
@@ -356,16 +436,20 @@ class SlurmBackend(Backend):
 
     # -- watch ---------------------------------------------------------------------------
 
-    async def poll(self, state: BackendState) -> int | None:
-        job_id = state["job_id"]
+    async def poll(self, state: SlurmState) -> int | None:
+        if state.job_id is None:
+            return None  # sbatch has not answered (in this hub or the last): the start or stop decides
+        job_id = state.job_id
         self.queue.track(job_id)
         status = await self.queue.current_status(job_id)
         if not status.ended:
             return None
         return 0 if status.info is not None and status.info.state == "COMPLETED" else 1
 
-    def watch(self, state: BackendState, on_end: Callable[[str], None]) -> Callable[[], None]:
-        job_id = state["job_id"]
+    def watch(self, state: SlurmState, on_end: Callable[[str], None]) -> Callable[[], None]:
+        if state.job_id is None:
+            return lambda: None
+        job_id = state.job_id
         self.queue.track(job_id)
 
         def ended() -> None:
@@ -375,8 +459,8 @@ class SlurmBackend(Backend):
 
         return self.queue.on_end(job_id, ended)
 
-    async def progress(self, state: BackendState) -> AsyncIterator[ProgressEvent]:
-        job_id = state["job_id"]
+    async def progress(self, state: SlurmState) -> AsyncIterator[ProgressEvent]:
+        job_id = state.job
         yield ProgressEvent(20, f"Submitted as Slurm job {job_id}")
         shown = ""
         while True:
@@ -406,27 +490,45 @@ class SlurmBackend(Backend):
         return f"Job {job_id} submitted; waiting for Slurm"
 
     @staticmethod
-    def _ended_message(state: BackendState, status: JobStatus) -> str:
+    def _ended_message(state: SlurmState, status: JobStatus) -> str:
         """Why the job ended, in words a scientist understands, and where its log is."""
         what = _ending(status)
         if status.info is not None and status.info.reason not in ("", "None"):
             what += f" [{status.info.reason}]"
-        return f"Slurm job {state['job_id']} {what} before the server started; see the job log at {state.get('log')}"
+        return f"Slurm job {state.job_id} {what} before the server started; see the job log at {state.log}"
 
     @staticmethod
-    def _ended_running_message(state: BackendState, status: JobStatus) -> str:
+    def _ended_running_message(state: SlurmState, status: JobStatus) -> str:
         """Why a running server's job ended without the hub stopping it (node failure, scancel, time limit)."""
         what = _ending(status)
         if status.info is not None and status.info.state == "NODE_FAIL":
             what += "; your work since the last save is lost, start a new server"
-        return f"Your server's Slurm job {state['job_id']} {what}; see the job log at {state.get('log')}"
+        return f"Your server's Slurm job {state.job_id} {what}; see the job log at {state.log}"
 
     # -- stop ----------------------------------------------------------------------------
 
-    async def stop(self, state: BackendState) -> None:
-        job_id = state["job_id"]
+    async def stop(self, state: SlurmState) -> None:
+        if state.job_id is not None:
+            await self._stop_job(state.username, state.job_id)
+            return
+        if not state.comment:
+            return
+        # A start cut off around sbatch: whatever job it made is found by its comment.
+        looked = time.monotonic()
+        try:
+            found = await self._jobs_by_comment(state.comment)
+        except CommandFailed as err:
+            raise SpawnFailed(f"cannot check Slurm for the job of a cut-off start ({err}); it may remain") from None
+        for job_id in found:
+            await self._stop_job(state.username, job_id, seen_at=looked)
+
+    async def _stop_job(self, username: str, job_id: str, seen_at: float = 0.0) -> None:
+        """scancel as the user until the job is gone; bounded by stop_timeout.
+
+        `seen_at`: when the job was last known to exist (a queue view from before then does not count).
+        """
         self._report_queries.pop(job_id, None)
-        self.queue.track(job_id)
+        self.queue.track(job_id, submitted_at=seen_at)
         deadline = time.monotonic() + self.stop_timeout
         cancelled = False
         async with self.queue.hurry(job_id):
@@ -434,7 +536,7 @@ class SlurmBackend(Backend):
                 if not cancelled:
                     try:
                         await run_command(
-                            scancel_argv(self._prefix(state["username"]), self._bin("scancel"), job_id),
+                            scancel_argv(self._prefix(username), self._bin("scancel"), job_id),
                             timeout=self.command_timeout,
                             name="scancel",
                         )

@@ -141,6 +141,14 @@ class SlurmQueue:
 
     # -- querying -----------------------------------------------------------------------
 
+    async def close(self) -> None:
+        """Stop the loop and any query in flight (the hub stops); tracking again starts a new loop."""
+        tasks = [task for task in (self._loop, self._inflight) if task is not None and not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop = self._inflight = None
+
     async def refresh(self) -> None:
         """Run the batched query now, or join the one already running; raise CommandFailed."""
         if self._inflight is None or self._inflight.done():

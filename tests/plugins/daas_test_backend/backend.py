@@ -2,7 +2,7 @@
 
 Written against the Backend contract only (no code of the packaged backends), so that the
 integration test shows what a site's own backend needs. It keeps its processes in memory: a
-server does not outlive a hub restart.
+server does not outlive a hub restart (poll then says it ended).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import os
 import signal
 import socket
 import urllib.parse
-from collections.abc import Awaitable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, ClassVar
 
 from traitlets import List, Unicode
 
@@ -33,11 +33,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-class SandboxBackend(Backend):
+class SandboxState(BackendState):
+    """The server's process, its port and the greeting it was given."""
+
+    version: ClassVar[int] = 1
+
+    pid: int
+    port: int
+    greeting: str
+
+
+class SandboxBackend(Backend[SandboxState]):
     """Starts each server as a child process, through `user_prefix`."""
 
     name = "sandbox"
     profile_class = SandboxProfile
+    state_class = SandboxState
 
     user_prefix = List(
         Unicode(),
@@ -50,7 +61,9 @@ class SandboxBackend(Backend):
         super().__init__(**kwargs)
         self._processes: dict[int, asyncio.subprocess.Process] = {}
 
-    async def start(self, launch: Launch) -> BackendState:
+    async def start(self, launch: Launch, resume: SandboxState | None = None) -> AsyncIterator[SandboxState]:
+        if resume is not None:  # its processes live in this hub only: one a restart cut off is gone
+            raise SpawnFailed("the sandbox server's start was cut off by a hub restart")
         request = launch.request
         if not isinstance(request, SandboxRequest):
             raise SpawnFailed(f"the sandbox backend cannot start a {type(request).__name__}")
@@ -66,23 +79,23 @@ class SandboxBackend(Backend):
         argv = as_user(self.user_prefix, launch.username, launch.command)
         process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=home, start_new_session=True)
         self._processes[process.pid] = process
-        return {"pid": process.pid, "port": port, "greeting": request.greeting}
+        yield SandboxState(pid=process.pid, port=port, greeting=request.greeting)
 
-    async def wait_for_address(self, state: BackendState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+    async def wait_for_address(self, state: SandboxState, reported: Awaitable[ServerAddress]) -> ServerAddress:
         while await self.poll(state) is None:
             with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", state["port"])
+                _, writer = await asyncio.open_connection("127.0.0.1", state.port)
                 writer.close()
-                return ServerAddress("127.0.0.1", state["port"])
+                return ServerAddress("127.0.0.1", state.port)
             await asyncio.sleep(0.2)
         raise SpawnFailed(f"the sandbox server {state['pid']} exited before it listened")
 
-    async def poll(self, state: BackendState) -> int | None:
-        process = self._processes.get(state["pid"])
+    async def poll(self, state: SandboxState) -> int | None:
+        process = self._processes.get(state.pid)
         return 0 if process is None else process.returncode
 
-    async def stop(self, state: BackendState) -> None:
-        process = self._processes.pop(state["pid"], None)
+    async def stop(self, state: SandboxState) -> None:
+        process = self._processes.pop(state.pid, None)
         if process is None or process.returncode is not None:
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):

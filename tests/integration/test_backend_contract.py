@@ -1,0 +1,128 @@
+"""Every backend keeps the contract (tests/contract.py) on the real system (#15, item 6).
+
+Slurm: jobs of alice on the test cluster, through the real sbatch, squeue and scancel (the
+server is `sleep`: the checks need a job, not a notebook; the report is the one check_report
+accepts). Local: processes run as alice through sudo, as a site with servers per account has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from daas_spawner import load_profiles
+from daas_spawner.backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress
+from daas_spawner.backends.local.backend import LocalBackend
+from daas_spawner.backends.slurm.backend import SlurmBackend, SlurmState
+from daas_spawner.options import UserAccess, resolve_options
+from daas_spawner.profiles import LOCAL_DEMO
+
+from ..contract import CHECKS, Harness
+from ..fake_backend import SERVE
+from .conftest import REPO, cancel_test_jobs
+from .slurm import user_jobs
+
+USER = "alice"
+MARK = "DAAS_CONTRACT_LAUNCH"
+
+
+def slurm_launch() -> Launch:
+    options = resolve_options(
+        {"profile": "cpu", "cores": 1, "memory": "1G"}, load_profiles(REPO / "profiles" / "facility.yaml"), UserAccess()
+    )
+    return Launch(
+        username=USER,
+        server=f"{USER}/contract",
+        options=options,
+        env={"JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api", MARK: secrets.token_hex(8)},
+        command=["sleep", "600"],  # holds no port: the launcher's watcher waits, and reports nothing
+        secret_env={"JUPYTERHUB_API_TOKEN": secrets.token_hex(16)},
+    )
+
+
+async def slurm_report(backend: Backend, state: BackendState) -> ServerAddress:
+    """What the job's launcher would report once the job runs: its node, a port."""
+    assert isinstance(backend, SlurmBackend) and isinstance(state, SlurmState)
+    while True:
+        info = backend.queue.status(state.job).info
+        if info is not None and info.nodes:
+            try:
+                return await backend.check_report(state, ServerAddress(info.nodes, 8888))
+            except NotRunningYet:
+                pass
+        await asyncio.sleep(0.5)
+
+
+async def slurm_jobs(launch: Launch) -> int:
+    return len(await asyncio.to_thread(user_jobs, USER))
+
+
+def local_launch() -> Launch:
+    return Launch(
+        username=USER,
+        server=f"{USER}/contract",
+        options=resolve_options({}, LOCAL_DEMO, UserAccess()),
+        env={"PATH": os.environ.get("PATH", os.defpath), MARK: secrets.token_hex(8)},
+        command=[sys.executable, "-c", SERVE],
+        secret_env={"JUPYTERHUB_API_TOKEN": secrets.token_hex(16)},
+    )
+
+
+def users_processes(wanted: bytes, uid: int) -> int:
+    """Live processes of `uid` with this environment entry (sudo, root's, carries it too: not counted)."""
+    found = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                found += wanted in (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+    return found
+
+
+async def local_processes(launch: Launch) -> int:
+    return users_processes(f"{MARK}={launch.env[MARK]}".encode(), pwd.getpwnam(USER).pw_uid)
+
+
+async def no_report(backend: Backend, state: BackendState) -> ServerAddress:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+def harness(kind: str) -> Harness:
+    config = Config()
+    config.SlurmBackend.poll_interval = 2
+    config.SlurmBackend.busy_interval = 0.5
+    config.SlurmBackend.command_timeout = 10
+    config.SlurmBackend.stop_timeout = 30
+    config.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{username}", "--"]
+    config.LocalBackend.working_dir = "/home/{username}"
+    config.LocalBackend.stop_timeout = 5
+    factories: dict[str, Callable[[], Backend]] = {
+        "slurm": lambda: SlurmBackend(config=config),
+        "local": lambda: LocalBackend(config=config),
+    }
+    if kind == "slurm":
+        return Harness(factories[kind], slurm_launch, slurm_report, slurm_jobs, timeout=60)
+    return Harness(factories[kind], local_launch, no_report, local_processes, timeout=30)
+
+
+@pytest.fixture
+def clean(slurm_cluster: None) -> Iterator[None]:
+    cancel_test_jobs()
+    yield
+    cancel_test_jobs()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+@pytest.mark.parametrize("kind", ["slurm", "local"])
+async def test_backend_keeps_the_contract(kind: str, check: Callable, clean: None) -> None:
+    await check(harness(kind))
