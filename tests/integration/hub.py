@@ -8,6 +8,8 @@ import secrets
 import shutil
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,9 @@ def chp_command() -> str:
     if not found:
         raise RuntimeError("configurable-http-proxy not found; run tests/setup.sh")
     return found
+
+
+PASSWORD = "daas-test-password"  # the DummyAuthenticator's, for every test user
 
 
 class Hub:
@@ -65,7 +70,7 @@ class Hub:
             c.JupyterHub.allow_named_servers = True
             c.JupyterHub.named_server_limit_per_user = 20
             c.JupyterHub.authenticator_class = "dummy"
-            c.DummyAuthenticator.password = "daas-test-password"
+            c.DummyAuthenticator.password = "{PASSWORD}"
             c.Authenticator.allow_all = True
             c.JupyterHub.spawner_class = "daas"
             from daas_hub import register_handlers
@@ -101,6 +106,16 @@ class Hub:
 
     def log_tail(self, lines: int = 60) -> str:
         return self.process.log_tail(lines)
+
+    @contextmanager
+    def logged_in(self, username: str) -> Iterator[httpx.Client]:
+        """A browser-like client (cookies, redirects) logged in as `username`."""
+        with httpx.Client(base_url=self.url, follow_redirects=True, timeout=30) as client:
+            client.get("/hub/login")
+            login = {"username": username, "password": PASSWORD, "_xsrf": client.cookies.get("_xsrf")}
+            response = client.post("/hub/login", data=login)
+            assert response.status_code == 200, response.text
+            yield client
 
     # -- REST ----------------------------------------------------------------------------
 

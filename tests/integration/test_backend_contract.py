@@ -23,7 +23,7 @@ from daas_spawner.backends.base import Backend, BackendState, Launch, NotRunning
 from daas_spawner.backends.local.backend import LocalBackend
 from daas_spawner.backends.slurm.backend import SlurmBackend, SlurmState
 from daas_spawner.options import UserAccess, resolve_options
-from daas_spawner.profiles import LOCAL_DEMO
+from daas_spawner.profiles import local_demo
 
 from ..contract import CHECKS, Harness
 from ..fake_backend import SERVE
@@ -69,7 +69,7 @@ def local_launch() -> Launch:
     return Launch(
         username=USER,
         server=f"{USER}/contract",
-        options=resolve_options({}, LOCAL_DEMO, UserAccess()),
+        options=resolve_options({}, local_demo(), UserAccess()),
         env={"PATH": os.environ.get("PATH", os.defpath), MARK: secrets.token_hex(8)},
         command=[sys.executable, "-c", SERVE],
         secret_env={"JUPYTERHUB_API_TOKEN": secrets.token_hex(16)},

@@ -16,12 +16,7 @@ from .slurm import job_details
 
 @pytest.fixture
 def alice(hub: Hub) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=hub.url, follow_redirects=True, timeout=30) as client:
-        client.get("/hub/login")
-        client.post(
-            "/hub/login",
-            data={"username": "alice", "password": "daas-test-password", "_xsrf": client.cookies.get("_xsrf")},
-        )
+    with hub.logged_in("alice") as client:
         yield client
 
 
@@ -71,12 +66,7 @@ def test_spawn_from_url_starts_only_for_links_followed_on_the_hub(slurm_cluster:
     site = SlurmHub(public_tempdir("daas-links-"), extra_config="c.DaaSSpawner.spawn_from_url = True")
     site.start()
     try:
-        with httpx.Client(base_url=site.hub.url, follow_redirects=True, timeout=30) as bob:
-            bob.get("/hub/login")
-            bob.post(
-                "/hub/login",
-                data={"username": "bob", "password": "daas-test-password", "_xsrf": bob.cookies.get("_xsrf")},
-            )
+        with site.hub.logged_in("bob") as bob:
             link = {"profile": "cpu", "cores": "min"}
             for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {}):
                 page = bob.get("/hub/spawn", params=link, headers=headers)

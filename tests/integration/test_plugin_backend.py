@@ -60,12 +60,7 @@ def sandbox_hub() -> Iterator[Hub]:
 
 @pytest.fixture
 def alice(sandbox_hub: Hub) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox_hub.url, follow_redirects=True, timeout=30) as client:
-        client.get("/hub/login")
-        client.post(
-            "/hub/login",
-            data={"username": "alice", "password": "daas-test-password", "_xsrf": client.cookies.get("_xsrf")},
-        )
+    with sandbox_hub.logged_in("alice") as client:
         yield client
 
 

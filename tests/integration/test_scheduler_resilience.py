@@ -11,7 +11,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from .conftest import SlurmHub, running_slurm_hub
@@ -88,10 +87,7 @@ def test_external_scancel_is_noticed_within_one_interval(ten: SlurmHub) -> None:
     ten.hub.wait_stopped(user, server, timeout=ten.poll_interval + 3)
     SERVERS.pop()
     # The user learns why on the server's next spawn page.
-    with httpx.Client(base_url=ten.hub.url, follow_redirects=True, timeout=30) as client:
-        client.get("/hub/login")
-        login = {"username": user, "password": "daas-test-password", "_xsrf": client.cookies.get("_xsrf")}
-        client.post("/hub/login", data=login)
+    with ten.hub.logged_in(user) as client:
         page = html.unescape(client.get(f"/hub/spawn/{user}/{server}").text)
     assert f"Your server's Slurm job {job_id} was cancelled" in page
 

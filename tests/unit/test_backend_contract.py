@@ -19,7 +19,7 @@ from traitlets.config import Config
 from daas_spawner.backends.base import Backend, BackendState, Launch, ServerAddress
 from daas_spawner.backends.local.backend import LocalBackend
 from daas_spawner.options import UserAccess, resolve_options
-from daas_spawner.profiles import LOCAL_DEMO
+from daas_spawner.profiles import local_demo
 
 from ..contract import CHECKS, Harness
 from ..fake_backend import SERVE, FakeBackend
@@ -29,7 +29,7 @@ MARK = "DAAS_CONTRACT_LAUNCH"
 
 def local_launch() -> Launch:
     """A local-profile launch whose server is a plain HTTP server, marked to be counted."""
-    options = resolve_options({}, LOCAL_DEMO, UserAccess())
+    options = resolve_options({}, local_demo(), UserAccess())
     return Launch(
         username="contract",
         server="contract",
