@@ -94,7 +94,8 @@ def test_a_form_post_spawns_a_server_told_the_chosen_greeting(sandbox_hub: Hub, 
     saved = model["state"]["daas"]
     assert saved["backend"] == "sandbox"
     assert saved["options"] == {"profile": "sandbox", "environment": "default", "greeting": "bonjour"}
-    pid = saved["server"]["pid"]
+    assert saved["state"]["greeting"] == "bonjour"
+    pid = saved["state"]["pid"]
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     environ = Path(f"/proc/{children[0]}/environ").read_bytes().split(b"\0")
     assert b"SANDBOX_GREETING=bonjour" in environ  # the request reached the process

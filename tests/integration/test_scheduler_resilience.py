@@ -117,8 +117,9 @@ def test_an_sbatch_that_outlives_its_timeout_leaves_no_job(slurm_hub: SlurmHub) 
     submitted.touch()
     submitted.chmod(0o666)  # sbatch runs as the user
     logging_wrapper = wrapper.read_text()
+    # Held: the job cannot start, report and end on its own first; only the hub's scancel ends it.
     wrapper.write_text(
-        f'#!/bin/sh\n/usr/bin/sbatch "$@" | tee -a {submitted}\nexec sleep 600  # the answer never comes\n'
+        f'#!/bin/sh\n/usr/bin/sbatch --hold "$@" | tee -a {submitted}\nexec sleep 600  # the answer never comes\n'
     )
     before = set(user_jobs("carol"))
     try:
