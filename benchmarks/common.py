@@ -37,6 +37,8 @@ INFO_LOGGING = """
 class VenvHub(Hub):
     """tests/integration's Hub, started with the jupyterhub of another venv (the peers have their own)."""
 
+    spawner_config = ()  # the peer's config names its spawner; its venv has no jupyterhub-daas
+
     def __init__(self, workdir: Path, extra_config: str, venv_bin: Path) -> None:
         self.venv_bin = venv_bin
         super().__init__(workdir, extra_config)

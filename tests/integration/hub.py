@@ -38,6 +38,13 @@ PASSWORD = "daas-test-password"  # the DummyAuthenticator's, for every test user
 class Hub:
     """A JupyterHub process with a test admin service token; REST helpers for tests."""
 
+    # The DaaS spawner with its hub endpoints; a hub of another spawner (a benchmark's peer) has none.
+    spawner_config: tuple[str, ...] = (
+        'c.JupyterHub.spawner_class = "daas"',
+        "from daas_hub import register_handlers",
+        "register_handlers()",
+    )
+
     def __init__(self, workdir: Path, extra_config: str, env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.env = env or {}
@@ -53,6 +60,9 @@ class Hub:
         self.config_path.write_text(self._config(extra_config))
         self.process = LoggedProcess("the hub", self.log_path)
         self.http = httpx.Client(timeout=30)
+
+    def _spawner_lines(self) -> str:
+        return "\n            ".join(self.spawner_config)  # indented like the template around it
 
     def _config(self, extra: str) -> str:
         base = f"""
@@ -72,9 +82,7 @@ class Hub:
             c.JupyterHub.authenticator_class = "dummy"
             c.DummyAuthenticator.password = "{PASSWORD}"
             c.Authenticator.allow_all = True
-            c.JupyterHub.spawner_class = "daas"
-            from daas_hub import register_handlers
-            register_handlers()
+            {self._spawner_lines()}
             c.Spawner.cmd = ["jupyterhub-singleuser"]
             c.JupyterHub.services = [{{"name": "test-admin", "api_token": "{self.admin_token}"}}]
             c.JupyterHub.load_roles = [{{"name": "admin", "services": ["test-admin"]}}]
