@@ -163,7 +163,7 @@ class Fuzz:
             time.sleep(0.2)
         argv = [entry[2] for entry in self.slurm.commands.entries("sbatch")][self.sbatch_count :]
         problems = [arg for line in argv for arg in line.split() if not SBATCH_ARG.match(arg)]
-        job = (model or {}).get("state", {}).get("daas", {}).get("server", {}).get("job_id")
+        job = (model or {}).get("state", {}).get("daas", {}).get("state", {}).get("job_id")
         if job:
             problems += script_problems(batch_script(job))
         if problems:

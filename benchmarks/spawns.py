@@ -419,7 +419,7 @@ class Bench:
             if spawn is None:
                 continue
             if system == "daas":
-                job = state.get("daas", {}).get("server", {})
+                job = state.get("daas", {}).get("state", {})
                 spawn.job_id, spawn.log = job.get("job_id", ""), job.get("log", "")
             else:
                 spawn.job_id = state.get("job_id", "")

@@ -43,6 +43,7 @@ def template_environment(template_paths: tuple[str, ...] = ()) -> Environment:
     env = Environment(
         loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(default=True, default_for_string=True),
+        auto_reload=False,  # templates change with a hub restart: no stat of every included file per view
     )
     env.filters["memory"] = format_memory
     env.filters["walltime"] = format_walltime
