@@ -35,7 +35,8 @@ WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
 ACCOUNT = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")
 
 
-def _account_template(value: str) -> str:
+def check_account_template(value: str) -> str:
+    """`value` if it is an account with at most a {proposal} placeholder; ValueError otherwise."""
     if ACCOUNT.fullmatch(value.replace("{proposal}", "P")) is None:
         raise ValueError("an account is letters, digits and _ . : + - with at most a {proposal} placeholder")
     return value
@@ -45,8 +46,8 @@ def account_for(template: str, proposal: str) -> str:
     """The account a template names for a proposal; ValueError when the result is not an account."""
     account = template.replace("{proposal}", proposal)
     if ACCOUNT.fullmatch(account) is None:
-        raise ValueError(f"{account!r} is not a valid account name")
+        raise ValueError(f"refusing Slurm account {account!r}")
     return account
 
 
-AccountTemplate = Annotated[str, AfterValidator(_account_template)]
+AccountTemplate = Annotated[str, AfterValidator(check_account_template)]

@@ -7,8 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from traitlets import TraitError
 
+from daas_core.fields import account_for
 from daas_core.mounts import Mount
+from daas_spawner.backends.slurm.backend import SlurmBackend
 from daas_spawner.backends.slurm.commands import (
     ACTIVE_STATES,
     PENDING_STATES,
@@ -427,3 +430,16 @@ def test_a_cut_off_submission_is_found_by_its_comment():
     listed = "41|jupyterhub-daas-aa\n42|jupyterhub-daas-bb\n43|(null)\n44|a|jupyterhub-daas-bb\nnoise\n"
     assert jobs_with_comment(listed, "jupyterhub-daas-bb") == ["42"]
     assert jobs_with_comment("", "jupyterhub-daas-bb") == []
+
+
+@pytest.mark.parametrize("template", ["p {proposal}", "{proposal};id", "acct\n#SBATCH --uid=0", "x" * 101])
+def test_the_backends_account_template_takes_only_an_account(template: str) -> None:
+    with pytest.raises(TraitError, match="account_template"):
+        SlurmBackend(account_template=template)
+
+
+@pytest.mark.parametrize("template, proposal", [("p{proposal}", "20231234"), ("", "20231234"), ("facility", "")])
+def test_an_account_template_that_is_an_account_is_kept(template: str, proposal: str) -> None:
+    assert SlurmBackend(account_template=template).account_template == template
+    if template:
+        assert account_for(template, proposal) == template.replace("{proposal}", proposal)

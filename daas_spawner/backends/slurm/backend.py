@@ -16,6 +16,7 @@ from traitlets import Float, List, TraitError, Unicode, default, validate
 
 from daas_core.accounts import UNIX_NAME, as_user
 from daas_core.commands import CommandFailed, run_command
+from daas_core.fields import check_account_template
 from daas_core.shared_query import SharedQuery
 
 from ...availability import AvailabilityCache
@@ -32,7 +33,6 @@ from ..base import (
 )
 from .availability import PartitionAvailability, parse_availability, sinfo_availability_argv
 from .commands import (
-    ACCOUNT,
     JobInfo,
     JobSpec,
     NodeInfo,
@@ -199,9 +199,10 @@ class SlurmBackend(Backend[SlurmState]):
 
     @validate("account_template")
     def _valid_account_template(self, proposal: Any) -> str:
-        if proposal.value and not ACCOUNT.fullmatch(proposal.value.replace("{proposal}", "P")):
-            raise TraitError(f"account_template {proposal.value!r}: letters, digits, _ . : + - and {{proposal}} only")
-        return proposal.value
+        try:
+            return check_account_template(proposal.value) if proposal.value else proposal.value
+        except ValueError as err:
+            raise TraitError(f"account_template {proposal.value!r}: {err}") from None
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

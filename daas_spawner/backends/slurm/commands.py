@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass
 from importlib.resources import files
 
+from daas_core.fields import account_for
 from daas_core.mount_builders import apptainer_bind_args
 from daas_core.mounts import Mount
 from daas_core.quantities import format_walltime
@@ -22,7 +23,6 @@ from .profile import SlurmRequest
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-ACCOUNT = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")
 _JOB_ID = re.compile(r"(\d+)(?:;[\w.-]+)?")
 LAUNCHER_EOF = "DAAS_LAUNCHER_EOF"
 
@@ -85,10 +85,7 @@ def job_account(options: ResolvedOptions[SlurmRequest], default_template: str) -
     template = options.request.slurm.account or (default_template if options.proposal else "")
     if not template:
         return None
-    account = template.replace("{proposal}", options.proposal or "")
-    if not ACCOUNT.fullmatch(account):
-        raise ValueError(f"refusing Slurm account {account!r}")
-    return account
+    return account_for(template, options.proposal or "")
 
 
 def sbatch_argv(prefix: list[str], sbatch: str, options: ResolvedOptions[SlurmRequest], spec: JobSpec) -> list[str]:
