@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -87,3 +89,12 @@ def site_profiles_raw() -> dict:
 @pytest.fixture
 def site() -> ProfileSet:
     return parse_profiles(site_profiles_raw(), "test-site.yaml")
+
+
+@pytest.fixture
+def stranger() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that is not the backend's child, as a server from before a hub restart is not."""
+    process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()

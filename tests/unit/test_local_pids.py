@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from daas_spawner.backends.local.backend import LocalBackend, LocalState, process_start_time
-
-
-@pytest.fixture
-def stranger() -> Iterator[subprocess.Popen[bytes]]:
-    """A process that is not the backend's child, as a server from before a hub restart is not."""
-    process = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    yield process
-    process.kill()
-    process.wait()
 
 
 def test_start_time_of_a_process(stranger: subprocess.Popen[bytes]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,14 +45,6 @@ async def test_a_slurm_server_of_055a6f9_polls(tmp_path: Path, rows: str, status
     backend = SlurmBackend(slurm_bin_dir=str(fake_squeue(tmp_path, rows)))
     assert await backend.poll(backend.load_state(record.state, record.version)) == status
     await backend.close()
-
-
-@pytest.fixture
-def stranger() -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    yield process
-    process.kill()
-    process.wait()
 
 
 async def test_a_local_server_of_055a6f9_loads_and_polls(stranger: subprocess.Popen[bytes]) -> None:
