@@ -23,8 +23,8 @@ done
 [[ $(id -u) -eq 0 ]] || { echo "fresh.sh: run as root" >&2; exit 1; }
 say() { echo "[fresh.sh] $*"; }
 
-# Accounts: the test cluster's users, the demo's service user, the benchmarks' users.
-ACCOUNTS=(alice bob carol daas-demo)
+# Accounts: the test cluster's users and slurmrestd's, the demo's service user, the unprivileged test hub's, the benchmarks' users.
+ACCOUNTS=(alice bob carol daas-demo daas-hub slurmrest)
 while IFS=: read -r name _; do
     [[ $name =~ ^bench[0-9]+$ ]] && ACCOUNTS+=("$name")
 done </etc/passwd

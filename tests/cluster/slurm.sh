@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start and stop a small, real Slurm cluster on this single machine (Debian 12, as root, no systemd).
 #
-#   bash tests/cluster/slurm.sh install|start|stop|restart|stop-controller|start-controller|status|users
+#   bash tests/cluster/slurm.sh install|start|stop|restart|stop-controller|start-controller|stop-rest|start-rest|status|users
 #
 # Layout (all nodes are slurmd processes on this host, NodeAddr=127.0.0.1):
 #   cpu01, cpu02  partition cpu (default)  8 CPUs, 16000 MB
@@ -12,6 +12,8 @@
 # Benchmarks (benchmarks/README.md) pose a larger cluster, taking effect when slurmctld (re)starts:
 #   DAAS_SLURM_CPUS=N         CPUs per node instead of 8 (slurmd trusts the configuration)
 #   DAAS_SLURM_JOB_STARTS=F   a Prolog appends "<job id> <epoch seconds>" to F when a job starts on a node
+# The controller also takes JWTs (AuthAltTypes=auth/jwt, key $CONF_DIR/jwt_hs256.key), and slurmrestd
+# (REST API v0.0.38) listens on 127.0.0.1:${DAAS_SLURMRESTD_PORT:-6830} as the system user slurmrest.
 set -euo pipefail
 
 DIR=${DAAS_SLURM_DIR:-/var/tmp/daas-slurm}
@@ -22,14 +24,20 @@ CLUSTER=daas-test
 CTLD_PORT=6817
 NODES=(cpu01 cpu02 gpu01 p9-01)
 declare -A NODE_PORT=([cpu01]=6818 [cpu02]=6819 [gpu01]=6820 [p9-01]=6821)
-PACKAGES=(slurmctld slurmd slurm-client munge sudo procps)
+PACKAGES=(slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin munge sudo procps)
 TEST_USERS=(alice bob carol)
 TIMEOUT=${DAAS_SLURM_TIMEOUT:-60}
 NODE_CPUS=${DAAS_SLURM_CPUS:-8}
 JOB_STARTS=${DAAS_SLURM_JOB_STARTS:-}
 [[ $NODE_CPUS =~ ^[1-9][0-9]{0,3}$ ]] || { echo "[slurm.sh] ERROR: DAAS_SLURM_CPUS must be a number" >&2; exit 2; }
 
+REST_PORT=${DAAS_SLURMRESTD_PORT:-6830}
+REST_USER=slurmrest  # slurmrestd refuses to run as root or SlurmUser
+JWT_KEY=$CONF_DIR/jwt_hs256.key
+
 MUNGE_PID=/run/munge/munged.pid
+REST_PID=$DIR/run/slurmrestd.pid
+REST_LOG=$DIR/log/slurmrestd.log
 CTLD_PID=$DIR/run/slurmctld.pid
 CTLD_LOG=$DIR/log/slurmctld.log
 slurmd_pid() { echo "$DIR/run/slurmd-$1.pid"; }
@@ -96,7 +104,7 @@ ctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
 
 show_logs() {
     local f
-    for f in "$CTLD_LOG" "$DIR"/log/slurmd-*.log /var/log/munge/munged.log; do
+    for f in "$CTLD_LOG" "$REST_LOG" "$DIR"/log/slurmd-*.log /var/log/munge/munged.log; do
         [[ -f $f ]] || continue
         echo "----- tail $f" >&2
         tail -n 25 "$f" >&2
@@ -141,6 +149,10 @@ cmd_users() {
             say "created user $u"
         fi
     done
+    if ! id "$REST_USER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --shell /usr/sbin/nologin "$REST_USER"
+        say "created system user $REST_USER (runs slurmrestd)"
+    fi
 }
 
 # ---------------------------------------------------------------- configuration
@@ -160,6 +172,8 @@ SlurmUser=$slurm_user
 SlurmdUser=root
 AuthType=auth/munge
 CryptoType=crypto/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$JWT_KEY
 MpiDefault=none
 MailProg=/bin/true
 SwitchType=switch/none
@@ -238,6 +252,18 @@ write_prolog() {
     chmod 0644 "$starts"
     printf '#!/bin/sh\necho "$SLURM_JOB_ID $(date +%%s.%%N)" >> %q\n' "$starts" >"$DIR/prolog.sh"
     chmod 0755 "$DIR/prolog.sh"
+}
+
+# The HS256 key of the JWTs slurmctld and slurmrestd accept: 32 random bytes, SlurmUser's alone.
+write_jwt_key() {
+    local owner=slurm
+    id slurm >/dev/null 2>&1 || owner=root
+    if [[ ! -s $JWT_KEY ]]; then
+        (umask 077 && head -c 32 /dev/urandom >"$JWT_KEY")
+        say "created JWT key $JWT_KEY"
+    fi
+    chown "$owner:" "$JWT_KEY"
+    chmod 0600 "$JWT_KEY"
 }
 
 prepare_dirs() {
@@ -327,6 +353,29 @@ start_slurmds() {
     done
 }
 
+rest_up() { (exec 3<>"/dev/tcp/127.0.0.1/$REST_PORT") 2>/dev/null; }
+
+# slurmrestd in the foreground of its own user (setpriv execs: the pid is slurmrestd's), JWT auth only
+start_rest() {
+    local i
+    alive_pid "$REST_PID" >/dev/null && return 0
+    rm -f "$REST_PID"
+    setpriv --reuid="$REST_USER" --regid="$REST_USER" --init-groups -- \
+        env SLURM_JWT=daemon slurmrestd -a rest_auth/jwt -s openapi/v0.0.38 "127.0.0.1:$REST_PORT" \
+        </dev/null >>"$REST_LOG" 2>&1 &
+    echo $! >"$REST_PID"
+    for ((i = 0; i < TIMEOUT * 10; i++)); do
+        rest_up && { say "slurmrestd up on 127.0.0.1:$REST_PORT (pid $(<"$REST_PID"))"; return 0; }
+        alive_pid "$REST_PID" >/dev/null || ((i < 10)) || start_failed "slurmrestd exited"
+        sleep 0.1
+    done
+    start_failed "slurmrestd does not answer on 127.0.0.1:$REST_PORT"
+}
+
+cmd_stop_rest() {
+    stop_pidfile "$REST_PID" slurmrestd
+}
+
 # all nodes idle/mixed/allocated (i.e. responding); resume nodes that came back DOWN/DRAINED from saved state
 wait_nodes() {
     local i states bad resumed=0
@@ -356,6 +405,7 @@ all_running() {
     local n
     alive_pid "$MUNGE_PID" >/dev/null || return 1
     alive_pid "$CTLD_PID" >/dev/null || return 1
+    alive_pid "$REST_PID" >/dev/null || return 1
     for n in "${NODES[@]}"; do
         alive_pid "$(slurmd_pid "$n")" >/dev/null || return 1
     done
@@ -371,10 +421,12 @@ cmd_start() {
     prepare_dirs
     if ! alive_pid "$CTLD_PID" >/dev/null; then
         write_conf
+        write_jwt_key
     fi
     start_munge
     start_ctld
     start_slurmds
+    start_rest
     wait_nodes
     wait_first_sched
     say "cluster $CLUSTER ready: $(sinfo -h -o '%P:%D' | tr '\n' ' ')"
@@ -443,12 +495,14 @@ cmd_stop() {
     ((${#pids[@]})) && say "stopped slurmd ${names[*]}"
     rm -f "$DIR"/run/slurmd-*.pid
     kill_stepds
+    stop_pidfile "$REST_PID" slurmrestd
     stop_pidfile "$CTLD_PID" slurmctld 30
     stop_pidfile "$MUNGE_PID" munged
     # Exited daemons stay zombies until PID 1 reaps them (inside containers that can take ~2 s):
     # wait, so that `pgrep slurm` is empty when we return.
     for ((i = 0; i < 100; i++)); do
         pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || pgrep -x slurmstepd >/dev/null ||
+            pgrep -x slurmrestd >/dev/null ||
             pgrep -x munged >/dev/null || break
         sleep 0.1
     done
@@ -489,11 +543,13 @@ case ${1:-} in
     stop) cmd_stop ;;
     restart) cmd_stop; cmd_start ;;
     stop-controller) cmd_stop_controller ;;
+    stop-rest) cmd_stop_rest ;;
+    start-rest) start_rest ;;
     start-controller) cmd_start_controller ;;
     status) cmd_status ;;
     logs) show_logs 2>&1 ;;
     *)
-        echo "usage: $0 install|start|stop|restart|stop-controller|start-controller|status|users|logs" >&2
+        echo "usage: $0 install|start|stop|restart|stop-controller|start-controller|stop-rest|start-rest|status|users|logs" >&2
         exit 2
         ;;
 esac
