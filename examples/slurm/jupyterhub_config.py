@@ -30,6 +30,11 @@ c.SlurmBackend.poll_interval = 30  # one batched squeue per 30 s for the whole h
 c.SlurmBackend.working_dir = "{home}"
 c.SlurmBackend.output = "jupyterhub-daas-%j.log"
 
+# Without sudo or munge on the hub's host (README, "Slurm without sudo"): slurmrestd with a token per person.
+# c.SlurmBackend.transport = "rest"
+# c.SlurmRest.url = "http://127.0.0.1:6820"
+# c.SlurmRest.jwt_key_file = "/etc/jupyterhub/secrets/jwt_hs256.key"  # the cluster's key: guard it like root
+
 # Per-proposal data (needs proposals from daas_auth: see examples/keycloak): links in every server,
 # and the daas-data service to browse them. Both read the file daas_config.py names.
 c.DaaSSpawner.data_locations = load_data_locations(c.DataService.data_locations)
