@@ -111,8 +111,16 @@ class RestTransport(SlurmTransport):
         self.ping_timeout = ping_timeout
         self.peer = f"Slurm's REST API at {settings.url}"
         self.tokens = settings.user_tokens(timeout)
-        self.client = httpx.AsyncClient(base_url=f"{settings.url}/slurm/{settings.api_version}", timeout=timeout)
+        self._client: httpx.AsyncClient | None = None
         self.requests = 0
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The connection pool, opened again after `close` (a backend set up anew after a shutdown)."""
+        if self._client is None or self._client.is_closed:
+            base = f"{self.settings.url}/slurm/{self.settings.api_version}"
+            self._client = httpx.AsyncClient(base_url=base, timeout=self.timeout)
+        return self._client
 
     async def check(self) -> None:
         if isinstance(self.tokens, KeyTokens) and not self.settings.jwt_key_file:
@@ -122,7 +130,8 @@ class RestTransport(SlurmTransport):
             raise SpawnFailed(f"the hub cannot get Slurm tokens: {problem}")
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     async def _call(
         self, method: str, path: str, username: str, body: Any = None, timeout: float | None = None
