@@ -134,7 +134,7 @@ class SlurmBackend(Backend[SlurmState]):
     job_name = Unicode(
         "jupyterhub-daas",
         config=True,
-        help="Slurm job name of every server job. The shared squeue query selects jobs by this name.",
+        help="Slurm job name of every server job. The shared job-list query selects jobs by this name.",
     )
     working_dir = Unicode(
         "{home}",
@@ -161,7 +161,7 @@ class SlurmBackend(Backend[SlurmState]):
     poll_interval = Float(
         30.0,
         config=True,
-        help="Seconds between the hub's batched squeue queries while servers only run.",
+        help="Seconds between the hub's batched job-list queries (squeue, or GET /jobs) while servers only run.",
     )
     busy_interval = Float(
         1.0,
@@ -185,20 +185,20 @@ class SlurmBackend(Backend[SlurmState]):
     stop_timeout = Float(
         60.0,
         config=True,
-        help="Seconds to wait after scancel until the job has left the node.",
+        help="Seconds to wait after the cancel until the job has left the node.",
     )
     availability_ttl = Float(
         30.0,
         config=True,
-        help="""Seconds one cluster-availability view (a single sinfo for every partition) stays current.
+        help="""Seconds one cluster-availability view (one sinfo, or GET /nodes + /partitions) stays current.
 
-        All viewers and the spawn path share that view: at most one sinfo per ttl for the whole
-        hub, whatever the number of users, and a failed sinfo is retried after ttl at the earliest.""",
+        All viewers and the spawn path share that view: at most one query per ttl for the whole
+        hub, whatever the number of users, and a failed one is retried after ttl at the earliest.""",
     )
     availability_first_wait = Float(
         1.0,
         config=True,
-        help="Seconds the very first availability request waits for the first sinfo; later ones never wait.",
+        help="Seconds the very first availability request waits for the first query; later ones never wait.",
     )
 
     @validate("account_template")
@@ -235,7 +235,7 @@ class SlurmBackend(Backend[SlurmState]):
             return False
 
     async def _node(self, name: str) -> NodeInfo | None:
-        """The node's addresses; an unknown name refreshes the list with one sinfo shared by all who ask."""
+        """The node's addresses; an unknown name refreshes the list with one query shared by all who ask."""
         if name not in self._nodes:
             self._nodes = await self._nodes_query.get()
         return self._nodes.get(name)
@@ -345,7 +345,7 @@ class SlurmBackend(Backend[SlurmState]):
         task.add_done_callback(self._cleanups.discard)
 
     async def _cancel_by_comment(self, username: str, comment: str) -> None:
-        """Look the job up by its comment and scancel it as the user; retried until Slurm answers, for stop_timeout."""
+        """Look the job up by its comment and cancel it as the user; retried until Slurm answers, for stop_timeout."""
         deadline = time.monotonic() + self.stop_timeout
         while True:
             try:
@@ -501,7 +501,7 @@ class SlurmBackend(Backend[SlurmState]):
             await self._stop_job(state.username, job_id, seen_at=looked)
 
     async def _stop_job(self, username: str, job_id: str, seen_at: float = 0.0) -> None:
-        """scancel as the user until the job is gone; bounded by stop_timeout.
+        """Cancel as the user until the job is gone; bounded by stop_timeout.
 
         `seen_at`: when the job was last known to exist (a queue view from before then does not count).
         """
@@ -516,11 +516,13 @@ class SlurmBackend(Backend[SlurmState]):
                         await self.slurm.cancel(username, job_id)
                         cancelled = True
                     except CommandFailed as err:
-                        self.log.warning("scancel %s failed, will retry: %s", job_id, err)
+                        self.log.warning("Cancelling Slurm job %s failed, will retry: %s", job_id, err)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.queue.untrack(job_id)
-                    raise SpawnFailed(f"Slurm job {job_id} still present {self.stop_timeout:g} s after scancel")
+                    raise SpawnFailed(
+                        f"Slurm job {job_id} still present {self.stop_timeout:g} s after it was cancelled"
+                    )
                 try:
                     await asyncio.wait_for(self.queue.changed(), remaining)
                 except asyncio.TimeoutError:
