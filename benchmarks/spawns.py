@@ -636,7 +636,10 @@ def summarise(runs: list[Run], counts: list[int], systems: Sequence[str]) -> dic
                 phases = [p for r in mine for p in r.phases if p.name == phase]
                 if not phases:
                     continue
-                seen = sorted({c for p in phases for c in p.commands} - {"squeue", "sbatch", "scancel", "sinfo"})
+                listing = JOB_LIST.get(system, "squeue")  # always reported, 0 included
+                seen = sorted(
+                    {listing, *(c for p in phases for c in p.commands)} - {"squeue", "sbatch", "scancel", "sinfo"}
+                )
                 entry[phase] = {
                     "seconds": spread([p.seconds for p in phases]),
                     "calls_per_min": spread([p.per_minute() for p in phases]),
