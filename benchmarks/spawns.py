@@ -90,6 +90,12 @@ JOB_LIST = {"daas-rest": "GET /jobs"}  # the call that lists the queue; squeue f
 REST_URL = "http://127.0.0.1:6830"
 JWT_KEY = Path("/etc/slurm/jwt_hs256.key")
 REST_LOG = Path("/var/tmp/daas-slurm/log/slurmrestd.log")
+# The daemons that answer a hub's calls: their CPU is the scheduler's side of the load (munged: the CLI's auth).
+DAEMON_PIDS = {
+    "slurmctld": Path("/var/tmp/daas-slurm/run/slurmctld.pid"),
+    "slurmrestd": Path("/var/tmp/daas-slurm/run/slurmrestd.pid"),
+    "munged": Path("/run/munge/munged.pid"),
+}
 REST_REQUEST = re.compile(r"operations_router: \[\S+\] (GET|POST|PUT|PATCH|DELETE) (/\S*)$")
 DAAS_OPTIONS = {"profile": "cpu", "cores": "min", "memory": "512M", "walltime": "1:00:00"}
 SERVER_VENV = Path(sys.prefix)  # every system's servers run this venv's jupyterhub-singleuser
@@ -247,6 +253,16 @@ def rest_call(match: re.Match[str]) -> str:
 Calls = CommandCalls | RestCalls
 
 
+def daemon_cpu() -> dict[str, float]:
+    """CPU seconds so far of each daemon in DAEMON_PIDS that is running."""
+    cpu = {}
+    for name, pid_file in DAEMON_PIDS.items():
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            times = psutil.Process(int(pid_file.read_text())).cpu_times()
+            cpu[name] = times.user + times.system
+    return cpu
+
+
 # -- one measured run -------------------------------------------------------------------------
 
 
@@ -280,6 +296,7 @@ class Phase:
     hub_cpu_s: float = math.nan
     command_cpu_s: float = math.nan  # the hub's reaped children: sudo and the scheduler commands
     hub_peak_rss_mb: float = math.nan
+    daemon_cpu_s: dict[str, float] = field(default_factory=dict)  # slurmctld, slurmrestd, munged
 
     @property
     def seconds(self) -> float:
@@ -348,6 +365,7 @@ class HubMeter:
     async def phase(self, phase: Phase, calls: Calls) -> Any:
         cpu, children = self._cpu()
         mark = calls.mark()
+        daemons = daemon_cpu()
         self.peak = 0.0
         if self.process is not None:
             self._task = asyncio.ensure_future(self._sample())
@@ -361,6 +379,9 @@ class HubMeter:
             phase.hub_cpu_s, phase.command_cpu_s = cpu_after - cpu, children_after - children
             phase.hub_peak_rss_mb = self.peak if self.process is not None else math.nan
             phase.commands = calls.since(mark)
+            phase.daemon_cpu_s = {
+                name: spent - daemons[name] for name, spent in daemon_cpu().items() if name in daemons
+            }
 
 
 class Bench:
@@ -650,6 +671,10 @@ def summarise(runs: list[Run], counts: list[int], systems: Sequence[str]) -> dic
                     "hub_cpu_s": spread([p.hub_cpu_s for p in phases]),
                     "command_cpu_s": spread([p.command_cpu_s for p in phases]),
                     "hub_peak_rss_mb": spread([p.hub_peak_rss_mb for p in phases]),
+                    **{
+                        f"{name}_cpu_s": spread([p.daemon_cpu_s.get(name, math.nan) for p in phases])
+                        for name in DAEMON_PIDS
+                    },
                 }
             row[system] = entry
         ratios = {}
@@ -701,11 +726,12 @@ def table(summary: dict[str, Any]) -> str:
 
 
 def load_table(summary: dict[str, Any]) -> str:
-    """Scheduler calls per minute by phase (steady: N servers running, first round), with what the hub spent."""
+    """Scheduler calls per minute by phase (steady: N servers running, first round), and the CPU they cost."""
     lines = [
-        "Scheduler calls per minute: median over rounds [min-max]; by call: medians",
+        "Scheduler calls per minute: median over rounds [min-max]; by call, and CPU s of slurmctld, slurmrestd and"
+        " munged: medians",
         f"{'N':>3}  {'system':<12} {'phase':<7} {'seconds':<20} {'calls/min':<20} {'hub CPU s':<16} "
-        f"{'commands CPU s':<16} by call",
+        f"{'commands CPU s':<16} {'ctld/rest/munge CPU s':<22} by call",
     ]
     for n, row in summary.items():
         for system in SYSTEMS:
@@ -723,9 +749,10 @@ def load_table(summary: dict[str, Any]) -> str:
                 )
                 cpu = fmt_spread(p["hub_cpu_s"], 2) if system != "floor" else "-"
                 children = fmt_spread(p["command_cpu_s"], 2) if system != "floor" else "-"
+                daemons = "/".join(f"{p[f'{name}_cpu_s']['median']:.2f}" for name in DAEMON_PIDS)
                 lines.append(
                     f"{n:>3}  {system:<12} {phase:<7} {fmt_spread(p['seconds']):<20} "
-                    f"{fmt_spread(p['calls_per_min']):<20} {cpu:<16} {children:<16} {by_call or '-'}"
+                    f"{fmt_spread(p['calls_per_min']):<20} {cpu:<16} {children:<16} {daemons:<22} {by_call or '-'}"
                 )
     return "\n".join(lines)
 
