@@ -17,7 +17,8 @@ spawn (the hub's own "took X seconds to start" minus job start -> server listeni
 Slurm Prolog and the listening from the server's log); scheduler commands per minute while spawning, while
 N servers run (`--steady` seconds, first round) and while stopping (logging wrappers around each command; for
 daas-rest the request lines of slurmrestd's log);
-hub CPU seconds and peak memory. The systems alternate in each round, their order rotating.
+hub CPU seconds and peak memory, and the CPU seconds of slurmctld, slurmrestd and munged. The systems
+alternate in each round, their order rotating.
 
 The benchmark restarts the test cluster with more CPUs per node (DAAS_SLURM_CPUS) and a job-start Prolog,
 creates the Unix users bench01.. and restores the standard cluster at the end. Needs root,
