@@ -174,7 +174,7 @@ def stale_install() -> list[str]:
     if installed == REPO:
         return []
     stale = []
-    for package in ("daas_spawner", "daas_auth", "daas_services"):
+    for package in ("daas_core", "daas_spawner", "daas_auth", "daas_services", "daas_hub"):
         for source in sorted((REPO / package).rglob("*")):
             if source.is_file() and source.suffix in (".py", ".html", ".js", ".css", ".yaml"):
                 copy = installed / source.relative_to(REPO)

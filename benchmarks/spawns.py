@@ -1,9 +1,12 @@
 """Concurrent spawns on the real Slurm test cluster: DaaS, batchspawner's SlurmSpawner and plain sbatch.
 
     /opt/jupyterhub-daas/venv/bin/python benchmarks/spawns.py [--counts 1,10,50] [--repeats 3] [--steady 60]
+        [--systems daas,daas-rest,batchspawner,floor]
 
 Systems, each starting N single-user servers (1 CPU, 512 MB, 1 h on partition cpu) at once, for N users:
 - ``daas``:  a JupyterHub with DaaSSpawner (profile cpu), N concurrent ``POST /hub/api/users/<u>/server``;
+- ``daas-rest``: the same DaaS hub on the slurmrestd transport (per-user JWTs minted from a copy of the cluster's
+  key; not in the default systems); its scheduler calls are the requests slurmrestd logs;
 - ``batchspawner``: the same JupyterHub (peer venv) with batchspawner's SlurmSpawner, the same requests;
 - ``floor``: no spawner; the same N ``jupyterhub-singleuser`` jobs submitted with plain ``sbatch`` as the users,
   timed until each answers HTTP. (jupyterhub-singleuser asks a hub for its version before it listens: the
@@ -12,8 +15,10 @@ Systems, each starting N single-user servers (1 CPU, 512 MB, 1 h on partition cp
 Per system, N and round: time until all are ready, per-user p50/p95/max, failures; the hub-side overhead per
 spawn (the hub's own "took X seconds to start" minus job start -> server listening, the start taken by a
 Slurm Prolog and the listening from the server's log); scheduler commands per minute while spawning, while
-N servers run (`--steady` seconds, first round) and while stopping (logging wrappers around each command);
-hub CPU seconds and peak memory. The systems alternate in each round, their order rotating.
+N servers run (`--steady` seconds, first round) and while stopping (logging wrappers around each command; for
+daas-rest the request lines of slurmrestd's log);
+hub CPU seconds and peak memory, and the CPU seconds of slurmctld, slurmrestd and munged. The systems
+alternate in each round, their order rotating.
 
 The benchmark restarts the test cluster with more CPUs per node (DAAS_SLURM_CPUS) and a job-start Prolog,
 creates the Unix users bench01.. and restores the standard cluster at the end. Needs root,
@@ -31,6 +36,7 @@ import math
 import os
 import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,9 +76,28 @@ from tests.integration.hub import Hub
 from tests.integration.process import free_port
 from tests.integration.slurm import CLUSTER_SCRIPT, CommandLog
 
-SYSTEMS = ("daas", "batchspawner", "floor")
+SYSTEMS = ("daas", "daas-rest", "batchspawner", "floor")
+DEFAULT_SYSTEMS = ("daas", "batchspawner", "floor")
 HUBS = ("daas", "batchspawner")
-JOB_NAMES = {"daas": "jupyterhub-daas", "batchspawner": "spawner-jupyterhub", "floor": "bench-floor"}
+DAAS_HUBS = ("daas", "daas-rest")  # the same DaaS hub on the cli and on the rest transport
+JOB_NAMES = {
+    "daas": "jupyterhub-daas",
+    "daas-rest": "jupyterhub-daas-rest",
+    "batchspawner": "spawner-jupyterhub",
+    "floor": "bench-floor",
+}
+JOB_LIST = {"daas-rest": "GET /jobs"}  # the call that lists the queue; squeue for the others
+# The test cluster's slurmrestd (tests/cluster/slurm.sh): its address, the JWT key and its request log.
+REST_URL = "http://127.0.0.1:6830"
+JWT_KEY = Path("/etc/slurm/jwt_hs256.key")
+REST_LOG = Path("/var/tmp/daas-slurm/log/slurmrestd.log")
+# The daemons that answer a hub's calls: their CPU is the scheduler's side of the load (munged: the CLI's auth).
+DAEMON_PIDS = {
+    "slurmctld": Path("/var/tmp/daas-slurm/run/slurmctld.pid"),
+    "slurmrestd": Path("/var/tmp/daas-slurm/run/slurmrestd.pid"),
+    "munged": Path("/run/munge/munged.pid"),
+}
+REST_REQUEST = re.compile(r"operations_router: \[\S+\] (GET|POST|PUT|PATCH|DELETE) (/\S*)$")
 DAAS_OPTIONS = {"profile": "cpu", "cores": "min", "memory": "512M", "walltime": "1:00:00"}
 SERVER_VENV = Path(sys.prefix)  # every system's servers run this venv's jupyterhub-singleuser
 BATCHSPAWNER_JOB_LIB = PREFIX / "batchspawner-job"  # batchspawner-singleuser for that venv (setup.sh)
@@ -90,14 +115,33 @@ HUB_COMMON = (
 )
 
 
-def daas_config(profiles: Path, commands: CommandLog) -> str:
+def daas_config(profiles: Path) -> str:
+    """Both DaaS hubs: the same profiles and the product's poll settings; only the transport differs."""
     return f"""
         from daas_hub import register_handlers
         from daas_spawner import load_profiles
         register_handlers()
         c.JupyterHub.spawner_class = "daas"
         c.DaaSSpawner.profiles = load_profiles("{profiles}")
+    """
+
+
+def cli_config(commands: CommandLog) -> str:
+    return f"""
+        c.SlurmBackend.transport = "cli"
         c.SlurmBackend.slurm_bin_dir = "{commands.bin_dir}"
+    """
+
+
+def rest_config(key_file: Path) -> str:
+    """slurmrestd with tokens the hub mints per user; its own job name, so each hub's queue holds its jobs only."""
+    job_name = JOB_NAMES["daas-rest"]
+    return f"""
+        c.SlurmBackend.transport = "rest"
+        c.SlurmBackend.job_name = "{job_name}"
+        c.SlurmRest.url = "{REST_URL}"
+        c.SlurmRest.token_source = "key"
+        c.SlurmRest.jwt_key_file = "{key_file}"
     """
 
 
@@ -156,6 +200,70 @@ async def until_empty(query: Callable[[], Awaitable[Sized]], what: str = "server
         await asyncio.sleep(POLL)
 
 
+class RestHub(Hub):
+    """The DaaS hub on the rest transport; it copies the cluster's JWT key as it starts (the cluster makes the key)."""
+
+    def __init__(self, workdir: Path, extra_config: str) -> None:
+        self.key_copy = workdir / "jwt_hs256.key"
+        super().__init__(workdir, extra_config + textwrap.dedent(rest_config(self.key_copy)))
+
+    def start(self, timeout: float = 60) -> Hub:
+        shutil.copyfile(JWT_KEY, self.key_copy)
+        os.chmod(self.key_copy, 0o600)  # the hub runs as root here: readable by it alone
+        return super().start(timeout)
+
+
+class CommandCalls:
+    """The scheduler commands a system ran, from the logging wrappers (one timestamped line each)."""
+
+    def __init__(self, commands: CommandLog) -> None:
+        self.commands = commands
+
+    def mark(self) -> float:
+        return time.time()
+
+    def since(self, mark: float) -> dict[str, int]:
+        return dict(Counter(name for stamp, name, _ in self.commands.entries() if stamp >= mark))
+
+
+class RestCalls:
+    """The requests slurmrestd logged, one line each ("GET /jobs", "DELETE /job/{id}", ...).
+
+    The log has no times: a phase counts the lines written since its start (only one hub uses slurmrestd)."""
+
+    def __init__(self, path: Path = REST_LOG) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        return self.path.stat().st_size
+
+    def since(self, mark: int) -> dict[str, int]:
+        with self.path.open("rb") as log_file:
+            log_file.seek(mark)
+            lines = log_file.read().decode(errors="replace").splitlines()
+        return dict(Counter(rest_call(match) for line in lines if (match := REST_REQUEST.search(line))))
+
+
+def rest_call(match: re.Match[str]) -> str:
+    """Calls of one kind count together: "GET /slurm/v0.0.38/job/42" -> "GET /job/{id}"."""
+    path = re.sub(r"^/slurm/v[\d.]+", "", match.group(2))
+    path = re.sub(r"/\d+(?=/|$)", "/{id}", path)
+    return f"{match.group(1)} {path}"
+
+
+Calls = CommandCalls | RestCalls
+
+
+def daemon_cpu() -> dict[str, float]:
+    """CPU seconds so far of each daemon in DAEMON_PIDS that is running."""
+    cpu = {}
+    for name, pid_file in DAEMON_PIDS.items():
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            times = psutil.Process(int(pid_file.read_text())).cpu_times()
+            cpu[name] = times.user + times.system
+    return cpu
+
+
 # -- one measured run -------------------------------------------------------------------------
 
 
@@ -185,17 +293,20 @@ class Phase:
     name: str
     began: float
     ended: float = math.nan
-    commands: dict[str, int] = field(default_factory=dict)
+    commands: dict[str, int] = field(default_factory=dict)  # scheduler calls: commands, or REST requests
     hub_cpu_s: float = math.nan
     command_cpu_s: float = math.nan  # the hub's reaped children: sudo and the scheduler commands
     hub_peak_rss_mb: float = math.nan
+    daemon_cpu_s: dict[str, float] = field(default_factory=dict)  # slurmctld, slurmrestd, munged
 
     @property
     def seconds(self) -> float:
         return self.ended - self.began
 
-    def per_minute(self, command: str) -> float:
-        return self.commands.get(command, 0) * 60 / self.seconds if self.seconds > 0 else math.nan
+    def per_minute(self, command: str | None = None) -> float:
+        """One command's (or request's) count per minute; every call's without a name."""
+        count = self.commands.get(command, 0) if command else sum(self.commands.values())
+        return count * 60 / self.seconds if self.seconds > 0 else math.nan
 
 
 @dataclass
@@ -252,8 +363,10 @@ class HubMeter:
             await asyncio.sleep(0.2)
 
     @contextlib.asynccontextmanager
-    async def phase(self, phase: Phase, commands: CommandLog | None) -> Any:
+    async def phase(self, phase: Phase, calls: Calls) -> Any:
         cpu, children = self._cpu()
+        mark = calls.mark()
+        daemons = daemon_cpu()
         self.peak = 0.0
         if self.process is not None:
             self._task = asyncio.ensure_future(self._sample())
@@ -266,10 +379,10 @@ class HubMeter:
             cpu_after, children_after = self._cpu()
             phase.hub_cpu_s, phase.command_cpu_s = cpu_after - cpu, children_after - children
             phase.hub_peak_rss_mb = self.peak if self.process is not None else math.nan
-            if commands is not None:
-                phase.commands = dict(
-                    Counter(name for stamp, name, _ in commands.entries() if phase.began <= stamp <= phase.ended)
-                )
+            phase.commands = calls.since(mark)
+            phase.daemon_cpu_s = {
+                name: spent - daemons[name] for name, spent in daemon_cpu().items() if name in daemons
+            }
 
 
 class Bench:
@@ -281,14 +394,18 @@ class Bench:
         self.users = users
         self.systems = systems
         self.job_starts = workdir / "job-starts.log"
-        self.commands = {name: CommandLog(workdir / name / "slurm-bin") for name in SYSTEMS}
+        self.commands = {name: CommandLog(workdir / name / "slurm-bin") for name in SYSTEMS if name != "daas-rest"}
+        self.calls: dict[str, Calls] = {name: CommandCalls(log) for name, log in self.commands.items()}
         self.hubs: dict[str, Hub] = {}
         profiles = bench_profiles(workdir / "profiles.yaml")
+        daas_common = textwrap.dedent(HUB_COMMON) + textwrap.dedent(daas_config(profiles))
         # The DaaS hub always runs: the floor's servers ask it for its version.
         self.hubs["daas"] = Hub(
-            workdir / "daas" / "hub",
-            textwrap.dedent(HUB_COMMON) + textwrap.dedent(daas_config(profiles, self.commands["daas"])),
+            workdir / "daas" / "hub", daas_common + textwrap.dedent(cli_config(self.commands["daas"]))
         )
+        if "daas-rest" in systems:
+            self.hubs["daas-rest"] = RestHub(workdir / "daas-rest" / "hub", daas_common)
+            self.calls["daas-rest"] = RestCalls()
         if "batchspawner" in systems:
             config = textwrap.dedent(HUB_COMMON) + textwrap.dedent(batchspawner_config(self.commands["batchspawner"]))
             self.hubs["batchspawner"] = VenvHub(workdir / "batchspawner" / "hub", config, BENCH_VENV / "bin")
@@ -332,17 +449,17 @@ class Bench:
         hub = self.hubs[system]
         run = Run(system, n, round_no, [Spawn(u) for u in self.users[:n]])
         meter = HubMeter(hub.process.process.pid if hub.process.process else None)
-        commands = self.commands[system]
+        calls = self.calls[system]
         log_offset = hub.log_path.stat().st_size
         async with self.client(system) as client:
-            async with meter.phase(Phase("spawn", time.time()), commands) as spawning:
+            async with meter.phase(Phase("spawn", time.time()), calls) as spawning:
                 run.phases.append(spawning)
                 await self.start_servers(client, system, run.spawns)
             if steady > 0:
-                async with meter.phase(Phase("steady", time.time()), commands) as running:
+                async with meter.phase(Phase("steady", time.time()), calls) as running:
                     run.phases.append(running)
                     await asyncio.sleep(steady)
-            async with meter.phase(Phase("stop", time.time()), commands) as stopping:
+            async with meter.phase(Phase("stop", time.time()), calls) as stopping:
                 run.phases.append(stopping)
                 await self.stop_servers(client, system, [s.user for s in run.spawns])
         by_user = {s.user: s for s in run.spawns}
@@ -359,7 +476,7 @@ class Bench:
 
     async def start_servers(self, client: httpx.AsyncClient, system: str, spawns: list[Spawn]) -> None:
         """POST every spawn at once; return when each is ready or failed (its Spawn says which)."""
-        body = json.dumps(DAAS_OPTIONS if system == "daas" else {})
+        body = json.dumps(DAAS_OPTIONS if system in DAAS_HUBS else {})
 
         async def post(spawn: Spawn) -> None:
             spawn.posted = time.time()
@@ -418,7 +535,7 @@ class Bench:
             spawn = by_user.get(user)
             if spawn is None:
                 continue
-            if system == "daas":
+            if system in DAAS_HUBS:
                 job = state.get("daas", {}).get("state", {})
                 spawn.job_id, spawn.log = job.get("job_id", ""), job.get("log", "")
             else:
@@ -463,7 +580,7 @@ class Bench:
                 await asyncio.sleep(POLL)
 
         async with httpx.AsyncClient(timeout=10) as client:
-            async with meter.phase(Phase("spawn", time.time()), commands) as spawning:
+            async with meter.phase(Phase("spawn", time.time()), self.calls["floor"]) as spawning:
                 run.phases.append(spawning)
                 await asyncio.gather(*(submit(s) for s in run.spawns))
                 _, late = await asyncio.wait(
@@ -474,7 +591,7 @@ class Bench:
                 for spawn in run.spawns:
                     if math.isnan(spawn.ready) and not spawn.failed:
                         spawn.failed = f"not listening after {self.timeout:g} s"
-        async with meter.phase(Phase("stop", time.time()), commands) as stopping:
+        async with meter.phase(Phase("stop", time.time()), self.calls["floor"]) as stopping:
             run.phases.append(stopping)
             await asyncio.to_thread(subprocess.run, ["scancel", "-n", JOB_NAMES["floor"]], check=False, timeout=60)
             await self.wait_no_jobs(JOB_NAMES["floor"])
@@ -541,19 +658,35 @@ def summarise(runs: list[Run], counts: list[int], systems: Sequence[str]) -> dic
                 phases = [p for r in mine for p in r.phases if p.name == phase]
                 if not phases:
                     continue
+                listing = JOB_LIST.get(system, "squeue")  # always reported, 0 included
+                seen = sorted(
+                    {listing, *(c for p in phases for c in p.commands)} - {"squeue", "sbatch", "scancel", "sinfo"}
+                )
                 entry[phase] = {
                     "seconds": spread([p.seconds for p in phases]),
+                    "calls_per_min": spread([p.per_minute() for p in phases]),
                     **{
                         f"{c}_per_min": spread([p.per_minute(c) for p in phases])
-                        for c in ("squeue", "sbatch", "scancel", "sinfo")
+                        for c in ("squeue", "sbatch", "scancel", "sinfo", *seen)
                     },
                     "hub_cpu_s": spread([p.hub_cpu_s for p in phases]),
                     "command_cpu_s": spread([p.command_cpu_s for p in phases]),
                     "hub_peak_rss_mb": spread([p.hub_peak_rss_mb for p in phases]),
+                    **{
+                        f"{name}_cpu_s": spread([p.daemon_cpu_s.get(name, math.nan) for p in phases])
+                        for name in DAEMON_PIDS
+                    },
                 }
             row[system] = entry
         ratios = {}
-        for a, b in (("daas", "floor"), ("batchspawner", "floor"), ("daas", "batchspawner")):
+        pairs = (
+            ("daas", "floor"),
+            ("batchspawner", "floor"),
+            ("daas", "batchspawner"),
+            ("daas-rest", "daas"),
+            ("daas-rest", "floor"),
+        )
+        for a, b in pairs:
             per_round = []
             for round_no in sorted({r.round for r in runs}):
                 ra = next((r for r in runs if (r.system, r.n, r.round) == (a, n, round_no)), None)
@@ -569,9 +702,9 @@ def summarise(runs: list[Run], counts: list[int], systems: Sequence[str]) -> dic
 
 def table(summary: dict[str, Any]) -> str:
     lines = [
-        "Concurrent spawns: seconds, median over rounds [min-max]",
+        "Concurrent spawns: seconds, median over rounds [min-max]; list/min: queue listings (squeue, or GET /jobs)",
         f"{'N':>3}  {'system':<12} {'all ready':<20} {'user p50':<20} {'user p95':<20} {'fail':>4}  "
-        f"{'hub overhead p50':<20} {'squeue/min spawn':<18} {'squeue/min run':<16} {'hub CPU s':<12} {'peak MB':<8}",
+        f"{'hub overhead p50':<20} {'list/min spawn':<18} {'list/min run':<16} {'hub CPU s':<12} {'peak MB':<8}",
     ]
     for n, row in summary.items():
         for system in SYSTEMS:
@@ -579,16 +712,49 @@ def table(summary: dict[str, Any]) -> str:
             if e is None:
                 continue
             spawn, steady = e.get("spawn", {}), e.get("steady", {})
+            listing = f"{JOB_LIST.get(system, 'squeue')}_per_min"
             lines.append(
                 f"{n:>3}  {system:<12} {fmt_spread(e['all_ready_s']):<20} {fmt_spread(e['p50_s']):<20} "
                 f"{fmt_spread(e['p95_s']):<20} {e['failures']:>4}  {fmt_spread(e['overhead_p50_s'], 2):<20} "
-                f"{fmt_spread(spawn['squeue_per_min']) if spawn else '-':<18} "
-                f"{fmt_spread(steady['squeue_per_min']) if steady else '-':<16} "
+                f"{fmt_spread(spawn[listing]) if listing in spawn else '-':<18} "
+                f"{fmt_spread(steady[listing]) if listing in steady else '-':<16} "
                 f"{fmt_spread(spawn['hub_cpu_s']) if system != 'floor' else '-':<12} "
                 f"{spawn['hub_peak_rss_mb']['median'] if system != 'floor' else math.nan:<8.0f}"
             )
         for pair, r in row["ratios_all_ready"].items():
             lines.append(f"{n:>3}  all ready {pair:<20} {fmt_spread(r, 2)}")
+    return "\n".join(lines)
+
+
+def load_table(summary: dict[str, Any]) -> str:
+    """Scheduler calls per minute by phase (steady: N servers running, first round), and the CPU they cost."""
+    lines = [
+        "Scheduler calls per minute: median over rounds [min-max]; by call, and CPU s of slurmctld, slurmrestd and"
+        " munged: medians",
+        f"{'N':>3}  {'system':<12} {'phase':<7} {'seconds':<20} {'calls/min':<20} {'hub CPU s':<16} "
+        f"{'commands CPU s':<16} {'ctld/rest/munge CPU s':<22} by call",
+    ]
+    for n, row in summary.items():
+        for system in SYSTEMS:
+            e = row.get(system)
+            if e is None:
+                continue
+            for phase in ("spawn", "steady", "stop"):
+                p = e.get(phase)
+                if p is None:
+                    continue
+                by_call = ", ".join(
+                    f"{key.removesuffix('_per_min')} {value['median']:.1f}"
+                    for key, value in p.items()
+                    if key.endswith("_per_min") and key != "calls_per_min" and value["median"] > 0
+                )
+                cpu = fmt_spread(p["hub_cpu_s"], 2) if system != "floor" else "-"
+                children = fmt_spread(p["command_cpu_s"], 2) if system != "floor" else "-"
+                daemons = "/".join(f"{p[f'{name}_cpu_s']['median']:.2f}" for name in DAEMON_PIDS)
+                lines.append(
+                    f"{n:>3}  {system:<12} {phase:<7} {fmt_spread(p['seconds']):<20} "
+                    f"{fmt_spread(p['calls_per_min']):<20} {cpu:<16} {children:<16} {daemons:<22} {by_call or '-'}"
+                )
     return "\n".join(lines)
 
 
@@ -600,7 +766,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--counts", default="1,10,50", help="concurrent spawn counts N (default 1,10,50)")
     parser.add_argument("--repeats", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--steady", type=float, default=60, help="seconds N servers run, first round (default 60)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="subset of daas,batchspawner,floor")
+    parser.add_argument(
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"subset of {','.join(SYSTEMS)} (default {','.join(DEFAULT_SYSTEMS)}; daas-rest needs slurmrestd)",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds until a server counts as failed")
     parser.add_argument("--cpus", type=int, default=0, help="CPUs per node of the benchmark cluster (default N/2+8)")
     parser.add_argument("--json", type=Path, default=RESULTS / "spawns.json", help="results file")
@@ -684,6 +854,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     save(args.json, result)
     print(table(summary))
+    print()
+    print(load_table(summary))
     print(f"\n{result['settings']['elapsed_s']} s in all; JSON: {args.json}; logs: {workdir}")
     return 0
 
