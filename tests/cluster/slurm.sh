@@ -355,12 +355,13 @@ start_slurmds() {
 
 rest_up() { (exec 3<>"/dev/tcp/127.0.0.1/$REST_PORT") 2>/dev/null; }
 
-# slurmrestd in the foreground of its own user (setpriv execs: the pid is slurmrestd's), JWT auth only
+# slurmrestd in the foreground of its own user, JWT auth only. setsid and setpriv exec, so the pid is
+# slurmrestd's; its own session keeps it out of the caller's process group (a test runner's signals).
 start_rest() {
     local i
     alive_pid "$REST_PID" >/dev/null && return 0
     rm -f "$REST_PID"
-    setpriv --reuid="$REST_USER" --regid="$REST_USER" --init-groups -- \
+    setsid setpriv --reuid="$REST_USER" --regid="$REST_USER" --init-groups -- \
         env SLURM_JWT=daemon slurmrestd -a rest_auth/jwt -s openapi/v0.0.38 "127.0.0.1:$REST_PORT" \
         </dev/null >>"$REST_LOG" 2>&1 &
     echo $! >"$REST_PID"

@@ -49,7 +49,7 @@ _ENDINGS = {
     "PREEMPTED": "was preempted by another job",
     "DEADLINE": "missed its deadline",
     "COMPLETED": "exited",
-    "COMPLETING": "exited",
+    "COMPLETING": "ended",  # a cancelled job lists as COMPLETING too, for a moment
 }
 
 
