@@ -1,4 +1,4 @@
-"""Slurm backend: sbatch as the user, one shared squeue view, scancel to stop."""
+"""Slurm backend: submit as the user, one shared view of the queue, cancel to stop; over the CLI or slurmrestd."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
-from traitlets import Float, List, TraitError, Unicode, default, validate
+from traitlets import Enum, Float, Instance, List, TraitError, Unicode, default, validate
 
-from daas_core.accounts import UNIX_NAME, as_user
-from daas_core.commands import CommandFailed, run_command
+from daas_core.accounts import UNIX_NAME
+from daas_core.commands import CommandFailed
 from daas_core.fields import check_account_template
 from daas_core.shared_query import SharedQuery
 
@@ -31,25 +31,12 @@ from ..base import (
     ServerAddress,
     SpawnFailed,
 )
-from .availability import PartitionAvailability, parse_availability, sinfo_availability_argv
-from .commands import (
-    JobInfo,
-    JobSpec,
-    NodeInfo,
-    batch_script,
-    job_account,
-    jobs_with_comment,
-    parse_job_id,
-    parse_sinfo_nodes,
-    parse_squeue,
-    sbatch_argv,
-    scancel_argv,
-    sinfo_nodes_argv,
-    squeue_argv,
-    squeue_comment_argv,
-)
+from .cli import CliTransport
+from .commands import JobSpec, NodeInfo, batch_script, job_account
 from .profile import SlurmProfile
 from .queue import JobStatus, Phase, SlurmQueue
+from .rest import RestTransport, SlurmRest
+from .transport import SlurmTransport, Submission
 
 _NO_TIME = {"", "N/A", "Unknown", "None"}
 _ENDINGS = {
@@ -107,15 +94,32 @@ class SlurmBackend(Backend[SlurmState]):
     profile_class = SlurmProfile
     state_class = SlurmState
 
+    transport = Enum(
+        ["cli", "rest"],
+        "cli",
+        config=True,
+        help="""How the hub talks to Slurm. "cli": Slurm's commands on a submit host, sbatch and
+        scancel through `user_prefix` (sudo), munge and slurm.conf there. "rest": slurmrestd over
+        HTTP with a short-lived token per person (`c.SlurmRest`): no sudo, munge or Slurm
+        installation on the hub's host, for hubs in a pod or on a locked-down VM. Same jobs,
+        same messages either way.""",
+    )
+    rest = Instance(SlurmRest, help="The REST transport's settings (`c.SlurmRest`).")
+
+    @default("rest")
+    def _rest_default(self) -> SlurmRest:
+        return SlurmRest(parent=self)
+
     slurm_bin_dir = Unicode(
         "/usr/bin",
         config=True,
-        help="Directory holding sbatch, squeue, scancel, sinfo and scontrol. Absolute, because sudo resets PATH.",
+        help="""Directory holding sbatch, squeue, scancel, sinfo and scontrol (the "cli" transport).
+        Absolute, because sudo resets PATH.""",
     )
     user_prefix = List(
         Unicode(),
         config=True,
-        help="""Argv prefix that runs sbatch and scancel as the user; `{username}` is replaced.
+        help="""Argv prefix that runs sbatch and scancel as the user ("cli" transport); `{username}` is replaced.
 
         Default: `c.UserAccounts.user_prefix` (`sudo -n -u {username} --`), which the services use
         too. A hub running as root can keep it; an unprivileged hub needs a sudo rule allowing
@@ -206,47 +210,35 @@ class SlurmBackend(Backend[SlurmState]):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.queue = SlurmQueue(self._query_jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
+        self.slurm = self._transport()
+        self.queue = SlurmQueue(self.slurm.jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
         self.controller = SharedQuery(self._controller_up, ttl=self.busy_interval)
         self._nodes: dict[str, NodeInfo] = {}
-        self._nodes_query = SharedQuery(self._query_nodes, ttl=0)
+        self._nodes_query = SharedQuery(self.slurm.nodes, ttl=0)
         self._report_queries: dict[str, float] = {}  # job id -> when its last report queried Slurm
         self._cleanups: set[asyncio.Task] = set()  # cancelling what cut-off submissions left
         self.availability_cache = AvailabilityCache(
-            self._query_availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
+            self.slurm.availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
         )
 
-    def _bin(self, name: str) -> str:
-        return os.path.join(self.slurm_bin_dir, name)
-
-    def _prefix(self, username: str) -> list[str]:
-        return as_user(self.user_prefix, username, [])
-
-    async def _query_jobs(self) -> dict[str, JobInfo]:
-        result = await run_command(squeue_argv(self._bin("squeue"), self.job_name), timeout=self.command_timeout)
-        return parse_squeue(result.stdout)
+    def _transport(self) -> SlurmTransport:
+        timeouts = {"job_name": self.job_name, "timeout": self.command_timeout, "ping_timeout": self.ping_timeout}
+        if self.transport == "rest":
+            return RestTransport(self.rest, **timeouts)
+        return CliTransport(bin_dir=self.slurm_bin_dir, user_prefix=self.user_prefix, **timeouts)
 
     async def _controller_up(self) -> bool:
         try:
-            result = await run_command([self._bin("scontrol"), "ping"], timeout=self.ping_timeout)
+            return await self.slurm.ping()
         except CommandFailed as err:
             self.log.warning("Slurm controller not answering: %s", err)
             return False
-        return " is UP" in result.stdout
 
     async def _node(self, name: str) -> NodeInfo | None:
         """The node's addresses; an unknown name refreshes the list with one sinfo shared by all who ask."""
         if name not in self._nodes:
             self._nodes = await self._nodes_query.get()
         return self._nodes.get(name)
-
-    async def _query_nodes(self) -> dict[str, NodeInfo]:
-        result = await run_command(sinfo_nodes_argv(self._bin("sinfo")), timeout=self.command_timeout)
-        return parse_sinfo_nodes(result.stdout)
-
-    async def _query_availability(self) -> dict[str, PartitionAvailability]:
-        result = await run_command(sinfo_availability_argv(self._bin("sinfo")), timeout=self.command_timeout)
-        return parse_availability(result.stdout)
 
     async def availability(self, profiles: Sequence[Profile]) -> dict[str, Any]:
         """Free cores, GPUs, memory and nodes of these profiles' partitions, from the shared cache (never raises)."""
@@ -258,24 +250,17 @@ class SlurmBackend(Backend[SlurmState]):
     # -- life of the backend -----------------------------------------------------------
 
     async def setup(self) -> None:
-        """Refuse at once, naming the directory, when the scheduler commands are not where configured."""
-        missing = [
-            name
-            for name in ("sbatch", "squeue", "scancel", "sinfo", "scontrol")
-            if not os.access(self._bin(name), os.X_OK)
-        ]
-        if missing:
-            raise SpawnFailed(
-                f"the hub cannot run {', '.join(missing)} in {self.slurm_bin_dir}: ask the facility's support"
-            )
+        """Refuse at once, saying what is missing, when the transport cannot work (no commands, no key)."""
+        await self.slurm.check()
 
     async def close(self) -> None:
-        """Stop the shared squeue loop and the availability query; jobs keep running."""
+        """Stop the shared queue loop and the availability query, then the transport; jobs keep running."""
         for task in list(self._cleanups):
             task.cancel()
         await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self.queue.close()
         await self.availability_cache.close()
+        await self.slurm.close()
 
     # -- start ---------------------------------------------------------------------------
 
@@ -317,24 +302,23 @@ class SlurmBackend(Backend[SlurmState]):
             command=launch.command,
             mounts=launch.mounts,
         )
-        argv = [*sbatch_argv(self._prefix(username), self._bin("sbatch"), launch.options, spec), f"--comment={comment}"]
-        if self.ping_timeout and not await self.controller.get():
-            raise SpawnFailed("Slurm is not answering (its controller did not answer a ping); please try again later")
-        yield SlurmState(username=username, comment=comment)  # stored before sbatch may make a job
         try:
             script = batch_script(launch.options, spec)
-            result = await run_command(argv, timeout=self.command_timeout, stdin=script, name="sbatch")
-            job_id = parse_job_id(result.stdout)
-            # Only a query that starts after sbatch returned must list the job: earlier ones
-            # (even ones started while sbatch ran) may not know it yet.
+        except ValueError as err:
+            raise SpawnFailed(f"cannot write this server's job script: {err}") from None
+        if self.ping_timeout and not await self.controller.get():
+            raise SpawnFailed(f"{self.slurm.peer} is not answering (a ping got no answer); please try again later")
+        yield SlurmState(username=username, comment=comment)  # stored before the submission may make a job
+        try:
+            submission = Submission(launch.options, spec, script, comment, home)
+            job_id = await self.slurm.submit(submission)
+            # Only a query that starts after the submission returned must list the job: earlier
+            # ones (even ones started while it ran) may not know it yet.
             submitted_at = time.monotonic()
         except CommandFailed as err:
-            self._cancel_submitted(username, comment)
+            self._cancel_submitted(username, comment)  # it may have answered oddly after submitting
             if err.timed_out:
                 raise SpawnFailed(f"Slurm is not answering ({err}); please try again in a few minutes") from None
-            raise SpawnFailed(f"Slurm did not accept the job: {err}") from None
-        except ValueError as err:
-            self._cancel_submitted(username, comment)  # sbatch may have answered oddly after submitting
             raise SpawnFailed(f"Slurm did not accept the job: {err}") from None
         self.log.info("Submitted %s as Slurm job %s", launch.server, job_id)
         self.queue.track(job_id, submitted_at=submitted_at)
@@ -352,13 +336,10 @@ class SlurmBackend(Backend[SlurmState]):
         return found[0] if found else None
 
     async def _jobs_by_comment(self, comment: str) -> list[str]:
-        listed = await run_command(
-            squeue_comment_argv(self._bin("squeue"), self.job_name), timeout=self.command_timeout
-        )
-        return jobs_with_comment(listed.stdout, comment)
+        return await self.slurm.jobs_with_comment(comment)
 
     def _cancel_submitted(self, username: str, comment: str) -> None:
-        """In the background: cancel any job an sbatch that failed or timed out may have submitted all the same."""
+        """In the background: cancel any job a submission that failed or timed out may have made all the same."""
         task = asyncio.ensure_future(self._cancel_by_comment(username, comment))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
@@ -370,21 +351,17 @@ class SlurmBackend(Backend[SlurmState]):
             try:
                 for job_id in await self._jobs_by_comment(comment):
                     self.log.warning(
-                        "Cancelling Slurm job %s of %s, submitted by an sbatch that failed", job_id, username
+                        "Cancelling Slurm job %s of %s, left by a submission that failed", job_id, username
                     )
-                    await run_command(
-                        scancel_argv(self._prefix(username), self._bin("scancel"), job_id),
-                        timeout=self.command_timeout,
-                        name="scancel",
-                    )
+                    await self.slurm.cancel(username, job_id)
                 return
             except CommandFailed as err:
                 if time.monotonic() >= deadline:
                     self.log.error(
-                        "Could not check for a job left by a failed sbatch of %s (%s): %s", username, comment, err
+                        "Could not check for a job left by a failed submission of %s (%s): %s", username, comment, err
                     )
                     return
-                self.log.warning("Checking for a job left by a failed sbatch of %s, will retry: %s", username, err)
+                self.log.warning("Checking for a job left by a failed submission of %s, will retry: %s", username, err)
                 await asyncio.sleep(self.busy_interval)
 
     async def wait_for_address(self, state: SlurmState, reported: Awaitable[ServerAddress]) -> ServerAddress:
@@ -536,11 +513,7 @@ class SlurmBackend(Backend[SlurmState]):
             while not self._gone(self.queue.status(job_id)):
                 if not cancelled:
                     try:
-                        await run_command(
-                            scancel_argv(self._prefix(username), self._bin("scancel"), job_id),
-                            timeout=self.command_timeout,
-                            name="scancel",
-                        )
+                        await self.slurm.cancel(username, job_id)
                         cancelled = True
                     except CommandFailed as err:
                         self.log.warning("scancel %s failed, will retry: %s", job_id, err)
