@@ -83,9 +83,10 @@ def test_the_hub_and_its_proxy_run_as_an_account_without_sudo_or_munge(rest_slur
     # What a sudo-based hub needs, this account has not.
     refused = as_hub_account("sudo", "-n", "-u", "alice", "true")
     assert refused.returncode != 0, refused
-    assert as_hub_account("cat", "/etc/munge/munge.key").returncode != 0
-    assert as_hub_account("cat", str(CLUSTER_JWT_KEY)).returncode != 0  # only the copy it was handed
-    assert as_hub_account("cat", str(rest_slurm_hub.jwt_key)).returncode == 0
+    # `test -r`: whether it could read them (never their contents: no secret in a test's output).
+    assert as_hub_account("test", "-r", "/etc/munge/munge.key").returncode != 0
+    assert as_hub_account("test", "-r", str(CLUSTER_JWT_KEY)).returncode != 0  # only the copy it was handed
+    assert as_hub_account("test", "-r", str(rest_slurm_hub.jwt_key)).returncode == 0
 
 
 def test_gpu_spawn_runs_as_the_person_with_the_profiles_resources(rest_slurm_hub: SlurmHub, rest_hub: Hub) -> None:
