@@ -16,7 +16,17 @@ import pytest
 import yaml
 
 from .hub import Hub
-from .slurm import CLUSTER_JWT_KEY, REST_URL, CommandLog, RestLog, cluster, controller_up, wait_no_jobs
+from .slurm import (
+    CLUSTER_JWT_KEY,
+    REST_LOG,
+    REST_URL,
+    CommandLog,
+    RestLog,
+    cluster,
+    controller_up,
+    rest_answers,
+    wait_no_jobs,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_USERS = ("alice", "bob", "carol")
@@ -257,6 +267,10 @@ def rest_slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
 def rest_hub(rest_slurm_hub: SlurmHub) -> Iterator[Hub]:
     """The module's REST hub; every server a test started is stopped afterwards."""
     yield rest_slurm_hub.hub
+    if not rest_answers():  # the test left it running (test_slurm_rest restarts it in a finally)
+        tail = "\n".join(REST_LOG.read_text(errors="replace").splitlines()[-10:])
+        cluster("start-rest")  # for the tests after this one
+        raise AssertionError(f"slurmrestd died during this test; its log ended:\n{tail}")
     stop_all_servers(rest_slurm_hub.hub)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 import stat
 import subprocess
 import time
@@ -88,6 +89,15 @@ class RestLog:
     def count(self, command: str) -> int:
         wanted = _REST_REQUESTS[command]
         return sum(1 for request in self.requests() if wanted.fullmatch(request))
+
+
+def rest_answers() -> bool:
+    """Whether slurmrestd accepts connections (it logs nothing when it dies: this says when it did)."""
+    try:
+        with socket.create_connection(("127.0.0.1", int(REST_URL.rsplit(":", 1)[1])), timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 def refused_tokens() -> int:

@@ -98,7 +98,8 @@ async def no_report(backend: Backend, state: BackendState) -> ServerAddress:
     raise AssertionError("unreachable")
 
 
-def harness(kind: str) -> Harness:
+def harness(kind: str, made: list[Backend]) -> Harness:
+    """The kind's harness; every backend it makes is appended to `made` (the test shuts them down)."""
     config = Config()
     config.SlurmBackend.poll_interval = 2
     config.SlurmBackend.busy_interval = 0.5
@@ -112,9 +113,15 @@ def harness(kind: str) -> Harness:
     config.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{username}", "--"]
     config.LocalBackend.working_dir = "/home/{username}"
     config.LocalBackend.stop_timeout = 5
+
+    def new_backend() -> Backend:
+        backend = LocalBackend(config=config) if kind == "local" else SlurmBackend(config=config)
+        made.append(backend)
+        return backend
+
     if kind == "local":
-        return Harness(lambda: LocalBackend(config=config), local_launch, no_report, local_processes, timeout=30)
-    return Harness(lambda: SlurmBackend(config=config), slurm_launch, slurm_report, slurm_jobs, timeout=60)
+        return Harness(new_backend, local_launch, no_report, local_processes, timeout=30)
+    return Harness(new_backend, slurm_launch, slurm_report, slurm_jobs, timeout=60)
 
 
 @pytest.fixture
@@ -127,4 +134,9 @@ def clean(slurm_cluster: None) -> Iterator[None]:
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
 @pytest.mark.parametrize("kind", ["slurm", "slurm-rest", "local"])
 async def test_backend_keeps_the_contract(kind: str, check: Callable, clean: None) -> None:
-    await check(harness(kind))
+    made: list[Backend] = []
+    try:
+        await check(harness(kind, made))
+    finally:
+        for backend in made:  # as the hub's shutdown would: a REST backend's connections close in the loop
+            await backend.shutdown()

@@ -260,8 +260,11 @@ async def test_a_token_minted_for_alice_cannot_cancel_bobs_job(bobs_job: str) ->
     config.SlurmRest.jwt_key_file = str(CLUSTER_JWT_KEY)
     backend = SlurmBackend(config=config)
     await backend.ready()
-    with pytest.raises(CommandFailed, match="Access/permission denied"):
-        await backend.slurm.cancel("alice", bobs_job)
-    assert job_details(bobs_job)["JobState"] == "RUNNING"
-    await backend.slurm.cancel("bob", bobs_job)  # the same transport, as the owner: done
+    try:
+        with pytest.raises(CommandFailed, match="Access/permission denied"):
+            await backend.slurm.cancel("alice", bobs_job)
+        assert job_details(bobs_job)["JobState"] == "RUNNING"
+        await backend.slurm.cancel("bob", bobs_job)  # the same transport, as the owner: done
+    finally:
+        await backend.shutdown()
     wait_for(lambda: job_details(bobs_job)["JobState"] == "CANCELLED", 30, f"job {bobs_job} to be cancelled")
