@@ -267,11 +267,13 @@ def rest_slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
 def rest_hub(rest_slurm_hub: SlurmHub) -> Iterator[Hub]:
     """The module's REST hub; every server a test started is stopped afterwards."""
     yield rest_slurm_hub.hub
-    if not rest_answers():  # the test left it running (test_slurm_rest restarts it in a finally)
+    died = not rest_answers()  # tests that stop it start it again in a finally
+    if died:
         tail = "\n".join(REST_LOG.read_text(errors="replace").splitlines()[-10:])
-        cluster("start-rest")  # for the tests after this one
-        raise AssertionError(f"slurmrestd died during this test; its log ended:\n{tail}")
+        cluster("start-rest")  # for the stops below and the tests after this one
     stop_all_servers(rest_slurm_hub.hub)
+    if died:
+        raise AssertionError(f"slurmrestd died during this test; its log ended:\n{tail}")
 
 
 def running_local_hub(prefix: str, server: str) -> Iterator[Hub]:
