@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +16,17 @@ import pytest
 import yaml
 
 from .hub import Hub
-from .slurm import CommandLog, cluster, controller_up, wait_no_jobs
+from .slurm import (
+    CLUSTER_JWT_KEY,
+    REST_LOG,
+    REST_URL,
+    CommandLog,
+    RestLog,
+    cluster,
+    controller_up,
+    rest_answers,
+    wait_no_jobs,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_USERS = ("alice", "bob", "carol")
@@ -123,13 +135,39 @@ def cancel_test_jobs() -> None:
         wait_no_jobs(user)
 
 
+HUB_USER = "daas-hub"  # the REST hub's account (tests/fresh.sh removes it)
+TOKEN_LIFETIME = 4  # seconds: the REST hub renews its tokens every few seconds, in every test
+
+
+def unprivileged_account(name: str = HUB_USER) -> str:
+    """A system account with no sudo rule and no munge group (it cannot read munge.key): made if missing."""
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True, timeout=30
+        )
+    return name
+
+
+def rest_config(key: Path) -> str:
+    """The REST transport with a key the site handed the hub: it mints alice's tokens itself."""
+    return f"""
+        c.SlurmBackend.transport = "rest"
+        c.SlurmRest.url = "{REST_URL}"
+        c.SlurmRest.token_source = "key"
+        c.SlurmRest.jwt_key_file = "{key}"
+        c.SlurmRest.token_lifetime = {TOKEN_LIFETIME}
+    """
+
+
 def slurm_hub_config(
-    profiles: Path, commands: CommandLog, poll_interval: float, hub_poll_interval: float, availability_ttl: float
+    profiles: Path, bin_dir: Path, poll_interval: float, hub_poll_interval: float, availability_ttl: float
 ) -> str:
     return f"""
         from daas_spawner import load_profiles
         c.DaaSSpawner.profiles = load_profiles("{profiles}")
-        c.SlurmBackend.slurm_bin_dir = "{commands.bin_dir}"
+        c.SlurmBackend.slurm_bin_dir = "{bin_dir}"
         c.SlurmBackend.poll_interval = {poll_interval}
         c.SlurmBackend.command_timeout = 5
         c.SlurmBackend.availability_ttl = {availability_ttl}
@@ -138,7 +176,13 @@ def slurm_hub_config(
 
 
 class SlurmHub:
-    """A hub on the Slurm cluster with its scheduler-command log."""
+    """A hub on the Slurm cluster with its scheduler-command log.
+
+    transport "cli": the hub runs as root and through the logging command wrappers (`commands`).
+    transport "rest": the hub runs as HUB_USER (no sudo, no munge), talks to slurmrestd only, with
+    a copy of the cluster's JWT key in its workdir; `commands` counts its requests in slurmrestd's
+    log, and its slurm_bin_dir holds no scheduler command (a command it ran would fail).
+    """
 
     def __init__(
         self,
@@ -148,16 +192,32 @@ class SlurmHub:
         availability_ttl: float = 10,
         extra_config: str = "",
         env: dict[str, str] | None = None,
+        transport: str = "cli",
     ) -> None:
         self.workdir = workdir
-        self.commands = CommandLog(workdir / "slurm-bin")
+        self.transport = transport
         self.apptainer_log = write_apptainer_standin(workdir / "apptainer-env")
         slow_start = write_slow_start_env(workdir / "slow-start-env")
         self.profiles = write_test_profiles(workdir / "profiles.yaml", workdir / "apptainer-env", slow_start)
         self.poll_interval = poll_interval
         self.availability_ttl = availability_ttl
-        config = slurm_hub_config(self.profiles, self.commands, poll_interval, hub_poll_interval, availability_ttl)
-        self.hub = Hub(workdir / "hub", textwrap.dedent(config) + textwrap.dedent(extra_config), env)
+        user = None
+        self.commands: CommandLog | RestLog
+        if transport == "rest":
+            user = unprivileged_account()
+            self.commands = RestLog()
+            bin_dir = workdir / "no-slurm-bin"
+            bin_dir.mkdir(mode=0o755)
+            self.jwt_key = workdir / "hub" / "jwt_hs256.key"  # Hub hands it (and all in hub/) to the user
+            self.jwt_key.parent.mkdir()
+            shutil.copyfile(CLUSTER_JWT_KEY, self.jwt_key)
+            self.jwt_key.chmod(0o400)
+            extra_config = rest_config(self.jwt_key) + extra_config
+        else:
+            self.commands = CommandLog(workdir / "slurm-bin")
+            bin_dir = self.commands.bin_dir
+        config = slurm_hub_config(self.profiles, bin_dir, poll_interval, hub_poll_interval, availability_ttl)
+        self.hub = Hub(workdir / "hub", textwrap.dedent(config) + textwrap.dedent(extra_config), env, user)
 
     def start(self, create_users: bool = True) -> Hub:
         self.hub.start()
@@ -170,9 +230,9 @@ class SlurmHub:
         cancel_test_jobs()
 
 
-def running_slurm_hub(**kwargs: float) -> Iterator[SlurmHub]:
+def running_slurm_hub(transport: str = "cli", **kwargs: float) -> Iterator[SlurmHub]:
     cancel_test_jobs()
-    env = SlurmHub(public_tempdir("daas-it-"), **kwargs)
+    env = SlurmHub(public_tempdir("daas-it-"), transport=transport, **kwargs)
     env.start()
     yield env
     env.close()
@@ -184,13 +244,36 @@ def slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
     yield from running_slurm_hub(hub_poll_interval=1)
 
 
+def stop_all_servers(hub: Hub) -> None:
+    for name in TEST_USERS:
+        for server in list(hub.user_model(name)["servers"]):
+            hub.stop_server(name, server)
+
+
 @pytest.fixture
 def hub(slurm_hub: SlurmHub) -> Iterator[Hub]:
     """The module's hub; every server a test started is stopped afterwards."""
     yield slurm_hub.hub
-    for name in TEST_USERS:
-        for server in list(slurm_hub.hub.user_model(name)["servers"]):
-            slurm_hub.hub.stop_server(name, server)
+    stop_all_servers(slurm_hub.hub)
+
+
+@pytest.fixture(scope="module")
+def rest_slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
+    """A hub on slurmrestd alone, run as an account that can neither sudo nor reach munge."""
+    yield from running_slurm_hub(transport="rest", hub_poll_interval=1)
+
+
+@pytest.fixture
+def rest_hub(rest_slurm_hub: SlurmHub) -> Iterator[Hub]:
+    """The module's REST hub; every server a test started is stopped afterwards."""
+    yield rest_slurm_hub.hub
+    died = not rest_answers()  # tests that stop it start it again in a finally
+    if died:
+        tail = "\n".join(REST_LOG.read_text(errors="replace").splitlines()[-10:])
+        cluster("start-rest")  # for the stops below and the tests after this one
+    stop_all_servers(rest_slurm_hub.hub)
+    if died:
+        raise AssertionError(f"slurmrestd died during this test; its log ended:\n{tail}")
 
 
 def running_local_hub(prefix: str, server: str) -> Iterator[Hub]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import sys
@@ -36,7 +37,11 @@ PASSWORD = "daas-test-password"  # the DummyAuthenticator's, for every test user
 
 
 class Hub:
-    """A JupyterHub process with a test admin service token; REST helpers for tests."""
+    """A JupyterHub process with a test admin service token; REST helpers for tests.
+
+    `user`: the Unix account the hub (and so its proxy) runs as, owning the workdir and all in it,
+    as a site runs an unprivileged hub; None: as the tests (root).
+    """
 
     # The DaaS spawner with its hub endpoints; a hub of another spawner (a benchmark's peer) has none.
     spawner_config: tuple[str, ...] = (
@@ -45,9 +50,12 @@ class Hub:
         "register_handlers()",
     )
 
-    def __init__(self, workdir: Path, extra_config: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, extra_config: str, env: dict[str, str] | None = None, user: str | None = None
+    ) -> None:
         self.workdir = workdir
         self.env = env or {}
+        self.user = user
         workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(workdir, 0o755)
         self.port, self.hub_port, self.proxy_api_port = free_port(), free_port(), free_port()
@@ -58,6 +66,11 @@ class Hub:
         self.log_path = workdir / "jupyterhub.log"
         self.config_path = workdir / "jupyterhub_config.py"
         self.config_path.write_text(self._config(extra_config))
+        if user is not None:
+            self.log_path.touch()  # LoggedProcess appends to it from the tests' side
+            account = pwd.getpwnam(user)
+            for path in [workdir, *workdir.rglob("*")]:
+                os.chown(path, account.pw_uid, account.pw_gid)
         self.process = LoggedProcess("the hub", self.log_path)
         self.http = httpx.Client(timeout=30)
 
@@ -94,7 +107,12 @@ class Hub:
 
     def start(self, timeout: float = 60) -> Hub:
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}", **self.env)
-        self.process.start([str(VENV_BIN / "jupyterhub"), "-f", str(self.config_path)], env=env, cwd=self.workdir)
+        argv = [str(VENV_BIN / "jupyterhub"), "-f", str(self.config_path)]
+        if self.user is not None:
+            # setpriv execs: the process the tests hold (and signal) is the hub itself, not a wrapper.
+            argv = ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups", "--", *argv]
+            env.update(HOME=str(self.workdir), USER=self.user, LOGNAME=self.user)
+        self.process.start(argv, env=env, cwd=self.workdir)
 
         def up() -> bool:
             try:
@@ -107,6 +125,17 @@ class Hub:
 
     def stop(self) -> None:
         self.process.stop(30)
+
+    @property
+    def pid(self) -> int:
+        """The running hub's process id (the jupyterhub process itself)."""
+        assert self.process.process is not None, "the hub is not running"
+        return self.process.process.pid
+
+    @property
+    def proxy_pid(self) -> int:
+        """The pid of the proxy the hub started (JupyterHub writes it into its working directory)."""
+        return int((self.workdir / "jupyterhub-proxy.pid").read_text())
 
     def kill(self) -> None:
         """SIGKILL the hub (its proxy keeps running, as after a crash)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import socket
 import stat
 import subprocess
 import time
@@ -51,6 +53,56 @@ class CommandLog:
 
     def count(self, command: str) -> int:
         return len(self.entries(command))
+
+
+SLURM_DIR = Path(os.environ.get("DAAS_SLURM_DIR", "/var/tmp/daas-slurm"))
+REST_LOG = SLURM_DIR / "log" / "slurmrestd.log"
+CONTROLLER_LOG = SLURM_DIR / "log" / "slurmctld.log"
+REST_URL = "http://127.0.0.1:6830"  # slurm.sh's slurmrestd (DAAS_SLURMRESTD_PORT unset)
+CLUSTER_JWT_KEY = Path("/etc/slurm/jwt_hs256.key")
+# slurmrestd logs one line per request: `slurmrestd: operations_router: [[localhost]:52790] GET /slurm/v0.0.38/jobs`
+_REST_LINE = re.compile(r"operations_router: \[\S+\] (GET|POST|DELETE) (/\S*)$")
+# The request that replaces each scheduler command the hub runs, so tests count both transports alike.
+_REST_REQUESTS = {
+    "sbatch": re.compile(r"POST /slurm/v[0-9.]+/job/submit(\?.*)?"),
+    "squeue": re.compile(r"GET /slurm/v[0-9.]+/jobs(\?.*)?"),
+    "scancel": re.compile(r"DELETE /slurm/v[0-9.]+/job/[0-9]+(\?.*)?"),
+    "scontrol": re.compile(r"GET /slurm/v[0-9.]+/ping(\?.*)?"),
+}
+
+
+class RestLog:
+    """slurmrestd's requests (from its log), counted under the names of the commands they replace.
+
+    The log is the one slurmrestd of the cluster: it holds every client's requests, so counts are
+    only meaningful as differences while one hub (or one in-process backend) talks to it.
+    """
+
+    def __init__(self, path: Path = REST_LOG) -> None:
+        self.path = path
+
+    def requests(self) -> list[str]:
+        """`METHOD /path` of every request logged so far."""
+        found = (_REST_LINE.search(line) for line in self.path.read_text(errors="replace").splitlines())
+        return [f"{match.group(1)} {match.group(2)}" for match in found if match]
+
+    def count(self, command: str) -> int:
+        wanted = _REST_REQUESTS[command]
+        return sum(1 for request in self.requests() if wanted.fullmatch(request))
+
+
+def rest_answers() -> bool:
+    """Whether slurmrestd accepts connections (it logs nothing when it dies: this says when it did)."""
+    try:
+        with socket.create_connection(("127.0.0.1", int(REST_URL.rsplit(":", 1)[1])), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def refused_tokens() -> int:
+    """How many JWTs slurmctld has refused so far (expired, bad signature, unreadable): its log's verify errors."""
+    return sum("auth_p_verify:" in line for line in CONTROLLER_LOG.read_text(errors="replace").splitlines())
 
 
 def job_details(job_id: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Every backend keeps the contract (tests/contract.py) on the real system (#15, item 6).
 
-Slurm: jobs of alice on the test cluster, through the real sbatch, squeue and scancel (the
+Slurm: jobs of alice on the test cluster, through the real sbatch, squeue and scancel, and
+again through slurmrestd with tokens the backend mints from the cluster's key (#16) (the
 server is `sleep`: the checks need a job, not a notebook; the report is the one check_report
 accepts). Local: processes run as alice through sudo, as a site with servers per account has them.
 """
@@ -28,7 +29,7 @@ from daas_spawner.profiles import local_demo
 from ..contract import CHECKS, Harness
 from ..fake_backend import SERVE
 from .conftest import REPO, cancel_test_jobs
-from .slurm import user_jobs
+from .slurm import CLUSTER_JWT_KEY, REST_URL, user_jobs
 
 USER = "alice"
 MARK = "DAAS_CONTRACT_LAUNCH"
@@ -97,22 +98,30 @@ async def no_report(backend: Backend, state: BackendState) -> ServerAddress:
     raise AssertionError("unreachable")
 
 
-def harness(kind: str) -> Harness:
+def harness(kind: str, made: list[Backend]) -> Harness:
+    """The kind's harness; every backend it makes is appended to `made` (the test shuts them down)."""
     config = Config()
     config.SlurmBackend.poll_interval = 2
     config.SlurmBackend.busy_interval = 0.5
     config.SlurmBackend.command_timeout = 10
     config.SlurmBackend.stop_timeout = 30
+    if kind == "slurm-rest":
+        config.SlurmBackend.transport = "rest"
+        config.SlurmRest.url = REST_URL
+        config.SlurmRest.token_source = "key"
+        config.SlurmRest.jwt_key_file = str(CLUSTER_JWT_KEY)
     config.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{username}", "--"]
     config.LocalBackend.working_dir = "/home/{username}"
     config.LocalBackend.stop_timeout = 5
-    factories: dict[str, Callable[[], Backend]] = {
-        "slurm": lambda: SlurmBackend(config=config),
-        "local": lambda: LocalBackend(config=config),
-    }
-    if kind == "slurm":
-        return Harness(factories[kind], slurm_launch, slurm_report, slurm_jobs, timeout=60)
-    return Harness(factories[kind], local_launch, no_report, local_processes, timeout=30)
+
+    def new_backend() -> Backend:
+        backend = LocalBackend(config=config) if kind == "local" else SlurmBackend(config=config)
+        made.append(backend)
+        return backend
+
+    if kind == "local":
+        return Harness(new_backend, local_launch, no_report, local_processes, timeout=30)
+    return Harness(new_backend, slurm_launch, slurm_report, slurm_jobs, timeout=60)
 
 
 @pytest.fixture
@@ -123,6 +132,11 @@ def clean(slurm_cluster: None) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-@pytest.mark.parametrize("kind", ["slurm", "local"])
+@pytest.mark.parametrize("kind", ["slurm", "slurm-rest", "local"])
 async def test_backend_keeps_the_contract(kind: str, check: Callable, clean: None) -> None:
-    await check(harness(kind))
+    made: list[Backend] = []
+    try:
+        await check(harness(kind, made))
+    finally:
+        for backend in made:  # as the hub's shutdown would: a REST backend's connections close in the loop
+            await backend.shutdown()

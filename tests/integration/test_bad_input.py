@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from .conftest import SlurmHub
+from .conftest import SlurmHub, running_slurm_hub
 from .hub import Hub
 from .slurm import user_jobs
 
@@ -42,6 +42,12 @@ for _field in ("partition", "cores", "memory", "walltime", "feature", "environme
     for _n, _value in enumerate(INJECTIONS):
         _profile = "gpu" if _field == "gpu_type" else "power9" if _field == "feature" else "cpu"
         REST_CASES.append((f"{_field} injection {_n}", {"profile": _profile, _field: _value}, _field))
+
+
+@pytest.fixture(scope="module", params=["cli", "rest"])
+def slurm_hub(request: pytest.FixtureRequest, slurm_cluster: None) -> Iterator[SlurmHub]:
+    """Both transports refuse the same input before Slurm sees it (rest: the unprivileged hub)."""
+    yield from running_slurm_hub(transport=request.param, hub_poll_interval=1)
 
 
 @pytest.fixture
