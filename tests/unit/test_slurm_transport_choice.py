@@ -58,7 +58,7 @@ async def test_rest_without_a_key_or_helper_is_refused_at_setup(tmp_path: Path) 
 
 @pytest.mark.parametrize(
     "setting, value",
-    [("url", "ftp://slurm:6820"), ("url", "127.0.0.1:6820"), ("api_version", "0.0.38"), ("token_lifetime", 1)],
+    [("url", "ftp://slurm:6820"), ("url", "127.0.0.1:6820"), ("api_version", "v0.0.40"), ("token_lifetime", 1)],
 )
 def test_rest_settings_are_checked_when_set(setting: str, value: object) -> None:
     with pytest.raises(TraitError):
