@@ -165,28 +165,11 @@ def server_environment(job_id: str) -> dict[str, str]:
     raise AssertionError(f"no server process of job {job_id}")
 
 
-def hold_gpus(user: str, count: int) -> str:
-    """A plain batch job of `user` holding `count` of gpu01's GPUs (1 CPU, 1000 MB); returns once it runs."""
+def plain_job(user: str, name: str, resources: list[str]) -> str:
+    """A plain `sleep` batch job of `user` (not a server), submitted with sbatch; returns once it runs."""
+    sbatch = ["sudo", "-u", user, "sbatch", "--parsable", *resources, "-J", name, "--chdir=/tmp", "-o", "/dev/null"]
     job = subprocess.run(
-        [
-            "sudo",
-            "-u",
-            user,
-            "sbatch",
-            "--parsable",
-            "-p",
-            "gpu",
-            f"--gres=gpu:tesla:{count}",
-            "--cpus-per-task=1",
-            "--mem=1000",
-            "-J",
-            "gpu-holder",
-            "--chdir=/tmp",
-            "-o",
-            "/dev/null",
-            "--wrap",
-            "sleep 600",
-        ],
+        [*sbatch, "--wrap", "sleep 600"],
         capture_output=True,
         text=True,
         check=True,
@@ -195,9 +178,31 @@ def hold_gpus(user: str, count: int) -> str:
     deadline = time.monotonic() + 60
     while job_details(job)["JobState"] != "RUNNING":
         if time.monotonic() > deadline:
-            raise AssertionError(f"GPU holder {job} did not start")
+            raise AssertionError(f"{name} job {job} did not start")
         time.sleep(0.25)
     return job
+
+
+def hold_gpus(user: str, count: int) -> str:
+    """A plain batch job of `user` holding `count` of gpu01's GPUs (1 CPU, 1000 MB); returns once it runs."""
+    return plain_job(user, "gpu-holder", ["-p", "gpu", f"--gres=gpu:tesla:{count}", "--cpus-per-task=1", "--mem=1000"])
+
+
+# The GPU acceptance spawn (core issue) and what Slurm must show for it, whichever transport submitted it.
+GPU_SPAWN = {"profile": "gpu", "gpus": 1, "cores": 2, "memory": "3G", "walltime": "2:00:00"}
+
+
+def assert_gpu_job(job: dict[str, str], user: str) -> None:
+    """`scontrol show job` of a GPU_SPAWN server: the person, partition, node, GPU, cores, memory, time, account."""
+    assert job["UserId"].startswith(f"{user}("), job["UserId"]
+    assert job["Partition"] == "gpu"
+    assert job["NodeList"] == "gpu01"
+    assert job["TresPerNode"] == "gres:gpu:tesla:1"
+    assert job["NumCPUs"] == "2"
+    assert "mem=3G" in job["TRES"], job["TRES"]
+    assert job["TimeLimit"] == "02:00:00"
+    assert job["Account"] == "daas-demo"
+    assert job["JobName"] == "jupyterhub-daas"
 
 
 def wait_no_jobs(user: str, timeout: float = 60) -> None:

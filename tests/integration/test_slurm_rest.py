@@ -25,10 +25,13 @@ from .conftest import HUB_USER, TOKEN_LIFETIME, SlurmHub, cancel_test_jobs
 from .hub import Hub, wait_for
 from .slurm import (
     CLUSTER_JWT_KEY,
+    GPU_SPAWN,
     REST_URL,
+    assert_gpu_job,
     batch_script,
     cluster,
     job_details,
+    plain_job,
     refused_tokens,
     stored_job_files,
     user_jobs,
@@ -91,19 +94,10 @@ def test_the_hub_and_its_proxy_run_as_an_account_without_sudo_or_munge(rest_slur
 
 def test_gpu_spawn_runs_as_the_person_with_the_profiles_resources(rest_slurm_hub: SlurmHub, rest_hub: Hub) -> None:
     submits = rest_slurm_hub.commands.count("sbatch")
-    job_id = start(rest_hub, "alice", {"profile": "gpu", "gpus": 1, "cores": 2, "memory": "3G", "walltime": "2:00:00"})
+    job_id = start(rest_hub, "alice", GPU_SPAWN)
     reachable(rest_hub, "alice")
     assert rest_slurm_hub.commands.count("sbatch") == submits + 1  # submitted through slurmrestd
-    job = job_details(job_id)
-    assert job["UserId"].startswith("alice("), job["UserId"]
-    assert job["Partition"] == "gpu"
-    assert job["NodeList"] == "gpu01"
-    assert job["TresPerNode"] == "gres:gpu:tesla:1"
-    assert job["NumCPUs"] == "2"
-    assert "mem=3G" in job["TRES"], job["TRES"]
-    assert job["TimeLimit"] == "02:00:00"
-    assert job["Account"] == "daas-demo"
-    assert job["JobName"] == "jupyterhub-daas"
+    assert_gpu_job(job_details(job_id), "alice")
 
 
 def test_power9_spawn_gets_the_constraint_and_node(rest_hub: Hub) -> None:
@@ -223,30 +217,7 @@ def test_slurmrestd_down_for_two_intervals_stops_no_server(rest_slurm_hub: Slurm
 def bobs_job(slurm_cluster: None) -> Iterator[str]:
     """A plain batch job of bob's, running."""
     cancel_test_jobs()
-    job_id = subprocess.run(
-        [
-            "sudo",
-            "-u",
-            "bob",
-            "sbatch",
-            "--parsable",
-            "-p",
-            "cpu",
-            "--mem=500",
-            "--chdir=/tmp",
-            "-o",
-            "/dev/null",
-            "-J",
-            "bobs-own",
-            "--wrap",
-            "sleep 600",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout.strip()
-    wait_for(lambda: job_details(job_id)["JobState"] == "RUNNING", 60, f"job {job_id} to run")
+    job_id = plain_job("bob", "bobs-own", ["-p", "cpu", "--mem=500"])
     yield job_id
     cancel_test_jobs()
 

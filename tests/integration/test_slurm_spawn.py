@@ -10,7 +10,16 @@ from pathlib import Path
 
 from .conftest import SlurmHub
 from .hub import Hub
-from .slurm import batch_script, exported, job_details, server_environment, stored_job_files, user_jobs
+from .slurm import (
+    GPU_SPAWN,
+    assert_gpu_job,
+    batch_script,
+    exported,
+    job_details,
+    server_environment,
+    stored_job_files,
+    user_jobs,
+)
 
 
 def _reachable_through_proxy(hub: Hub, user: str) -> None:
@@ -21,21 +30,11 @@ def _reachable_through_proxy(hub: Hub, user: str) -> None:
 
 
 def test_gpu_profile_job_has_requested_resources(hub: Hub) -> None:
-    response = hub.spawn("alice", {"profile": "gpu", "gpus": 1, "cores": 2, "memory": "3G", "walltime": "2:00:00"})
+    response = hub.spawn("alice", GPU_SPAWN)
     assert response.status_code in (201, 202), response.text
     hub.wait_ready("alice")
     _reachable_through_proxy(hub, "alice")
-
-    job = job_details(hub.job_id("alice"))
-    assert job["UserId"].startswith("alice(")
-    assert job["Partition"] == "gpu"
-    assert job["NodeList"] == "gpu01"
-    assert job["TresPerNode"] == "gres:gpu:tesla:1"
-    assert job["NumCPUs"] == "2"
-    assert "mem=3G" in job["TRES"], job["TRES"]
-    assert job["TimeLimit"] == "02:00:00"
-    assert job["Account"] == "daas-demo"
-    assert job["JobName"] == "jupyterhub-daas"
+    assert_gpu_job(job_details(hub.job_id("alice")), "alice")
 
 
 def test_rest_body_with_only_a_profile_uses_the_profile_defaults(hub: Hub) -> None:
