@@ -38,9 +38,9 @@ def gpu_profile_raw() -> dict:
     }
 
 
-def changed(path: str, value) -> dict:
-    """The GPU profile with one value set ('kubernetes.images.daas'); DELETE removes it."""
-    raw = copy.deepcopy(gpu_profile_raw())
+def changed(path: str, value, base: dict | None = None) -> dict:
+    """The GPU profile (or `base`) with one value set ('kubernetes.images.daas'); DELETE removes it."""
+    raw = copy.deepcopy(base or gpu_profile_raw())
     *parents, last = path.split(".")
     node = raw
     for part in parents:
