@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from daas_spawner.backends.kubernetes.profile import KubernetesProfile, KubernetesRequest, Toleration
 from daas_spawner.options import OptionsError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def gpu_profile_raw() -> dict:
@@ -324,3 +328,26 @@ def test_toleration_in_api_shape():
         "effect": "NoExecute",
         "tolerationSeconds": 30,
     }
+
+
+def example_profiles() -> dict:
+    return yaml.safe_load((REPO / "profiles" / "kubernetes.yaml").read_text())
+
+
+def test_the_example_file_loads_profile_by_profile():
+    raw = example_profiles()
+    assert set(raw) == {"default_profile", "profiles"}
+    profiles = {entry["id"]: KubernetesProfile.model_validate(entry) for entry in raw["profiles"]}
+    assert list(profiles) == ["k8s-cpu", "k8s-gpu", "k8s-power9"]
+    assert raw["default_profile"] in profiles
+
+    gpu = profiles["k8s-gpu"].resolve_request({})
+    assert (gpu.gpus, gpu.kubernetes.gpu_resource, profiles["k8s-gpu"].requires_proposal) == (1, "nvidia.com/gpu", True)
+    assert gpu.kubernetes.namespace_for("20231234", default="daas") == "daas-20231234"
+
+    power9 = profiles["k8s-power9"].resolve_request({})
+    assert power9.kubernetes.node_selector_for(power9.feature) == {"kubernetes.io/arch": "ppc64le"}
+
+    cpu = profiles["k8s-cpu"].resolve_request({"cores": "whole_node"})
+    assert (cpu.cores, cpu.memory_mb, cpu.gpus, cpu.walltime_seconds) == (None, None, 0, 3600)
+    assert cpu.kubernetes.node_selector_for(cpu.feature) == {"daas.io/pool": "cpu"}
