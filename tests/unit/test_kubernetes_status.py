@@ -115,7 +115,12 @@ def event(reason, message="", at="2026-11-22T04:00:00Z", uid=UID, kind="Normal",
         (
             "0/2 nodes are available: 2 node(s) were unschedulable.",
             None,
-            "all 2 nodes are closed to new pods (cordoned)",
+            "both nodes are closed to new pods (cordoned)",
+        ),
+        (
+            "0/3 nodes are available: 1 Too many pods, 2 node(s) had volume node affinity conflict.",
+            None,
+            "1 of 3 nodes is full (no room for another pod); 2 of 3 nodes are unable to reach the server's volumes",
         ),
         (  # 1.20 counts the pre-filter verdict; newer ones do not
             "0/3 nodes are available: 3 pod has unbound immediate PersistentVolumeClaims.",

@@ -116,7 +116,7 @@ _NODE_STATE_WORDS = {  # reason -> what those nodes are
     "node(s) were unschedulable": "closed to new pods (cordoned)",
     "node(s) had volume node affinity conflict": "unable to reach the server's volumes",
     "node(s) didn't find available persistent volumes to bind": "without a free volume for the server's claims",
-    "Too many pods": "running as many pods as they may",
+    "Too many pods": "full (no room for another pod)",
 }
 _PRE_FILTER_WORDS = {
     "pod has unbound immediate PersistentVolumeClaims": "the server's volume claims are not bound to a volume yet",
@@ -166,7 +166,9 @@ def memory_words(amount: Decimal | int) -> str:
 def _some(count: int, total: int, state: str) -> str:
     if count < total:
         return f"{count} of {total} nodes {'is' if count == 1 else 'are'} {state}"
-    return f"all {total} nodes are {state}" if total > 1 else f"the only node is {state}"
+    if total == 1:
+        return f"the only node is {state}"
+    return f"both nodes are {state}" if total == 2 else f"all {total} nodes are {state}"
 
 
 def _selector_state(pod: dict[str, Any] | None) -> str:
