@@ -224,13 +224,24 @@ ROLE_RULES = [
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "create"]},
 ]
 NODE_RULES = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}]
+ALL_NAMESPACES_RULES = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+]
 HUB_ACCOUNT = {"kind": "ServiceAccount", "name": f"{FULLNAME}-hub", "namespace": NAMESPACE}
 
 
 @pytest.mark.parametrize(
-    ("value_set", "namespaces"), [("default", [NAMESPACE]), ("site", ["jhub-users", "proposal-20231234"])]
+    ("value_set", "namespaces", "cluster_rules"),
+    [
+        ("default", [NAMESPACE], NODE_RULES),
+        # pods in a namespace per proposal: the backend watches all namespaces (list + watch only)
+        ("site", ["jhub-users", "proposal-20231234"], NODE_RULES + ALL_NAMESPACES_RULES),
+    ],
 )
-def test_role_grants_exactly_the_backends_calls(chart: helm.Chart, value_set: str, namespaces: list[str]) -> None:
+def test_role_grants_exactly_the_backends_calls(
+    chart: helm.Chart, value_set: str, namespaces: list[str], cluster_rules: list[dict[str, Any]]
+) -> None:
     objects = render(chart, VALUE_SETS[value_set]())
     roles = of_kind(objects, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(namespaces)
@@ -246,7 +257,7 @@ def test_role_grants_exactly_the_backends_calls(chart: helm.Chart, value_set: st
             "name": f"{FULLNAME}-hub",
         }
     [cluster_role] = of_kind(objects, "ClusterRole")
-    assert cluster_role["rules"] == NODE_RULES
+    assert cluster_role["rules"] == cluster_rules
     [cluster_binding] = of_kind(objects, "ClusterRoleBinding")
     assert cluster_binding["subjects"] == [HUB_ACCOUNT]
     assert cluster_binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
@@ -258,10 +269,16 @@ def test_role_grants_exactly_the_backends_calls(chart: helm.Chart, value_set: st
             assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 
 
-def test_no_node_access_without_availability(chart: helm.Chart) -> None:
+def test_no_cluster_access_without_availability(chart: helm.Chart) -> None:
     objects = render(chart, {"kubernetes": {"readNodes": False}})
     assert of_kind(objects, "ClusterRole") == []
     assert of_kind(objects, "ClusterRoleBinding") == []
+
+
+def test_more_namespaces_need_the_watch_over_all(chart: helm.Chart) -> None:
+    """Roles alone in many namespaces would leave the hub's one watch without rights: refused."""
+    with pytest.raises(helm.HelmRenderError, match="watchAllNamespaces"):
+        render(chart, {"kubernetes": {"extraNamespaces": ["proposal-1"]}})
 
 
 # --- NetworkPolicies ------------------------------------------------------------------------------
@@ -284,7 +301,7 @@ def peer_names(objects: list[dict[str, Any]], peers: list[dict[str, Any]], peopl
     return names
 
 
-PEOPLE = {"app.kubernetes.io/managed-by": "jupyterhub-daas", "app.kubernetes.io/component": "singleuser"}
+PEOPLE = {"app.kubernetes.io/managed-by": "jupyterhub-daas"}  # the backend's DAAS_SELECTOR
 
 
 @pytest.mark.parametrize(("value_set", "namespace"), [("default", NAMESPACE), ("site", "jhub-users")])
@@ -491,6 +508,7 @@ def test_hub_config_from_site_values(chart: helm.Chart, tmp_path: Path) -> None:
     assert c.KeycloakAuthenticator.account_claim == "uid"
     assert c.KeycloakAuthenticator.user_office.url.startswith("https://useroffice.example.org/")  # extraConfig
     assert c.KubernetesBackend.namespace == "jhub-users"
+    assert c.KubernetesBackend.watch_all_namespaces is True
     assert c.SlurmBackend.transport == "rest"
     assert c.SlurmRest.url == "https://slurmrest.example.org:6820"
     assert c.SlurmRest.user == "jupyterhub"

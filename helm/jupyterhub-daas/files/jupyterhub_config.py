@@ -60,6 +60,7 @@ for trait, value in auth["config"].items():
     authenticator[trait] = value
 
 c.KubernetesBackend.namespace = chart["kubernetes"]["namespace"]
+c.KubernetesBackend.watch_all_namespaces = chart["kubernetes"]["watchAllNamespaces"]
 
 if chart["slurm"]["enabled"]:
     slurm = chart["slurm"]
