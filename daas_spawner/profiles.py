@@ -146,12 +146,14 @@ def _registered_profile(value: Any, handler: ValidatorFunctionWrapHandler) -> Pr
         return value
     if not isinstance(value, dict):
         return handler(value)  # pydantic names what a profile must be
-    from .backends.registry import profile_classes  # here: the registry imports every backend's profile
+    from .backends.registry import profile_classes, unavailable  # here: the registry imports every backend
 
     classes = profile_classes()
     backend = value.get("backend")
     if backend is None:
         raise ValidationError.from_exception_data("Profile", [{"type": "missing", "loc": ("backend",), "input": value}])
+    if isinstance(backend, str) and backend in unavailable():
+        raise ValueError(f"backend {backend!r} cannot be used on this hub: {unavailable()[backend]}")
     if not isinstance(backend, str) or backend not in classes:
         error = {"type": "literal_error", "loc": ("backend",), "input": backend}
         raise ValidationError.from_exception_data(

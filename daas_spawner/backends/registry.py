@@ -55,16 +55,30 @@ def check(name: str, cls: type[Backend]) -> type[Backend]:
 
 
 @functools.cache
-def backend_classes() -> dict[str, type[Backend]]:
-    """Backend name -> its class, loaded and checked."""
-    classes = {}
+def _loaded() -> tuple[dict[str, type[Backend]], dict[str, str]]:
+    classes, missing = {}, {}
     for name, entry in registered().items():
         try:
             cls = entry.load()
+        except ModuleNotFoundError as err:
+            # An optional backend whose libraries this site did not install (e.g. kubespawner):
+            # the others work; a profile naming it is refused with this reason.
+            missing[name] = f"it needs {err.name!r}, which is not installed (pip install 'jupyterhub-daas[{name}]')"
+            continue
         except (ImportError, AttributeError) as err:
             raise BackendRegistryError(f"backend {name!r} ({entry.value}) cannot be loaded: {err}") from err
         classes[name] = check(name, cls)
-    return classes
+    return classes, missing
+
+
+def backend_classes() -> dict[str, type[Backend]]:
+    """Backend name -> its class, loaded and checked (backends whose libraries are missing left out)."""
+    return _loaded()[0]
+
+
+def unavailable() -> dict[str, str]:
+    """Registered backends that cannot load here -> why, in words for the site admin."""
+    return _loaded()[1]
 
 
 def profile_classes() -> dict[str, type[Profile]]:

@@ -85,7 +85,7 @@ BAD_CHANGES = [
     ("profiles.0.environments.0.prefix", "relative/venv", "profiles[cpu].environments[daas].prefix", "pattern"),
     ("profiles.0.environments.0.apptainer_args", ["--nv"], "profiles[cpu].environments[daas]", "without an image"),
     ("profiles.0.environments.1.id", "daas", "profiles[cpu]", "environment ids must be unique"),
-    ("profiles.0.backend", "kubernetes", "profiles[cpu].backend", "'local' or 'slurm'"),
+    ("profiles.0.backend", "openstack", "profiles[cpu].backend", "'kubernetes', 'local' or 'slurm'"),
     ("profiles.0.backend", "local", "profiles[cpu]", "a local profile takes no resources"),
     ("profiles.1.resources", DELETE, "profiles[gpu]", "a slurm profile needs resources"),
     ("profiles.4.resources", site_profiles_raw()["profiles"][0]["resources"], "profiles[local]", "no resources"),
