@@ -417,6 +417,7 @@ class DaaSSpawner(Spawner):
             env=env,
             command=[*self.cmd, *self.get_args()],
             mounts=tuple(mounts),
+            data_locations=self.data_locations,
             secret_env=secret_env,
             bootstrap=secret,
         )

@@ -39,7 +39,7 @@ from traitlets import Instance, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
 from daas_core.accounts import AccountPolicy, AccountRefused, UserAccounts
-from daas_core.mounts import Mount
+from daas_core.mounts import DataLocations, Mount
 
 from ..options import BackendRequest, ResolvedOptions
 from ..profiles import Profile
@@ -139,6 +139,7 @@ class Launch:
     env: dict[str, str]  # no secrets: may be stored where operators read it (batch scripts, user_data)
     command: list[str]  # the single-user command and its arguments (no ip/port)
     mounts: tuple[Mount, ...] = ()  # the proposals' data locations (also in env as DAAS_DATA)
+    data_locations: DataLocations | None = None  # the site's data model: where pods and VMs mount `mounts`
     # The server's tokens. A backend whose start description is kept (a batch script, user_data)
     # passes only `bootstrap`, as $DAAS_BOOTSTRAP: the launcher exchanges it once for secret_env
     # (see bootstrap.py). A backend that hands the environment straight to a process may pass secret_env.
