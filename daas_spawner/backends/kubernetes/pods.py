@@ -82,6 +82,7 @@ class PodInputs:
     node_cpu: float | None = None  # a matching node's allocatable, for a whole-node request
     node_memory_mb: int | None = None
     working_dir: str | None = None
+    service_account: str | None = None  # None: the namespace's default (its token is never mounted)
 
 
 def _digest(*parts: str) -> str:
@@ -142,18 +143,18 @@ def _memory_quantity(mb: int) -> str:
     return f"{mb // 1024}Gi" if mb % 1024 == 0 else f"{mb}Mi"
 
 
-def _cpu_and_memory(inputs: PodInputs) -> tuple[str, str]:
-    """The pod's cpu and memory (requests and limits alike): the request's, or a whole node's allocatable."""
+def _cpu_and_memory(inputs: PodInputs) -> tuple[float, str]:
+    """The pod's cores and memory limits: the request's, or a whole node's allocatable."""
     request = inputs.request
     if request.whole_node:
         if inputs.node_cpu is None or inputs.node_memory_mb is None:
             raise ValueError(
                 "a whole-node request needs the node's allocatable cpu and memory (node_cpu, node_memory_mb)"
             )
-        return _cpu_quantity(inputs.node_cpu), _memory_quantity(inputs.node_memory_mb)
+        return inputs.node_cpu, _memory_quantity(inputs.node_memory_mb)
     if request.cores is None or request.memory_mb is None:
         raise ValueError("a request that is not for a whole node needs cores and memory")
-    return _cpu_quantity(request.cores), _memory_quantity(request.memory_mb)
+    return request.cores, _memory_quantity(request.memory_mb)
 
 
 def build_pod(inputs: PodInputs) -> dict[str, Any]:
@@ -181,13 +182,15 @@ def build_pod(inputs: PodInputs) -> dict[str, Any]:
         volume_mounts=list(inputs.volume_mounts),
         labels=inputs.labels | DAAS_SELECTOR,
         annotations=inputs.annotations,
-        # Requests equal to limits: the Guaranteed QoS class, a fixed share of the node like a Slurm allocation.
-        cpu_guarantee=cpu,
-        cpu_limit=cpu,
+        # Requests equal to limits (ratio 1): the Guaranteed QoS class, a fixed share of the node like a Slurm
+        # allocation. A whole node is never shared.
+        cpu_guarantee=_cpu_quantity(cpu if request.whole_node else cpu * settings.cpu_request_ratio),
+        cpu_limit=_cpu_quantity(cpu),
         mem_guarantee=memory,
         mem_limit=memory,
         # An extended resource is given in limits only; Kubernetes sets its request to the same number.
         extra_resource_limits={settings.gpu_resource: str(request.gpus)} if request.gpus else None,
+        service_account=inputs.service_account,
         automount_service_account_token=False,
         tolerations=[toleration.as_api() for toleration in settings.tolerations] or None,
         priority_class_name=settings.priority_class,

@@ -113,6 +113,14 @@ class KubernetesSettings(Strict):
         default_factory=_default_feature_selectors,
         description="Architecture feature a user may pick -> the node labels it selects.",
     )
+    cpu_request_ratio: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the chosen cores a pod requests (is guaranteed); its limit is all of them. "
+        "1: requests equal limits (Guaranteed QoS, like a Slurm allocation); below 1 lets more interactive "
+        "servers share a node's cores (Burstable QoS). Memory is always requested in full.",
+    )
 
     def namespace_for(self, proposal: str | None, default: str) -> str:
         """The pod's namespace: `default` (the backend's) unless the profile names one, per proposal or not."""
