@@ -79,3 +79,24 @@ def test_each_backend_kind_has_its_own_singleton():
     finally:
         SlurmBackend.clear_instance()
         LocalBackend.clear_instance()
+
+
+def test_a_backend_whose_libraries_are_missing_is_left_out_and_named(monkeypatch):
+    """A site without kubespawner keeps its Slurm and local profiles; a Kubernetes profile says what to install."""
+    from importlib.metadata import EntryPoint
+
+    from daas_spawner.profiles import ProfileSet
+
+    missing = EntryPoint("kubernetes", "daas_no_such_module.backend:Backend", "daas_spawner.backends")
+    entries = {**registry.registered(), "kubernetes": missing}
+    monkeypatch.setattr(registry, "registered", lambda: entries)
+    registry._loaded.cache_clear()
+    try:
+        assert "kubernetes" not in registry.backend_classes()
+        assert "slurm" in registry.backend_classes()
+        with pytest.raises(ValueError) as info:
+            ProfileSet.model_validate({"profiles": [{"id": "k", "display_name": "K", "backend": "kubernetes"}]})
+        assert "cannot be used on this hub" in str(info.value)
+        assert "jupyterhub-daas[kubernetes]" in str(info.value)
+    finally:
+        registry._loaded.cache_clear()

@@ -154,6 +154,22 @@ def test_no_gpu_asked_means_no_gpu_limit():
     assert "nvidia.com/gpu" not in container(pod)["resources"]["limits"]
 
 
+@pytest.mark.parametrize("options, request_cpu, limit_cpu", [({}, "500m", "1"), ({"cores": "whole_node"}, "8", "8")])
+def test_a_cpu_request_ratio_lowers_the_request_not_the_limit(options, request_cpu, limit_cpu):
+    """Burstable pods share a node's cores; a whole node stays whole (nothing else fits beside it)."""
+    raw = changed("kubernetes.cpu_request_ratio", 0.5)
+    pod = build_pod(inputs_for(raw, options, node_cpu=8.0, node_memory_mb=32768))
+    resources = container(pod)["resources"]
+    assert resources["requests"]["cpu"] == request_cpu
+    assert resources["limits"]["cpu"] == limit_cpu
+
+
+@pytest.mark.parametrize("ratio", [0, -0.5, 1.5])
+def test_a_cpu_request_ratio_outside_0_to_1_is_refused(ratio):
+    with pytest.raises(ValueError, match="cpu_request_ratio"):
+        KubernetesProfile.model_validate(changed("kubernetes.cpu_request_ratio", ratio))
+
+
 def test_a_mig_profile_is_the_gpu_resource():
     pod = build_pod(inputs_for(changed("kubernetes.gpu_resource", "nvidia.com/mig-1g.5gb"), {"gpus": "2"}))
     assert container(pod)["resources"]["limits"]["nvidia.com/mig-1g.5gb"] == "2"
