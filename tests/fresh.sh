@@ -5,13 +5,16 @@
 #     bash tests/fresh.sh && bash .ci/run
 # shows what CI sees on a new machine: a missing install step or an order dependence fails there,
 # not after the next machine change.  As root; it asks nothing.
-#   --keep-packages   keep the Debian packages (Slurm, munge, sudo, Chromium): faster, a little less fresh
-#   DAAS_PREFIX, DAAS_SLURM_DIR, DAAS_TEST_ARTIFACTS: as for the scripts that made them
+#   --keep-packages   keep the Debian packages (Slurm, munge, sudo, Chromium, etcd, containerd, Go) and the
+#                     Kubernetes build cache: faster, a little less fresh
+#   DAAS_PREFIX, DAAS_SLURM_DIR, DAAS_TEST_ARTIFACTS, DAAS_K8S_DIR, DAAS_K8S_CACHE: as for the scripts that made them
 set -euo pipefail
 
 PREFIX=${DAAS_PREFIX:-/opt/jupyterhub-daas}
 SLURM_DIR=${DAAS_SLURM_DIR:-/var/tmp/daas-slurm}
 ARTIFACTS=${DAAS_TEST_ARTIFACTS:-/tmp/daas-test-artifacts}
+K8S_DIR=${DAAS_K8S_DIR:-/var/tmp/daas-k8s}
+K8S_CACHE=${DAAS_K8S_CACHE:-/var/cache/daas-kubernetes}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KEEP_PACKAGES=0
 for arg in "$@"; do
@@ -29,14 +32,23 @@ while IFS=: read -r name _; do
     [[ $name =~ ^bench[0-9]+$ ]] && ACCOUNTS+=("$name")
 done </etc/passwd
 # Packages the project's scripts install that a fresh Debian image does not have.
-PACKAGE_PATTERNS=('slurm*' 'libslurm*' 'munge' 'libmunge*' 'chromium*' 'sudo')
+PACKAGE_PATTERNS=('slurm*' 'libslurm*' 'munge' 'libmunge*' 'chromium*' 'sudo'
+    etcd-server containerd runc containernetworking-plugins mmdebstrap umoci 'golang-1.19*'
+    golang-github-modern-go-reflect2-dev)
 
 # 1. Processes: the cluster (it cancels its jobs first), then whatever a test, demo or benchmark left.
 if command -v slurmctld >/dev/null && [[ -f $REPO/tests/cluster/slurm.sh ]]; then
     DAAS_SLURM_DIR=$SLURM_DIR bash "$REPO/tests/cluster/slurm.sh" stop || true
 fi
+if [[ -f $REPO/tests/cluster/kubernetes.sh ]]; then
+    DAAS_K8S_DIR=$K8S_DIR bash "$REPO/tests/cluster/kubernetes.sh" stop || true
+fi
 for account in "${ACCOUNTS[@]}"; do
     id "$account" >/dev/null 2>&1 && pkill -KILL -u "$account" 2>/dev/null || true
+done
+pkill -KILL -f "containerd-shim-runc-v2 -namespace k8s.io" 2>/dev/null || true
+for pattern in "$K8S_CACHE/bin/" "containerd --config $K8S_DIR/" "etcd --name daas-test"; do
+    pkill -KILL -f -- "$pattern" 2>/dev/null || true
 done
 for pattern in slurmctld slurmd slurmstepd slurmrestd munged configurable-http-proxy; do
     pkill -KILL -x "$pattern" 2>/dev/null || true
@@ -82,6 +94,29 @@ if ((!KEEP_PACKAGES)); then
     rm -rf /etc/slurm /etc/munge /var/lib/munge /var/log/munge /run/munge /var/lib/slurm /var/log/slurm \
         /var/spool/slurmd /var/spool/slurmctld
 fi
+
+# The Kubernetes test cluster's network: the pods' bridge and the chains its CNI plugins added.
+ip link show daas-k8s0 >/dev/null 2>&1 && ip link delete daas-k8s0 && say "removed bridge daas-k8s0"
+if command -v iptables >/dev/null; then
+    for table in nat filter; do
+        for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^CNI-/ {print $2}'); do
+            iptables -t "$table" -F "$chain" 2>/dev/null || true
+        done
+        iptables -t "$table" -S 2>/dev/null | awk '$1 == "-A" && / -j CNI-/' | while read -r _ rule; do
+            # shellcheck disable=SC2086
+            iptables -t "$table" -D $rule 2>/dev/null || true
+        done
+        for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^CNI-/ {print $2}'); do
+            iptables -t "$table" -X "$chain" 2>/dev/null || true
+        done
+    done
+fi
+# The kubelet's volume mounts and containerd's overlay mounts, then their directories.
+{ findmnt -rn -o TARGET | grep -E "^($K8S_DIR|/run/daas-containerd)(/|$)" || true; } | sort -r | while read -r target; do
+    umount -l "$target" 2>/dev/null || true
+done
+rm -rf "$K8S_DIR" /run/daas-containerd
+((KEEP_PACKAGES)) || rm -rf "$K8S_CACHE" /etc/apt/sources.list.d/daas-bookworm-src.sources
 
 # 4. Files: install prefix, cluster scratch, demo state and data, test and benchmark output, caches.
 rm -rf "$PREFIX" "$SLURM_DIR" "$ARTIFACTS" /var/lib/jupyterhub-daas-demo /srv/daas-demo-data /var/lib/daas-dask

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set up everything on a fresh Debian 12 machine (as root), start the real Slurm
-# test cluster, run the whole suite on the newest JupyterHub and the JupyterHub-backed tests
-# again on a 5.x line, and stop the cluster.  Extra arguments go to pytest (first run only).
+# and Kubernetes test clusters, run the whole suite on the newest JupyterHub and the JupyterHub-backed tests
+# again on a 5.x line, and stop the clusters.  Extra arguments go to pytest (first run only).
 #   DAAS_TEST_ORDER=random   the first run in a random order (pytest-randomly), its seed printed;
 #   DAAS_TEST_ORDER=<seed>   that order again.  Default: the files' order (CI).
 set -euo pipefail
@@ -25,6 +25,9 @@ if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok ins
 fi
 bash tests/cluster/slurm.sh start
 trap 'bash tests/cluster/slurm.sh stop' EXIT
+# The Kubernetes test cluster: built from Debian's source once per machine (cached outside the tree).
+bash tests/cluster/kubernetes.sh start
+trap 'bash tests/cluster/kubernetes.sh stop; bash tests/cluster/slurm.sh stop' EXIT
 
 "$PREFIX/venv/bin/ruff" check .
 "$PREFIX/venv/bin/ruff" format --check .
