@@ -28,6 +28,8 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Dict, Float, Instance, List, TraitError, Unicode, default, validate
 
+from daas_core.identity import AUTH_STATE_KEY as POSIX_KEY
+from daas_core.identity import identity_from_claims
 from daas_core.proposals import Proposal, proposals_from_auth_state
 
 from .accounts import NoAccount, account_name
@@ -87,6 +89,23 @@ class DaaSAuthenticator(GenericOAuthenticator):
         help="""The claim that identifies a person for the user office's account lookup (used when
         `account_claim` is empty). OIDC's `sub` is unique and never reassigned by its issuer;
         user names and e-mail addresses can be chosen or change hands.""",
+    )
+    uid_claim = Unicode(
+        config=True,
+        help="""The claim holding the person's numeric Unix uid (e.g. `uidNumber` from a Keycloak LDAP
+        mapper), stored in auth_state for backends whose servers get numeric ids rather than an account
+        name: Kubernetes pods with `c.KubernetesBackend.identity_source = "auth_state"`. Like
+        `account_claim`, only a claim the facility fills from its directory, never one people edit.
+        Empty: no ids in auth_state (backends look the account up with the name service).""",
+    )
+    gid_claim = Unicode(
+        config=True,
+        help="The claim holding the person's primary numeric gid (e.g. `gidNumber`); needed with `uid_claim`.",
+    )
+    groups_claim = Unicode(
+        config=True,
+        help="""The claim holding the person's supplementary numeric gids (a list, e.g. the proposals' Unix
+        groups), which decide the data a pod can read. Empty: the primary group only.""",
     )
     proposal_claim_rules = List(
         Dict(),
@@ -269,7 +288,23 @@ class DaaSAuthenticator(GenericOAuthenticator):
         auth_state["proposals"] = [proposal.model_dump(mode="json") for proposal in proposals]
         auth_state["proposals_refreshed_at"] = time.time()
         auth_state["proposals_warning"] = OFFICE_DOWN_WARNING if from_office is None else None
+        auth_state[POSIX_KEY] = self._posix_ids(auth_model["name"], claims)
         return auth_model
+
+    def _posix_ids(self, username: str, claims: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The person's numeric ids from the site's claims, or None (logged) when they are missing or bad.
+
+        The login still succeeds: the data service and Slurm name the account; only a server that needs
+        the numbers refuses to start, saying so.
+        """
+        if not self.uid_claim:
+            return None
+        try:
+            identity = identity_from_claims(claims, self.uid_claim, self.gid_claim, self.groups_claim)
+        except ValueError as err:
+            self.log.warning("No Unix ids for %s from the login's claims: %s", username, err)
+            return None
+        return identity.as_auth_state()
 
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
         return {self.proposal_group_template.format(id=p.id) for p in proposals_from_auth_state(auth_state)}

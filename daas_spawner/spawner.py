@@ -16,6 +16,7 @@ from tornado import web
 from traitlets import Bool, Dict, Instance, List, Unicode, default
 from traitlets.utils.importstring import import_item
 
+from daas_core.identity import PosixIdentity
 from daas_core.mounts import DataLocations, Mount, mounts_env, resolve_mounts
 from daas_core.proposals import Proposal, proposals_from_auth_state
 
@@ -418,6 +419,7 @@ class DaaSSpawner(Spawner):
             command=[*self.cmd, *self.get_args()],
             mounts=tuple(mounts),
             data_locations=self.data_locations,
+            identity=PosixIdentity.from_auth_state(self._auth_state),
             secret_env=secret_env,
             bootstrap=secret,
         )

@@ -39,6 +39,7 @@ from traitlets import Instance, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
 from daas_core.accounts import AccountPolicy, AccountRefused, UserAccounts
+from daas_core.identity import PosixIdentity
 from daas_core.mounts import DataLocations, Mount
 
 from ..options import BackendRequest, ResolvedOptions
@@ -140,6 +141,7 @@ class Launch:
     command: list[str]  # the single-user command and its arguments (no ip/port)
     mounts: tuple[Mount, ...] = ()  # the proposals' data locations (also in env as DAAS_DATA)
     data_locations: DataLocations | None = None  # the site's data model: where pods and VMs mount `mounts`
+    identity: PosixIdentity | None = None  # numeric ids from the login (auth_state), for pods and VMs
     # The server's tokens. A backend whose start description is kept (a batch script, user_data)
     # passes only `bootstrap`, as $DAAS_BOOTSTRAP: the launcher exchanges it once for secret_env
     # (see bootstrap.py). A backend that hands the environment straight to a process may pass secret_env.

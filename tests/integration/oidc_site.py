@@ -48,6 +48,10 @@ CLAIMS = {
         "name": "Alice Example",
         "email": "alice@example.org",
         "groups": ["/proposals/20231234", "/proposals/20220001", "/staff"],
+        # numeric ids for pods (c.KubernetesBackend.identity_source = "auth_state"), as LDAP gives them
+        "uidNumber": "41234",
+        "gidNumber": "4100",
+        "gidNumbers": ["5001", "5002"],
     },
     "bob": {  # Umbrella / eduTEAMS style: proposals as entitlements
         "preferred_username": "bob",
@@ -139,6 +143,9 @@ class OidcSite:
             c.DaaSAuthenticator.user_office = HttpUserOffice(
                 url="{self.office.url}", account_url="{self.office.account_url}", token="{self.office.token}"
             )
+            c.DaaSAuthenticator.uid_claim = "uidNumber"
+            c.DaaSAuthenticator.gid_claim = "gidNumber"
+            c.DaaSAuthenticator.groups_claim = "gidNumbers"
             c.DaaSAuthenticator.account_claim = "{account_claim}"  # "": the user office links subs to accounts
             c.DaaSAuthenticator.proposals_max_age = {PROPOSALS_MAX_AGE}
         """

@@ -88,6 +88,7 @@ def test_keycloak_style_login_through_discovery(site: OidcSite) -> None:
     )
     assert state["proposals_warning"] is None
     assert state["refresh_token"] and state["oauth_user"]["groups"][0] == "/proposals/20231234"
+    assert state["posix"] == {"uid": 41234, "gid": 4100, "groups": [5001, 5002]}  # the ids pods may run with
     # The form offers the proposals with their titles.
     assert "20231234 — Strain in additively manufactured alloys (ID11)" in page.text
 
@@ -98,6 +99,7 @@ def test_umbrella_style_login(site: OidcSite) -> None:
     model = site.hub.user_model("bob")
     assert model["groups"] == ["proposal-20230042"]
     assert [(p["id"], p["instrument"]) for p in model["auth_state"]["proposals"]] == [("20230042", "D22")]
+    assert model["auth_state"]["posix"] is None  # his provider sends no numeric ids: a pod start would say so
 
 
 def test_people_without_proposals_are_refused(site: OidcSite) -> None:

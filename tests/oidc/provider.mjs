@@ -53,7 +53,8 @@ const provider = new Provider(config.issuer, {
   scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', 'eduperson_entitlement'],
   claims: {
     openid: ['sub'],
-    profile: ['preferred_username', 'name', 'uid'], // uid: a site attribute, as a Keycloak LDAP mapper adds
+    // uid, uidNumber, gidNumber, gidNumbers: site attributes, as a Keycloak LDAP mapper adds them
+    profile: ['preferred_username', 'name', 'uid', 'uidNumber', 'gidNumber', 'gidNumbers'],
     email: ['email'],
     groups: ['groups'],
     eduperson_entitlement: ['eduperson_entitlement'], // the scope Umbrella/eduTEAMS uses

@@ -151,3 +151,22 @@ async def test_refresh_asks_the_provider_once_the_token_expired_or_proposals_are
 def test_bad_claim_rules_fail_at_configuration():
     with pytest.raises(Exception, match=r"proposal_claim_rules\[0\]"):
         KeycloakAuthenticator(proposal_claim_rules=[{"claim": "groups", "pattern": "(no id group)"}])
+
+
+async def test_numeric_ids_from_the_sites_claims_go_to_auth_state():
+    auth = KeycloakAuthenticator(uid_claim="uidNumber", gid_claim="gidNumber", groups_claim="gids")
+    claims = {**CLAIMS, "uidNumber": "41234", "gidNumber": "4100", "gids": ["5001"]}
+    model = await auth.update_auth_model(auth_model(claims))
+    assert model["auth_state"]["posix"] == {"uid": 41234, "gid": 4100, "groups": [5001]}
+
+
+@pytest.mark.parametrize("claims", [CLAIMS, {**CLAIMS, "uidNumber": "0", "gidNumber": "4100"}])
+async def test_missing_or_root_ids_log_in_without_ids(claims):
+    auth = KeycloakAuthenticator(uid_claim="uidNumber", gid_claim="gidNumber")
+    model = await auth.update_auth_model(auth_model(claims))
+    assert model["name"] == "alice" and model["auth_state"]["posix"] is None
+
+
+async def test_no_uid_claim_configured_stores_no_ids():
+    model = await KeycloakAuthenticator().update_auth_model(auth_model({**CLAIMS, "uidNumber": "41234"}))
+    assert model["auth_state"]["posix"] is None

@@ -8,12 +8,12 @@ import re
 import kubernetes_validate
 import pytest
 
+from daas_core.identity import PosixIdentity
 from daas_core.mount_builders import kubernetes_volumes
 from daas_core.mounts import DataLocations, Mount
 from daas_spawner.backends.kubernetes.pods import (
     DAAS_SELECTOR,
     PodInputs,
-    PosixIdentity,
     build_home_pvc,
     build_pod,
     home_claim_name,

@@ -24,8 +24,9 @@ from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner.clients import shared_client
 from pydantic import Field
-from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
 
+from daas_core.identity import PosixIdentity
 from daas_core.mount_builders import kubernetes_volumes
 from daas_core.mounts import Mount
 
@@ -33,7 +34,6 @@ from ..base import BOOTSTRAP_ENV, Backend, BackendState, Launch, ProgressEvent, 
 from .availability import pool_availability
 from .pods import (
     PodInputs,
-    PosixIdentity,
     build_home_pvc,
     build_pod,
     home_claim_name,
@@ -102,12 +102,15 @@ class KubernetesBackend(Backend[KubernetesState]):
         config=True,
         help="Service account of the servers' pods; its token is never mounted. Empty: the namespace's default.",
     )
-    identity_source = Unicode(
+    identity_source = Enum(
+        ["passwd", "auth_state"],
         "passwd",
         config=True,
-        help="""Where the pod's uid, gid and groups come from: "passwd" looks the person's account up with the
-        name service (as Slurm does: the hub sees the site's accounts through SSSD or LDAP). They never come from
-        user options: the pod runs as the person, so the data's Unix permissions hold as on Slurm.""",
+        help="""Where the pod's uid, gid and groups come from. "passwd": the person's account as the hub's name
+        service sees it (SSSD or LDAP, as for Slurm). "auth_state": the ids the login carried
+        (c.DaaSAuthenticator.uid_claim, gid_claim, groups_claim), for a hub that does not see the site's
+        accounts, e.g. in a pod. Never from user options, and never outside the uid range of people's
+        accounts: the pod runs as the person, so the data's Unix permissions hold as on Slurm.""",
     )
     home_storage_class = Unicode(
         None,
@@ -199,12 +202,22 @@ class KubernetesBackend(Backend[KubernetesState]):
             )
         return namespace
 
-    def _identity(self, username: str) -> PosixIdentity:
-        if self.identity_source != "passwd":
-            raise SpawnFailed(f"unknown c.KubernetesBackend.identity_source {self.identity_source!r}")
-        account = self.account(username)
-        groups = tuple(sorted(set(os.getgrouplist(account.pw_name, account.pw_gid))))
-        return PosixIdentity(uid=account.pw_uid, gid=account.pw_gid, groups=groups)
+    def _identity(self, launch: Launch) -> PosixIdentity:
+        if self.identity_source == "passwd":
+            account = self.account(launch.username)
+            groups = tuple(sorted(set(os.getgrouplist(account.pw_name, account.pw_gid))))
+            return PosixIdentity(uid=account.pw_uid, gid=account.pw_gid, groups=groups)
+        identity = launch.identity
+        if identity is None:
+            raise SpawnFailed(
+                "this hub starts pods with the Unix ids your login carries, and yours carried none: "
+                "log out and in again, or ask the facility to check your account"
+            )
+        if not self.min_uid <= identity.uid <= self.max_uid:
+            raise SpawnFailed(
+                f"your login's uid {identity.uid} is not a person's account here ({self.min_uid}-{self.max_uid})"
+            )
+        return identity
 
     async def start(self, launch: Launch, resume: KubernetesState | None = None) -> AsyncIterator[KubernetesState]:
         view = self._view()
@@ -222,7 +235,7 @@ class KubernetesBackend(Backend[KubernetesState]):
         name = pod_name(launch.username, launch.server)
         if view.pod(namespace, name) is not None:
             raise SpawnFailed(f"a pod {namespace}/{name} exists already (an earlier server is still stopping)")
-        identity = self._identity(launch.username)
+        identity = self._identity(launch)
         image = request.kubernetes.images[options.environment.id]
         start_id = resume.start_id if resume is not None else secrets.token_hex(8)
         labels = {**owner_labels(launch.username, launch.server), START_LABEL: start_id}

@@ -18,6 +18,8 @@ from typing import Any
 from kubernetes_asyncio.client import ApiClient
 from kubespawner.objects import make_pod, make_pvc
 
+from daas_core.identity import PosixIdentity
+
 from .names import DNS_LABEL_MAX, is_label_value
 from .profile import KubernetesRequest
 
@@ -46,21 +48,6 @@ class _Serializer(ApiClient):
 
 
 _SERIALIZER = _Serializer()
-
-
-@dataclass(frozen=True)
-class PosixIdentity:
-    """The person's numeric ids, from the authenticator or the user office (never from user options)."""
-
-    uid: int
-    gid: int
-    groups: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        # Root's ids would give a pod root's access to every mounted file: never build one.
-        for name, value in (("uid", self.uid), ("gid", self.gid), *(("groups", g) for g in self.groups)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"refusing {name} {value!r}: a server runs with a person's ids, never root's")
 
 
 @dataclass(frozen=True)
