@@ -144,3 +144,14 @@ def resolve_feature(features: list[str], given: Mapping[str, Any], profile: Prof
     if "feature" in given:
         raise OptionsError("feature", f"is not offered by profile {profile.id!r}")
     return None
+
+
+def summary_in_words(
+    data: dict[str, Any], admin_key: str, memory_mb: int | None, walltime_seconds: int
+) -> dict[str, Any]:
+    """A request's summary as people read it: the admin's settings left out, memory and wall time in words."""
+    del data[admin_key]
+    if memory_mb is not None:
+        data["memory"] = format_memory(memory_mb)
+    data["walltime"] = format_walltime(walltime_seconds)
+    return data

@@ -11,12 +11,13 @@ import base64
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from .process import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "tests" / "cluster" / "kubernetes.sh"
@@ -92,14 +93,7 @@ class Kube:
         return self.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims")["items"]  # type: ignore[index]
 
     def wait(self, what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = check()
-            if found:
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-            time.sleep(0.3)
+        return wait_for(check, timeout, what, interval=0.3)
 
 
 def admin() -> Kube:

@@ -98,3 +98,19 @@ def stranger() -> Iterator[subprocess.Popen[bytes]]:
     yield process
     process.kill()
     process.wait()
+
+
+DELETE = object()  # set_path's value that removes the key
+
+
+def set_path(data: dict, path: str, value) -> None:
+    """Set 'profiles.1.resources.cores.max' in nested dicts/lists (value DELETE removes it)."""
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key = int(last) if isinstance(node, list) else last
+    if value is DELETE:
+        del node[key]
+    else:
+        node[key] = value

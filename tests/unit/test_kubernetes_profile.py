@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from daas_spawner.backends.kubernetes.profile import KubernetesProfile, KubernetesRequest, Toleration
 from daas_spawner.options import OptionsError
 
+from .conftest import DELETE, set_path
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -45,19 +47,8 @@ def gpu_profile_raw() -> dict:
 def changed(path: str, value, base: dict | None = None) -> dict:
     """The GPU profile (or `base`) with one value set ('kubernetes.images.daas'); DELETE removes it."""
     raw = copy.deepcopy(base or gpu_profile_raw())
-    *parents, last = path.split(".")
-    node = raw
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    key = int(last) if isinstance(node, list) else last
-    if value is DELETE:
-        del node[key]
-    else:
-        node[key] = value
+    set_path(raw, path, value)
     return raw
-
-
-DELETE = object()
 
 
 @pytest.fixture(scope="module")

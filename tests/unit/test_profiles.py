@@ -10,7 +10,7 @@ import yaml
 from daas_spawner.backends.slurm.profile import SlurmProfile
 from daas_spawner.profiles import ProfileConfigError, load_profiles, local_demo
 
-from .conftest import site_profiles_raw
+from .conftest import DELETE, set_path, site_profiles_raw
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,21 +39,6 @@ def test_facility_gpu_profile_values():
 def test_local_demo_is_valid():
     assert [p.backend for p in local_demo().profiles] == ["local"]
 
-
-def _set(data: dict, path: str, value) -> None:
-    """Set 'profiles.1.resources.cores.max' in nested dicts/lists (value DELETE removes it)."""
-    *parents, last = path.split(".")
-    node = data
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    key = int(last) if isinstance(node, list) else last
-    if value is DELETE:
-        del node[key]
-    else:
-        node[key] = value
-
-
-DELETE = object()
 
 # (change to the valid site file, field path the error must name, words the message must contain)
 BAD_CHANGES = [
@@ -97,7 +82,7 @@ BAD_CHANGES = [
 @pytest.mark.parametrize("change, value, field_path, words", BAD_CHANGES)
 def test_bad_file_names_file_and_field(tmp_path, change, value, field_path, words):
     data = site_profiles_raw()
-    _set(data, change, value)
+    set_path(data, change, value)
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ProfileConfigError) as info:
@@ -108,8 +93,8 @@ def test_bad_file_names_file_and_field(tmp_path, change, value, field_path, word
 
 def test_every_bad_field_is_listed(tmp_path):
     data = site_profiles_raw()
-    _set(data, "profiles.1.resources.cores.max", 0)
-    _set(data, "profiles.2.resources.partitions", ["a;b"])
+    set_path(data, "profiles.1.resources.cores.max", 0)
+    set_path(data, "profiles.2.resources.partitions", ["a;b"])
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ProfileConfigError) as info:

@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, NonNegativeInt, field_validator, model_validator
 
 from daas_core.fields import Identifier, SchedulerName, Strict
-from daas_core.quantities import format_memory, format_walltime
 
 from ...options import BackendRequest
 from ...profiles import Profile
@@ -29,6 +28,7 @@ from ...resource_models import (
     resolve_gpu_count,
     resolve_memory,
     resolve_walltime,
+    summary_in_words,
 )
 from .names import (
     PROPOSAL_PLACEHOLDER,
@@ -167,12 +167,7 @@ class KubernetesRequest(BackendRequest):
     walltime_seconds: int
 
     def summary(self) -> dict[str, Any]:
-        data = super().summary()
-        del data["kubernetes"]  # the admin's settings, not the user's choices
-        if self.memory_mb is not None:
-            data["memory"] = format_memory(self.memory_mb)
-        data["walltime"] = format_walltime(self.walltime_seconds)
-        return data
+        return summary_in_words(super().summary(), "kubernetes", self.memory_mb, self.walltime_seconds)
 
 
 class KubernetesProfile(Profile):

@@ -13,7 +13,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from daas_core.fields import AccountTemplate, SchedulerArg, SchedulerName, Strict
-from daas_core.quantities import format_memory, format_walltime
 
 from ...options import BackendRequest, OptionsError, choice
 from ...profiles import Profile
@@ -27,6 +26,7 @@ from ...resource_models import (
     resolve_gpu_count,
     resolve_memory,
     resolve_walltime,
+    summary_in_words,
 )
 
 
@@ -78,12 +78,7 @@ class SlurmRequest(BackendRequest):
     walltime_seconds: int
 
     def summary(self) -> dict[str, Any]:
-        data = super().summary()
-        del data["slurm"]  # the admin's settings, not the user's choices
-        if self.memory_mb is not None:
-            data["memory"] = format_memory(self.memory_mb)
-        data["walltime"] = format_walltime(self.walltime_seconds)
-        return data
+        return summary_in_words(super().summary(), "slurm", self.memory_mb, self.walltime_seconds)
 
 
 class SlurmProfile(Profile):
