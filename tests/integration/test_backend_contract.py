@@ -4,6 +4,9 @@ Slurm: jobs of alice on the test cluster, through the real sbatch, squeue and sc
 again through slurmrestd with tokens the backend mints from the cluster's key (#16) (the
 server is `sleep`: the checks need a job, not a notebook; the report is the one check_report
 accepts). Local: processes run as alice through sudo, as a site with servers per account has them.
+Kubernetes: pods of alice on the Kubernetes test cluster (tests/cluster/kubernetes.sh), made with a
+service account's token and the Role a site grants the hub; the pod's command is `sleep` behind the
+launcher (the backend takes the address from the pod, no report).
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from traitlets.config import Config
 
 from daas_spawner import load_profiles
 from daas_spawner.backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress
+from daas_spawner.backends.kubernetes.backend import KubernetesBackend
 from daas_spawner.backends.local.backend import LocalBackend
 from daas_spawner.backends.slurm.backend import SlurmBackend, SlurmState
 from daas_spawner.options import UserAccess, resolve_options
-from daas_spawner.profiles import local_demo
+from daas_spawner.profiles import ProfileSet, local_demo
 
 from ..contract import CHECKS, Harness
 from ..fake_backend import SERVE
-from .conftest import REPO, cancel_test_jobs
+from .conftest import REPO, cancel_test_jobs, public_tempdir
+from .kubernetes import IMAGE, admin, cluster, grant_hub, write_kubeconfig
 from .slurm import CLUSTER_JWT_KEY, REST_URL, user_jobs
 
 USER = "alice"
@@ -77,6 +82,43 @@ def local_launch() -> Launch:
     )
 
 
+KUBE_NAMESPACE = "daas-contract"
+VENV = Path(sys.executable).parent.parent  # mounted into the pod read-only: the launcher's python
+
+
+def kubernetes_launch() -> Launch:
+    profile = {
+        "id": "pod",
+        "display_name": "pod",
+        "backend": "kubernetes",
+        "environments": [{"id": "daas", "display_name": "DaaS", "prefix": str(VENV)}],
+        "kubernetes": {"images": {"daas": IMAGE}, "image_pull_policy": "Never", "cpu_request_ratio": 0.05},
+        "resources": {"cores": {"presets": {"min": 1}}, "memory": {"min": "256M"}, "walltime": {"max": "1:00:00"}},
+    }
+    options = resolve_options({}, ProfileSet.model_validate({"profiles": [profile]}), UserAccess())
+    return Launch(
+        username=USER,
+        server=f"{USER}/contract",
+        options=options,
+        env={"JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api", MARK: secrets.token_hex(8)},
+        command=["sleep", "600"],
+    )
+
+
+async def kubernetes_pods(launch: Launch) -> int:
+    """Pods of this launch in the namespace, also one being deleted (it still runs until it is gone)."""
+    pods = await asyncio.to_thread(admin().pods, KUBE_NAMESPACE)
+    return sum({"name": MARK, "value": launch.env[MARK]} in pod["spec"]["containers"][0].get("env", []) for pod in pods)
+
+
+@pytest.fixture(scope="module")
+def kubeconfig() -> str:
+    """A service account in the contract's namespace with the Role a site grants the hub."""
+    cluster("start")
+    token = grant_hub(admin(), KUBE_NAMESPACE)
+    return str(write_kubeconfig(public_tempdir("daas-contract-") / "hub.kubeconfig", token))
+
+
 def users_processes(wanted: bytes, uid: int) -> int:
     """Live processes of `uid` with this environment entry (sudo, root's, carries it too: not counted)."""
     found = 0
@@ -98,7 +140,7 @@ async def no_report(backend: Backend, state: BackendState) -> ServerAddress:
     raise AssertionError("unreachable")
 
 
-def harness(kind: str, made: list[Backend]) -> Harness:
+def harness(kind: str, made: list[Backend], kubeconfig: str = "") -> Harness:
     """The kind's harness; every backend it makes is appended to `made` (the test shuts them down)."""
     config = Config()
     config.SlurmBackend.poll_interval = 2
@@ -113,12 +155,20 @@ def harness(kind: str, made: list[Backend]) -> Harness:
     config.LocalBackend.user_prefix = ["sudo", "-E", "-H", "-n", "-u", "{username}", "--"]
     config.LocalBackend.working_dir = "/home/{username}"
     config.LocalBackend.stop_timeout = 5
+    config.KubernetesBackend.kubeconfig = kubeconfig
+    config.KubernetesBackend.namespace = KUBE_NAMESPACE
+    config.KubernetesBackend.extra_volumes = [{"name": "venv", "hostPath": {"path": str(VENV), "type": "Directory"}}]
+    config.KubernetesBackend.extra_volume_mounts = [{"name": "venv", "mountPath": str(VENV), "readOnly": True}]
+    config.KubernetesBackend.stop_grace = 0  # sleep ignores SIGTERM
+    classes = {"local": LocalBackend, "kubernetes": KubernetesBackend}
 
     def new_backend() -> Backend:
-        backend = LocalBackend(config=config) if kind == "local" else SlurmBackend(config=config)
+        backend = classes.get(kind, SlurmBackend)(config=config)
         made.append(backend)
         return backend
 
+    if kind == "kubernetes":
+        return Harness(new_backend, kubernetes_launch, no_report, kubernetes_pods, timeout=90)
     if kind == "local":
         return Harness(new_backend, local_launch, no_report, local_processes, timeout=30)
     return Harness(new_backend, slurm_launch, slurm_report, slurm_jobs, timeout=60)
@@ -132,11 +182,14 @@ def clean(slurm_cluster: None) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-@pytest.mark.parametrize("kind", ["slurm", "slurm-rest", "local"])
-async def test_backend_keeps_the_contract(kind: str, check: Callable, clean: None) -> None:
+@pytest.mark.parametrize("kind", ["slurm", "slurm-rest", "local", "kubernetes"])
+async def test_backend_keeps_the_contract(
+    kind: str, check: Callable, clean: None, request: pytest.FixtureRequest
+) -> None:
     made: list[Backend] = []
+    kubeconfig = request.getfixturevalue("kubeconfig") if kind == "kubernetes" else ""
     try:
-        await check(harness(kind, made))
+        await check(harness(kind, made, kubeconfig))
     finally:
         for backend in made:  # as the hub's shutdown would: a REST backend's connections close in the loop
             await backend.shutdown()

@@ -312,10 +312,15 @@ def test_walltime_ends_the_pod_by_its_deadline(site: KubeSite, hub: Hub) -> None
     assert hub.spawn("alice", {"profile": CPU, "walltime": "1"}, server="short").status_code in (201, 202)
     hub.wait_ready("alice", "short")
     assert site.pod_of("alice", "short")["spec"]["activeDeadlineSeconds"] == 60
+    pod = site.pod_of("alice", "short")["metadata"]["name"]
     hub.wait_stopped("alice", "short", timeout=120)
     with hub.logged_in("alice") as browser:
         page = browser.get(f"{hub.url}/hub/spawn/alice/short")
     assert "wall time of 0:01:00" in page.text or "wall time of 1:00" in page.text, page.text[-2000:]
+    # The ended pod (restartPolicy Never keeps it) is removed: nothing holds the node or the name.
+    site.kube.wait("the ended pod to go", lambda: site.kube.pod(NAMESPACE, pod) is None, 30)
+    assert hub.spawn("alice", {"profile": CPU}, server="short").status_code in (201, 202)
+    hub.wait_ready("alice", "short")
 
 
 def test_hub_restart_reattaches_pods(site: KubeSite, hub: Hub) -> None:

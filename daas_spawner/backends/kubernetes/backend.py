@@ -148,6 +148,7 @@ class KubernetesBackend(Backend[KubernetesState]):
         self.view: ClusterView | None = None
         self._created_at: dict[str, float] = {}  # "<namespace>/<pod>" -> time.monotonic() of its create
         self._last_seen: dict[str, dict[str, Any]] = {}  # "<namespace>/<pod>" -> the pod as last seen (why it went)
+        self._removing: dict[str, asyncio.Future[None]] = {}  # ended pods being deleted, by "<namespace>/<pod>"
 
     @default("namespace")
     def _namespace_default(self) -> str:
@@ -233,8 +234,7 @@ class KubernetesBackend(Backend[KubernetesState]):
         options = launch.options
         namespace = self._namespace(request, options.proposal)
         name = pod_name(launch.username, launch.server)
-        if view.pod(namespace, name) is not None:
-            raise SpawnFailed(f"a pod {namespace}/{name} exists already (an earlier server is still stopping)")
+        await self._clear_ended_pod(namespace, name)
         identity = self._identity(launch)
         image = request.kubernetes.images[options.environment.id]
         start_id = resume.start_id if resume is not None else secrets.token_hex(8)
@@ -280,6 +280,17 @@ class KubernetesBackend(Backend[KubernetesState]):
         self._created_at[f"{namespace}/{name}"] = time.monotonic()
         self.log.info("Created pod %s/%s for %s", namespace, name, launch.server)
         yield state.model_copy(update={"created": True})
+
+    async def _clear_ended_pod(self, namespace: str, name: str) -> None:
+        """Remove an ended pod of this server's name (one a hub that was down could not remove); refuse a live one."""
+        view = self._view()
+        pod = view.pod(namespace, name)
+        if pod is None:
+            return
+        if pod_end(pod, view.pod_events(namespace, name)) is None:
+            raise SpawnFailed(f"a pod {namespace}/{name} exists already (an earlier server is still stopping)")
+        await self._delete_pod(namespace, name, grace=0)
+        await self._gone(namespace, name)
 
     def _home_claim(self, username: str) -> str | None:
         if self.home_storage_class is None:
@@ -397,6 +408,7 @@ class KubernetesBackend(Backend[KubernetesState]):
         # JupyterHub's own poll may see the end before the next tick: the spawner's watch hears
         # it first, so the person is told why (the watch's reason) and not only that it stopped.
         self._view().notify()
+        self._remove_ended(state)
         return 1
 
     async def wait_for_address(self, state: KubernetesState, reported: Awaitable[ServerAddress]) -> ServerAddress:
@@ -432,6 +444,7 @@ class KubernetesBackend(Backend[KubernetesState]):
             why = self._end(state)
             if why is not None and unsubscribe is not None:
                 unsubscribe()
+                self._remove_ended(state)
                 on_end(why)
 
         unsubscribe = self._view().subscribe(check)
@@ -442,24 +455,55 @@ class KubernetesBackend(Backend[KubernetesState]):
         pod = view.pod(state.namespace, state.pod)
         if pod is not None and pod["metadata"].get("labels", {}).get(START_LABEL) != state.start_id:
             return  # another start's pod: not ours to stop
-        try:
-            await self.api.delete_namespaced_pod(
-                state.pod, state.namespace, grace_period_seconds=self.stop_grace, _request_timeout=30
-            )
-        except ApiException as err:
-            if err.status != 404:
-                raise SpawnFailed(
-                    f"Kubernetes refused to delete pod {state.namespace}/{state.pod}: {err.reason}"
-                ) from None
-        except (OSError, asyncio.TimeoutError) as err:
-            raise SpawnFailed(f"the Kubernetes API is not answering ({err}); pod {state.pod} may still run") from None
-        deadline = time.monotonic() + self.stop_timeout
-        while view.pod(state.namespace, state.pod) is not None:
-            if time.monotonic() > deadline:
-                raise SpawnFailed(f"pod {state.namespace}/{state.pod} is still there after {self.stop_timeout:.0f}s")
-            await asyncio.sleep(view.tick / 4)
+        await self._delete_pod(state.namespace, state.pod, grace=self.stop_grace)
+        await self._gone(state.namespace, state.pod)
         self._created_at.pop(f"{state.namespace}/{state.pod}", None)
         self._last_seen.pop(f"{state.namespace}/{state.pod}", None)
+
+    async def _delete_pod(self, namespace: str, name: str, grace: int) -> None:
+        try:
+            await self.api.delete_namespaced_pod(name, namespace, grace_period_seconds=grace, _request_timeout=30)
+        except ApiException as err:
+            if err.status != 404:
+                raise SpawnFailed(f"Kubernetes refused to delete pod {namespace}/{name}: {err.reason}") from None
+        except (OSError, asyncio.TimeoutError) as err:
+            raise SpawnFailed(f"the Kubernetes API is not answering ({err}); pod {name} may still run") from None
+
+    async def _gone(self, namespace: str, name: str) -> None:
+        """Wait until the watch shows the pod gone, bounded by `stop_timeout`."""
+        view = self._view()
+        deadline = time.monotonic() + self.stop_timeout
+        while view.pod(namespace, name) is not None:
+            if time.monotonic() > deadline:
+                raise SpawnFailed(f"pod {namespace}/{name} is still there after {self.stop_timeout:.0f}s")
+            await asyncio.sleep(view.tick / 4)
+
+    def _remove_ended(self, state: KubernetesState) -> None:
+        """Delete the pod of a server that ended on its own (restartPolicy Never keeps it, and its name).
+
+        JupyterHub does not stop a server its poll found ended; without this the ended pod would stay,
+        holding its node's resources for an image that cannot be pulled, and the server's name.
+        Its reason stays known: `_last_seen` keeps the pod as it ended.
+        """
+        pod = self._view().pod(state.namespace, state.pod)
+        key = f"{state.namespace}/{state.pod}"
+        if pod is None or pod["metadata"].get("deletionTimestamp") or key in self._removing:
+            return
+        if pod["metadata"].get("labels", {}).get(START_LABEL) != state.start_id:
+            return
+
+        async def remove() -> None:
+            try:
+                await self._delete_pod(state.namespace, state.pod, grace=0)
+                self.log.info("Removed the ended pod %s", key)
+                self._created_at.pop(key, None)  # the spawner has heard why it ended: a gone pod is ended
+                self._last_seen.pop(key, None)
+            except SpawnFailed as err:
+                self.log.warning("Could not remove the ended pod %s: %s", key, err)
+            finally:
+                self._removing.pop(key, None)
+
+        self._removing[key] = asyncio.ensure_future(remove())
 
     async def availability(self, profiles: Sequence[Any]) -> dict[str, Any] | None:
         view = self.view
