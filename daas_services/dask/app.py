@@ -10,9 +10,10 @@ import os
 import sys
 from typing import Any
 
-from traitlets import Bool, Float, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, TraitError, Unicode, default, validate
 
 from ..app import ByteSize, DaaSService
+from .addresses import plain_host
 from .limits import DaskConfig, load_dask_config
 
 
@@ -44,6 +45,16 @@ class DaskService(DaaSService):
         "",
         config=True,
         help="Network interface schedulers and workers talk on (e.g. ib0). Empty: Dask's choice.",
+    )
+    client_hosts = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="""Node address (as Slurm gives it, `sinfo -o %o`) -> the host notebook servers connect to for a
+        scheduler on that node, where they reach the compute nodes by another address: pods behind a cluster
+        network, a gateway name. The service and the workers keep using Slurm's address. A node not listed:
+        Slurm's address. The scheduler must listen there too: leave `interface` empty (all addresses), or name
+        the interface that carries it. Example: {"10.1.0.17": "node17.hpc.example.org"}.""",
     )
     service_url = Unicode(
         "",
@@ -84,6 +95,13 @@ class DaskService(DaaSService):
     def _python_default(self) -> str:
         return sys.executable
 
+    @validate("client_hosts")
+    def _plain_hosts(self, proposal: Any) -> dict[str, str]:
+        for node, host in proposal.value.items():
+            if not (plain_host(node) and plain_host(host)):
+                raise TraitError(f"client_hosts: {node!r} -> {host!r}: both must be host names or addresses")
+        return proposal.value
+
     @validate("check_interval")
     def _positive(self, proposal: Any) -> float:
         if proposal.value <= 0:
@@ -121,7 +139,7 @@ class DaskService(DaaSService):
             accounts=self.user_accounts.policy,
         )
         await manager.reconcile()
-        app = DaskApp(self.limits, manager, HubUsers(), prefix)
+        app = DaskApp(self.limits, manager, HubUsers(), prefix, self.client_hosts)
         make_app(app).listen(self.listen.port or 80, self.listen.hostname or "127.0.0.1")
         self.log.info("daas-dask listening on %s", self.listen.geturl())
         hub = httpx.AsyncClient(

@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ from tornado.httpclient import HTTPRequest
 
 from ..handlers import NoLoginRedirect, UserHandler
 from ..hub_users import HubUsers
+from .addresses import client_address
 from .limits import DaskConfig, RequestError, resolve_adapt, resolve_request, resolve_scale
 from .manager import ClusterError, ClusterManager
 from .records import ClusterRecord
@@ -45,13 +47,20 @@ from .records import ClusterRecord
 log = logging.getLogger("daas-dask")
 
 
-def cluster_model(record: ClusterRecord, prefix: str, info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the owner sees of a cluster (credentials have their own endpoint)."""
+def cluster_model(
+    record: ClusterRecord,
+    prefix: str,
+    info: dict[str, Any] | None = None,
+    client_hosts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What the owner sees of a cluster (credentials have their own endpoint); the scheduler address is the
+    one clients reach (`client_hosts`)."""
+    address = record.scheduler_address if record.active else None
     return {
         "id": record.id,
         "status": record.status,
         "message": record.message,
-        "scheduler_address": record.scheduler_address if record.active else None,
+        "scheduler_address": client_address(address, client_hosts or {}) if address else None,
         "dashboard_url": f"{prefix}dashboard/{record.id}/status" if record.active else None,
         "options": {key: record.resolved.get(key) for key in ("proposal", "partition", "cores", "server_name")}
         | {"memory_mb": record.resolved.get("memory_mb"), "walltime_seconds": record.resolved.get("walltime_seconds")},
@@ -68,11 +77,22 @@ def cluster_model(record: ClusterRecord, prefix: str, info: dict[str, Any] | Non
 class DaskApp:
     """The service's shared parts: configuration, cluster manager, the hub's view of users."""
 
-    def __init__(self, config: DaskConfig, manager: ClusterManager, users: HubUsers, prefix: str) -> None:
+    def __init__(
+        self,
+        config: DaskConfig,
+        manager: ClusterManager,
+        users: HubUsers,
+        prefix: str,
+        client_hosts: Mapping[str, str] | None = None,
+    ) -> None:
         self.config = config
         self.manager = manager
         self.users = users
         self.prefix = prefix
+        self.client_hosts = dict(client_hosts or {})  # node address -> the host notebook clients use
+
+    def model(self, record: ClusterRecord, info: dict[str, Any] | None = None) -> dict[str, Any]:
+        return cluster_model(record, self.prefix, info, self.client_hosts)
 
 
 class DaskHandler(UserHandler):
@@ -103,7 +123,7 @@ class ApiHandler(NoLoginRedirect, DaskHandler):
         raise web.HTTPError(err.status, str(err))
 
     async def model(self, record: ClusterRecord) -> dict[str, Any]:
-        return cluster_model(record, self.app.prefix, await self.app.manager.info(record))
+        return self.app.model(record, await self.app.manager.info(record))
 
     def token_server(self) -> str | None:
         """The server whose token made this request (its scopes name exactly one server of the caller)."""
@@ -148,7 +168,7 @@ class ClusterHandler(ApiHandler):
     @web.authenticated
     async def delete(self, cluster_id: str) -> None:
         record = await self.app.manager.stop(self.own_cluster(cluster_id))
-        self.write_json(cluster_model(record, self.app.prefix))
+        self.write_json(self.app.model(record))
 
 
 class CredentialsHandler(ApiHandler):
@@ -158,7 +178,8 @@ class CredentialsHandler(ApiHandler):
         if not record.active or not record.tls:
             raise web.HTTPError(409, "the cluster is not running")
         self.set_header("Cache-Control", "no-store")
-        self.write_json({"scheduler_address": record.scheduler_address, "tls": record.tls})
+        address = record.scheduler_address and client_address(record.scheduler_address, self.app.client_hosts)
+        self.write_json({"scheduler_address": address, "tls": record.tls})
 
 
 class ScaleHandler(ApiHandler):

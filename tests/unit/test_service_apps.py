@@ -93,6 +93,24 @@ def test_the_dask_service_reads_the_slurm_example(tmp_path: Path) -> None:
     assert values["UserAccounts.account_group"] == "facility-users"
 
 
+def test_the_dask_service_takes_the_hosts_clients_reach_nodes_by(tmp_path: Path) -> None:
+    limits = tmp_path / "dask.yaml"
+    limits.write_text("")
+    config = tmp_path / "daas_config.py"
+    config.write_text(
+        f"c.DaskService.limits_file = {str(limits)!r}\nc.DaskService.client_hosts = {{'node17': '10.1.0.17'}}\n"
+    )
+    values = settings("daas_services.dask", "DaskService", ["-f", str(config)])
+    assert values["client_hosts"] == {"node17": "10.1.0.17"}
+    assert settings("daas_services.dask", "DaskService", [f"--limits={limits}"])["client_hosts"] == {}
+    config.write_text(
+        f"c.DaskService.limits_file = {str(limits)!r}\nc.DaskService.client_hosts = {{'node17': 'x/y'}}\n"
+    )
+    done = run("daas_services.dask", ["-f", str(config)])
+    assert done.returncode == 1
+    assert "client_hosts: 'node17' -> 'x/y': both must be host names or addresses" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(("command", "module"), APPS.items())
 def test_help_all_lists_every_setting_with_the_shared_account_rules(command: str, module: str) -> None:
     done = run(module, ["--help-all"])

@@ -24,7 +24,7 @@ from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner.clients import shared_client
 from pydantic import Field
-from traitlets import Bool, Dict, Enum, Float, Integer, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 
 from daas_core.identity import PosixIdentity
 from daas_core.mount_builders import kubernetes_volumes
@@ -47,6 +47,8 @@ from .status import api_refusal, pod_end, pod_progress
 from .watch import ClusterView
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# The pod's variables the backend sets itself (and the hub's JUPYTERHUB_*): a site's `environment` cannot.
+BACKEND_VARIABLES = frozenset({BOOTSTRAP_ENV, "HOME", "DAAS_PROFILE", "DAAS_OPTIONS", "DAAS_DATA"})
 START_LABEL = "daas.io/start"  # one start's random id: a pod of the same name from another start is not this one
 
 
@@ -121,6 +123,17 @@ class KubernetesBackend(Backend[KubernetesState]):
     )
     home_size = Unicode("10Gi", config=True, help="Size of a new home PVC (a Kubernetes quantity).")
     home_path = Unicode("/home/{username}", config=True, help="Where the home is mounted in the pod; $HOME.")
+    environment = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="""Variables every server pod gets, over the spawner's (`c.DaaSSpawner.environment`): where pods
+        reach the hub's services by another URL than Slurm jobs do, e.g. {"DAAS_DASK_URL":
+        "http://proxy-public/services/daas-dask/"} (the proxy's in-cluster address) while Slurm jobs use the
+        public name. No secrets: the pod spec is readable through the API. Names the hub or the backend set
+        (JUPYTERHUB_*, HOME, DAAS_BOOTSTRAP, DAAS_PROFILE, DAAS_OPTIONS, DAAS_DATA) are refused; an
+        environment's prefix sets PATH over this one's.""",
+    )
     extra_volumes = List(
         Dict(),
         config=True,
@@ -149,6 +162,13 @@ class KubernetesBackend(Backend[KubernetesState]):
         self._created_at: dict[str, float] = {}  # "<namespace>/<pod>" -> time.monotonic() of its create
         self._last_seen: dict[str, dict[str, Any]] = {}  # "<namespace>/<pod>" -> the pod as last seen (why it went)
         self._removing: dict[str, asyncio.Future[None]] = {}  # ended pods being deleted, by "<namespace>/<pod>"
+
+    @validate("environment")
+    def _no_variables_of_the_hub(self, proposal: Any) -> dict[str, str]:
+        taken = [name for name in proposal.value if name.startswith("JUPYTERHUB_") or name in BACKEND_VARIABLES]
+        if taken:
+            raise TraitError(f"environment: {', '.join(sorted(taken))} are set by the hub or the backend")
+        return proposal.value
 
     @default("namespace")
     def _namespace_default(self) -> str:
@@ -353,6 +373,7 @@ class KubernetesBackend(Backend[KubernetesState]):
         service = urllib.parse.urlsplit(launch.env.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:0/"))
         env = {
             **launch.env,
+            **self.environment,
             BOOTSTRAP_ENV: launch.bootstrap,
             "JUPYTERHUB_SERVICE_URL": urllib.parse.urlunsplit(service._replace(netloc=f"0.0.0.0:{self.port}")),
             "HOME": self._home(launch.username),
