@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +55,10 @@ class Kube:
 
     def __init__(self, token: str) -> None:
         self.http = httpx.Client(
-            base_url=API, verify=str(DIR / "pki" / "ca.crt"), headers={"Authorization": f"Bearer {token}"}, timeout=30
+            base_url=API,
+            verify=ssl.create_default_context(cafile=DIR / "pki" / "ca.crt"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

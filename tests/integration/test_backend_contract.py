@@ -33,7 +33,9 @@ from daas_spawner.profiles import ProfileSet, local_demo
 from ..contract import CHECKS, Harness
 from ..fake_backend import SERVE
 from .conftest import REPO, cancel_test_jobs, public_tempdir
-from .kubernetes import IMAGE, admin, cluster, grant_hub, write_kubeconfig
+from .kube_site import CPU, VENV
+from .kube_site import profile as kubernetes_profile
+from .kubernetes import admin, cluster, grant_hub, write_kubeconfig
 from .slurm import CLUSTER_JWT_KEY, REST_URL, user_jobs
 
 USER = "alice"
@@ -83,19 +85,11 @@ def local_launch() -> Launch:
 
 
 KUBE_NAMESPACE = "daas-contract"
-VENV = Path(sys.executable).parent.parent  # mounted into the pod read-only: the launcher's python
 
 
 def kubernetes_launch() -> Launch:
-    profile = {
-        "id": "pod",
-        "display_name": "pod",
-        "backend": "kubernetes",
-        "environments": [{"id": "daas", "display_name": "DaaS", "prefix": str(VENV)}],
-        "kubernetes": {"images": {"daas": IMAGE}, "image_pull_policy": "Never", "cpu_request_ratio": 0.05},
-        "resources": {"cores": {"presets": {"min": 1}}, "memory": {"min": "256M"}, "walltime": {"max": "1:00:00"}},
-    }
-    options = resolve_options({}, ProfileSet.model_validate({"profiles": [profile]}), UserAccess())
+    profiles = ProfileSet.model_validate({"profiles": [kubernetes_profile(CPU)]})
+    options = resolve_options({"profile": CPU}, profiles, UserAccess())
     return Launch(
         username=USER,
         server=f"{USER}/contract",
