@@ -43,7 +43,7 @@ from .pods import (
 )
 from .profile import KubernetesProfile, KubernetesRequest
 from .resources import cores, memory_mib
-from .status import api_refusal, pod_end, pod_progress
+from .status import api_refusal, listens, pod_end, pod_progress
 from .watch import ClusterView
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -441,9 +441,9 @@ class KubernetesBackend(Backend[KubernetesState]):
                 raise SpawnFailed(why)
             pod = view.pod(state.namespace, state.pod)
             status = (pod or {}).get("status", {})
-            if status.get("phase") == "Running" and status.get("podIP"):
+            if status.get("podIP") and listens(pod):
                 return ServerAddress(status["podIP"], state.port)
-            await asyncio.sleep(view.tick / 2)
+            await asyncio.sleep(view.tick / 4)
 
     async def progress(self, state: KubernetesState) -> AsyncIterator[ProgressEvent]:
         view = self._view()
