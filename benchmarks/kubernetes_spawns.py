@@ -296,7 +296,7 @@ def per_round_ratio(runs: list[Run], n: int, value: Any) -> dict[str, float] | N
         pair = {r.system: r for r in runs if r.n == n and r.round == round_no}
         if "daas" in pair and "kubespawner" in pair:
             a, b = value(pair["daas"]), value(pair["kubespawner"])
-            if a is not None and b is not None and b > 0:
+            if a is not None and b is not None and b > 0 and not math.isnan(a / b):  # NaN: a run had failures
                 ratios.append(a / b)
     return spread(ratios) if ratios else None
 

@@ -220,6 +220,11 @@ class Report:
                      f"{s(peer.get('all_ready_s'))} s", ratio["median"] <= 1.1)
                 )  # fmt: skip
             daas, peer = row.get("daas") or {}, row.get("kubespawner") or {}
+            if daas:
+                self.targets.append(
+                    (f"{n} concurrent pod spawns, 0 failures", str(daas["failures"]), str(peer.get("failures", "-")),
+                     daas["failures"] == 0)
+                )  # fmt: skip
             if "steady" in daas:
                 self.targets.append(
                     (f"apiserver requests/min with {n} pods running (measured, no goal)",
