@@ -1,4 +1,5 @@
-"""What every benchmark shares: the peer's venv, hubs started from it, summaries, the machine's description."""
+"""What every benchmark shares: the peer's venv, hubs started from it, concurrent spawns through a hub's REST API,
+summaries, the machine's description."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import json
 import math
 import os
 import platform
+import pwd
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence, Sized
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -32,6 +37,7 @@ RESULTS = REPO / "benchmarks" / "results"
 INFO_LOGGING = """
     c.JupyterHub.log_level = "INFO"  # tests/integration's Hub logs DEBUG; a site runs INFO
 """
+POLL = 0.25  # seconds between the benchmarks' readiness checks, the same for every system
 
 
 class VenvHub(Hub):
@@ -51,6 +57,99 @@ class VenvHub(Hub):
             return super().start(timeout)
         finally:
             hub_module.VENV_BIN = saved
+
+
+@dataclass
+class Spawn:
+    """One user's server start through a hub: when it was asked for, when the hub called it ready, or why not."""
+
+    user: str
+    posted: float = math.nan  # epoch seconds
+    ready: float = math.nan
+    failed: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return self.ready - self.posted
+
+
+def hub_client(hub: Hub) -> httpx.AsyncClient:
+    """The hub's REST API as its admin service."""
+    headers = {"Authorization": f"token {hub.admin_token}"}
+    return httpx.AsyncClient(base_url=hub.api_url, headers=headers, timeout=600)
+
+
+async def active_servers(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+    """User -> default server model, for users with a server starting, running or stopping."""
+    response = await client.get("/users", params={"state": "active", "limit": 1000})
+    response.raise_for_status()
+    return {u["name"]: u["servers"][""] for u in response.json() if "" in u.get("servers", {})}
+
+
+async def until_empty(query: Callable[[], Awaitable[Sized]], what: str = "servers", timeout: float = 300) -> None:
+    """Ask `query` every POLL seconds until it answers nothing (servers stopped, jobs or pods gone)."""
+    deadline = time.monotonic() + timeout
+    while await query():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} still there after {timeout:g} s")
+        await asyncio.sleep(POLL)
+
+
+async def start_servers(client: httpx.AsyncClient, spawns: Sequence[Spawn], body: str, timeout: float) -> None:
+    """POST every spawn at once; return when each is ready or failed (its Spawn says which)."""
+
+    async def post(spawn: Spawn) -> None:
+        spawn.posted = time.time()
+        response = await client.post(f"/users/{spawn.user}/server", content=body)
+        if response.status_code not in (201, 202):
+            spawn.failed = f"HTTP {response.status_code}: {response.text[:200]}"
+
+    posts = asyncio.gather(*(post(s) for s in spawns))
+    await wait_ready(client, {s.user: s for s in spawns}, posts, timeout)
+    await posts
+
+
+async def wait_ready(
+    client: httpx.AsyncClient, by_user: dict[str, Spawn], posts: asyncio.Future[Any], timeout: float
+) -> None:
+    """Poll the hub every POLL seconds; a server is ready when the hub says so (the same clock for every system)."""
+    waiting = set(by_user)
+    deadline = time.monotonic() + timeout
+    while waiting:
+        if time.monotonic() > deadline:
+            for user in waiting:
+                by_user[user].failed = f"not ready after {timeout:g} s"
+            return
+        posts_done = posts.done()
+        servers = await active_servers(client)
+        now = time.time()
+        for user in list(waiting):
+            spawn = by_user[user]
+            server = servers.get(user)
+            if spawn.failed:
+                waiting.discard(user)
+            elif server is not None and server.get("ready"):
+                spawn.ready = now
+                waiting.discard(user)
+            elif server is None and posts_done:
+                spawn.failed = "the server went away before it was ready"
+                waiting.discard(user)
+        await asyncio.sleep(POLL)
+
+
+async def stop_servers(client: httpx.AsyncClient, users: Sequence[str]) -> None:
+    """DELETE every server at once; return when the hub has none left."""
+    await asyncio.gather(*(client.delete(f"/users/{u}/server") for u in users))
+    await until_empty(lambda: active_servers(client))
+
+
+def ensure_users(users: Sequence[str]) -> None:
+    """Unix accounts for the benchmark's users (the servers run as them)."""
+    for user in users:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(["useradd", "-m", "-s", "/bin/bash", user], check=True, timeout=60)
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:

@@ -40,8 +40,18 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, environment, log, require_fresh_install, run_main, save
-from benchmarks.spawns import HUBS, JOB_NAMES, POLL, Bench, Spawn, bench_cluster, bench_workdir, cluster, ensure_users
+from benchmarks.common import (
+    POLL,
+    RESULTS,
+    active_servers,
+    ensure_users,
+    environment,
+    log,
+    require_fresh_install,
+    run_main,
+    save,
+)
+from benchmarks.spawns import HUBS, JOB_NAMES, Bench, Spawn, bench_cluster, bench_workdir, cluster
 from tests.integration.slurm import job_details
 
 SCENARIOS = ("restart", "outage", "burst", "node")
@@ -101,7 +111,7 @@ class Hardening:
         async with httpx.AsyncClient(timeout=30) as proxy:
             answers = await asyncio.gather(*(proxy.get(f"{hub.url}/user/{user}/api") for user in jobs))
         async with bench.client(system) as client:
-            after = await bench.active(client)
+            after = await active_servers(client)
             kept = {u for u in ready_users(after) if u in jobs}
             live = set(await asyncio.to_thread(bench.live_jobs, JOB_NAMES[system]))
             result = {
@@ -129,7 +139,7 @@ class Hardening:
         clients = {system: bench.client(system) for system in self.systems}
         try:
             await asyncio.gather(*(bench.start_servers(clients[s], s, [Spawn(u) for u in first]) for s in self.systems))
-            before = {s: ready_users(await bench.active(clients[s])) for s in self.systems}
+            before = {s: ready_users(await active_servers(clients[s])) for s in self.systems}
             counts = ", ".join(f"{s} {len(before[s])}" for s in self.systems)
             log(f"outage: {counts} servers running; stopping slurmctld")
             await asyncio.to_thread(cluster, "stop-controller")
@@ -139,7 +149,7 @@ class Hardening:
             async def sample() -> None:
                 while True:
                     for s in self.systems:
-                        lowest[s] = min(lowest[s], len(ready_users(await bench.active(clients[s])) & before[s]))
+                        lowest[s] = min(lowest[s], len(ready_users(await active_servers(clients[s])) & before[s]))
                     await asyncio.sleep(2)
 
             sampler = asyncio.ensure_future(sample())
@@ -154,7 +164,7 @@ class Hardening:
             await asyncio.gather(*(bench.start_servers(clients[s], s, [recovery[s]]) for s in self.systems))
             await asyncio.sleep(SETTLE)
             for s, failed in zip(self.systems, failures, strict=True):
-                after = ready_users(await bench.active(clients[s]))
+                after = ready_users(await active_servers(clients[s]))
                 results[s] = {
                     "running_before": len(before[s]),
                     "dropped_during_outage": len(before[s]) - lowest[s],
@@ -199,7 +209,7 @@ class Hardening:
             await asyncio.gather(*starting)
             await asyncio.sleep(SETTLE)
             for s in self.systems:
-                servers = await bench.active(clients[s])
+                servers = await active_servers(clients[s])
                 ready = ready_users(servers)
                 owned = {sp.job_id for sp in spawns[s] if sp.user in servers}
                 live = set(await asyncio.to_thread(bench.live_jobs, JOB_NAMES[s]))
@@ -241,7 +251,7 @@ class Hardening:
                     state = await asyncio.to_thread(job_state, spawns[s].job_id)
                     if s not in slurm_ended and state not in ("RUNNING", "COMPLETING"):
                         slurm_ended[s] = time.time()
-                    if s not in hub_noticed and user not in await bench.active(clients[s]):
+                    if s not in hub_noticed and user not in await active_servers(clients[s]):
                         hub_noticed[s] = time.time()
                 await asyncio.sleep(POLL)
             for s in self.systems:

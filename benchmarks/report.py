@@ -53,6 +53,7 @@ class Report:
         self.fuzz = load(results, "fuzz_options")
         self.hardening = load(results, "hardening")
         self.attacks = load(results, "attack_matrix")
+        self.kubernetes = load(results, "kubernetes_spawns")
         self.targets: list[tuple[str, str, str, bool | None]] = []  # target, DaaS, peer, met
 
     def header(self) -> list[str]:
@@ -167,6 +168,68 @@ class Report:
                 self.targets.append(
                     (f"hub-side overhead <= 0.5 s per spawn (p50, N={n})", f"{f(overhead, 2)} s",
                      f"{f(peer_overhead, 2)} s", overhead <= 0.5)
+                )  # fmt: skip
+        return lines
+
+    def kubernetes_section(self) -> list[str]:
+        if not self.kubernetes:
+            return ["## Concurrent pod spawns on Kubernetes", "", "Not run.", ""]
+        env, settings, summary = self.kubernetes["environment"], self.kubernetes["settings"], self.kubernetes["summary"]
+        lines = [
+            "## Concurrent pod spawns on Kubernetes",
+            "",
+            f"{settings['repeats']} rounds on the Kubernetes test cluster ({env.get('kubernetes', '-')}, one node,"
+            f" 2 cores), KubeSpawner {env.get('kubespawner', '-')}; each pod {settings['pod']}; the systems"
+            f" alternate, their order rotating. Apiserver requests: the hub's service account in the audit log.",
+            "",
+            "| N | system | all ready, s | per user p50, s | max, s | failed | requests/min spawning |"
+            " requests/min running | requests/min stopping |",
+            "|---:|---|---|---|---|---:|---|---|---|",
+        ]
+        for n, row in summary.items():
+            for system in ("daas", "kubespawner"):
+                e = row.get(system)
+                if not e:
+                    continue
+                rates = [s((e.get(phase) or {}).get("requests_per_min")) for phase in ("spawn", "steady", "stop")]
+                lines.append(
+                    f"| {n} | {system} | {s(e['all_ready_s'])} | {s(e['p50_s'])} | {s(e['max_s'])} | {e['failures']} |"
+                    f" {' | '.join(rates)} |"
+                )
+        lines += ["", "DaaS / KubeSpawner, per round:", "", "| N | all ready | requests/min running |"]
+        lines.append("|---:|---|---|")
+        for n, row in summary.items():
+            r = row["ratios_daas_to_kubespawner"]
+            lines.append(f"| {n} | {s(r.get('all_ready'), 2)} | {s(r.get('steady_requests_per_min'), 2)} |")
+        lines += ["", "Requests per minute by call (medians over rounds):", "", "| N | system | phase | by call |"]
+        lines.append("|---:|---|---|---|")
+        for n, row in summary.items():
+            for system in ("daas", "kubespawner"):
+                for phase in ("spawn", "steady", "stop"):
+                    p = (row.get(system) or {}).get(phase)
+                    if p:
+                        calls = ", ".join(f"{c} {v['median']:.1f}" for c, v in p["by_call_per_min"].items())
+                        lines.append(f"| {n} | {system} | {phase} | {calls or '-'} |")
+        lines.append("")
+        for n, row in summary.items():
+            ratio = row["ratios_daas_to_kubespawner"].get("all_ready")
+            if ratio:
+                peer = row.get("kubespawner", {})
+                self.targets.append(
+                    (f"all {n} pods ready within 1.1x plain KubeSpawner", f"{ratio['median']:.2f}x",
+                     f"{s(peer.get('all_ready_s'))} s", ratio["median"] <= 1.1)
+                )  # fmt: skip
+            daas, peer = row.get("daas") or {}, row.get("kubespawner") or {}
+            if daas:
+                self.targets.append(
+                    (f"{n} concurrent pod spawns, 0 failures", str(daas["failures"]), str(peer.get("failures", "-")),
+                     daas["failures"] == 0)
+                )  # fmt: skip
+            if "steady" in daas:
+                self.targets.append(
+                    (f"apiserver requests/min with {n} pods running (measured, no goal)",
+                     f"{daas['steady']['requests_per_min']['median']:.1f}/min",
+                     f"{f((peer.get('steady') or {}).get('requests_per_min', {}).get('median'))}/min", None)
                 )  # fmt: skip
         return lines
 
@@ -379,7 +442,7 @@ class Report:
         return lines
 
     def render(self) -> str:
-        body = self.spawn_section() + self.form_section() + self.dask_section()
+        body = self.spawn_section() + self.kubernetes_section() + self.form_section() + self.dask_section()
         body += self.hardening_section() + self.security_section()
         targets = ["## Targets", "", "| target | DaaS | peer | |", "|---|---|---|---|"]
         targets += [f"| {t} | {d} | {p} | {verdict(ok)} |" for t, d, p, ok in self.targets]

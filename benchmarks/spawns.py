@@ -44,7 +44,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence, Sized
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,12 +58,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (
     BENCH_VENV,
     INFO_LOGGING,
+    POLL,
     PREFIX,
     REPO,
     RESULTS,
     VenvHub,
+    active_servers,
+    ensure_users,
     environment,
     fmt_spread,
+    hub_client,
     log,
     percentile,
     require_fresh_install,
@@ -71,7 +75,11 @@ from benchmarks.common import (
     run_main,
     save,
     spread,
+    until_empty,
 )
+from benchmarks.common import Spawn as HubSpawn
+from benchmarks.common import start_servers as start_all
+from benchmarks.common import stop_servers as stop_all
 from tests.integration.hub import Hub
 from tests.integration.process import free_port
 from tests.integration.slurm import CLUSTER_SCRIPT, CommandLog
@@ -101,7 +109,6 @@ REST_REQUEST = re.compile(r"operations_router: \[\S+\] (GET|POST|PUT|PATCH|DELET
 DAAS_OPTIONS = {"profile": "cpu", "cores": "min", "memory": "512M", "walltime": "1:00:00"}
 SERVER_VENV = Path(sys.prefix)  # every system's servers run this venv's jupyterhub-singleuser
 BATCHSPAWNER_JOB_LIB = PREFIX / "batchspawner-job"  # batchspawner-singleuser for that venv (setup.sh)
-POLL = 0.25  # seconds between the benchmark's readiness checks, the same for every system
 TOOK = re.compile(r"User (\S+) took ([\d.]+) seconds to start")
 LISTENING = re.compile(r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \w+\] .*is running at:", re.MULTILINE)
 
@@ -191,15 +198,6 @@ def bench_profiles(path: Path) -> Path:
     return path
 
 
-async def until_empty(query: Callable[[], Awaitable[Sized]], what: str = "servers", timeout: float = 300) -> None:
-    """Ask `query` every POLL seconds until it answers nothing (servers stopped, jobs gone)."""
-    deadline = time.monotonic() + timeout
-    while await query():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} still there after {timeout:g} s")
-        await asyncio.sleep(POLL)
-
-
 class RestHub(Hub):
     """The DaaS hub on the rest transport; it copies the cluster's JWT key as it starts (the cluster makes the key)."""
 
@@ -268,20 +266,14 @@ def daemon_cpu() -> dict[str, float]:
 
 
 @dataclass
-class Spawn:
-    user: str
-    posted: float = math.nan  # epoch seconds
-    ready: float = math.nan
-    failed: str = ""
+class Spawn(HubSpawn):
+    """A server start with its Slurm job, and the times the overhead is taken from."""
+
     job_id: str = ""
     log: str = ""
     hub_took: float = math.nan  # the hub's own figure
     job_started: float = math.nan  # Prolog
     listening: float = math.nan  # server log
-
-    @property
-    def seconds(self) -> float:
-        return self.ready - self.posted
 
     @property
     def overhead(self) -> float:
@@ -470,64 +462,18 @@ class Bench:
         return run
 
     def client(self, system: str) -> httpx.AsyncClient:
-        hub = self.hubs[system]
-        headers = {"Authorization": f"token {hub.admin_token}"}
-        return httpx.AsyncClient(base_url=hub.api_url, headers=headers, timeout=600)
+        return hub_client(self.hubs[system])
 
     async def start_servers(self, client: httpx.AsyncClient, system: str, spawns: list[Spawn]) -> None:
         """POST every spawn at once; return when each is ready or failed (its Spawn says which)."""
         body = json.dumps(DAAS_OPTIONS if system in DAAS_HUBS else {})
-
-        async def post(spawn: Spawn) -> None:
-            spawn.posted = time.time()
-            response = await client.post(f"/users/{spawn.user}/server", content=body)
-            if response.status_code not in (201, 202):
-                spawn.failed = f"HTTP {response.status_code}: {response.text[:200]}"
-
-        by_user = {s.user: s for s in spawns}
-        posts = asyncio.gather(*(post(s) for s in spawns))
-        await self.wait_hub_ready(client, by_user, posts)
-        await posts
-        self.record_jobs(system, await self.active(client), by_user)
+        await start_all(client, spawns, body, self.timeout)
+        self.record_jobs(system, await active_servers(client), {s.user: s for s in spawns})
 
     async def stop_servers(self, client: httpx.AsyncClient, system: str, users: list[str]) -> None:
         """DELETE every server at once; return when the hub has none and their jobs have left the queue."""
-        await asyncio.gather(*(client.delete(f"/users/{u}/server") for u in users))
-        await until_empty(lambda: self.active(client))
+        await stop_all(client, users)
         await self.wait_no_jobs(JOB_NAMES[system])
-
-    @staticmethod
-    async def active(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-        """User -> default server model, for users with a server starting, running or stopping."""
-        response = await client.get("/users", params={"state": "active", "limit": 1000})
-        response.raise_for_status()
-        return {u["name"]: u["servers"][""] for u in response.json() if "" in u.get("servers", {})}
-
-    async def wait_hub_ready(
-        self, client: httpx.AsyncClient, by_user: dict[str, Spawn], posts: asyncio.Future[Any]
-    ) -> None:
-        waiting = set(by_user)
-        deadline = time.monotonic() + self.timeout
-        while waiting:
-            if time.monotonic() > deadline:
-                for user in waiting:
-                    by_user[user].failed = f"not ready after {self.timeout:g} s"
-                return
-            posts_done = posts.done()
-            servers = await self.active(client)
-            now = time.time()
-            for user in list(waiting):
-                spawn = by_user[user]
-                server = servers.get(user)
-                if spawn.failed:
-                    waiting.discard(user)
-                elif server is not None and server.get("ready"):
-                    spawn.ready = now
-                    waiting.discard(user)
-                elif server is None and posts_done:
-                    spawn.failed = "the server went away before it was ready"
-                    waiting.discard(user)
-            await asyncio.sleep(POLL)
 
     def record_jobs(self, system: str, servers: dict[str, dict[str, Any]], by_user: dict[str, Spawn]) -> None:
         for user, server in servers.items():
@@ -614,14 +560,6 @@ def bench_workdir(workdir: Path | None, prefix: str) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     os.chmod(workdir, 0o755)
     return workdir
-
-
-def ensure_users(users: list[str]) -> None:
-    for user in users:
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", user], check=True, timeout=60)
 
 
 @contextlib.contextmanager

@@ -62,6 +62,12 @@ PROFILES = {
 }
 
 
+def venv_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The test venv as a read-only hostPath volume and its mount at the same path in the pod."""
+    volume = {"name": "venv", "hostPath": {"path": str(VENV), "type": "Directory"}}
+    return volume, {"name": "venv", "mountPath": str(VENV), "readOnly": True}
+
+
 def home_volumes(kube: Kube, count: int) -> None:
     """A StorageClass without a provisioner and host-path volumes for it: the homes' claims bind to these.
 
@@ -120,7 +126,7 @@ class KubeSite:
         kubeconfig = write_kubeconfig(workdir / "hub.kubeconfig", token)
         if homes:
             home_volumes(self.kube, 12)
-        venv = {"name": "venv", "hostPath": {"path": str(VENV), "type": "Directory"}}
+        venv, venv_mount = venv_volume()
         config = f"""
             from daas_spawner import load_profiles
             from daas_core.mounts import load_data_locations
@@ -134,7 +140,7 @@ class KubeSite:
             c.KubernetesBackend.home_storage_class = {HOME_CLASS if homes else None!r}
             c.KubernetesBackend.home_size = "1Gi"
             c.KubernetesBackend.extra_volumes = [{venv!r}]
-            c.KubernetesBackend.extra_volume_mounts = [{{"name": "venv", "mountPath": "{VENV}", "readOnly": True}}]
+            c.KubernetesBackend.extra_volume_mounts = [{venv_mount!r}]
             c.JupyterHub.named_server_limit_per_user = 0  # stopped named servers count towards a limit
             c.Spawner.poll_interval = 1
             c.Spawner.start_timeout = 180

@@ -104,23 +104,36 @@ def admin() -> Kube:
     return Kube(admin_token())
 
 
-def grant_hub(kube: Kube, namespace: str, account: str = "daas-hub") -> str:
-    """A namespace, a service account with HUB_RULES there (and HUB_CLUSTER_RULES), and its token."""
+def grant_hub(
+    kube: Kube,
+    namespace: str,
+    account: str = "daas-hub",
+    rules: list[dict[str, Any]] = HUB_RULES,
+    cluster_rules: list[dict[str, Any]] = HUB_CLUSTER_RULES,
+) -> str:
+    """A namespace, a service account with `rules` there (and `cluster_rules`, if any), and its token.
+
+    The defaults are the DaaS hub's; a benchmark grants another spawner the rules its own docs ask for."""
     kube.apply("/api/v1/namespaces", {"metadata": {"name": namespace}})
     kube.apply(f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": account}})
     rbac = "/apis/rbac.authorization.k8s.io/v1"
-    kube.apply(f"{rbac}/namespaces/{namespace}/roles", {"metadata": {"name": account}, "rules": HUB_RULES})
+    kube.apply(f"{rbac}/namespaces/{namespace}/roles", {"metadata": {"name": account}, "rules": rules})
     subject = [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
     kube.apply(
         f"{rbac}/namespaces/{namespace}/rolebindings",
         {"metadata": {"name": account}, "roleRef": _role_ref("Role", account), "subjects": subject},
     )
-    cluster_name = f"{account}-{namespace}"
-    kube.apply(f"{rbac}/clusterroles", {"metadata": {"name": cluster_name}, "rules": HUB_CLUSTER_RULES})
-    kube.apply(
-        f"{rbac}/clusterrolebindings",
-        {"metadata": {"name": cluster_name}, "roleRef": _role_ref("ClusterRole", cluster_name), "subjects": subject},
-    )
+    if cluster_rules:
+        cluster_name = f"{account}-{namespace}"
+        kube.apply(f"{rbac}/clusterroles", {"metadata": {"name": cluster_name}, "rules": cluster_rules})
+        kube.apply(
+            f"{rbac}/clusterrolebindings",
+            {
+                "metadata": {"name": cluster_name},
+                "roleRef": _role_ref("ClusterRole", cluster_name),
+                "subjects": subject,
+            },
+        )
 
     def token() -> str | None:  # the token controller (v1.20) writes a secret per service account
         sa = kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}") or {}
