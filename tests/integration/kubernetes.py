@@ -11,10 +11,11 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -26,6 +27,7 @@ HOST_IP = "10.88.0.1"  # the node's bridge: pods reach the hub here
 NODE = "node01"
 IMAGE = "daas.local/notebook:1"
 AUDIT_LOG = DIR / "log" / "audit.log"
+VENV = Path(sys.executable).parent.parent  # pods mount it read-only, as a site's image carries its environment
 
 # What the hub's Role grants, rule by rule, with the backend call that needs each (helm/ renders the same).
 HUB_RULES = [
@@ -124,15 +126,75 @@ def grant_hub(kube: Kube, namespace: str, account: str = "daas-hub") -> str:
         {"metadata": {"name": cluster_name}, "roleRef": _role_ref("ClusterRole", cluster_name), "subjects": subject},
     )
 
-    def token() -> str | None:  # the token controller (v1.20) writes a secret per service account
-        sa = kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}") or {}
-        for ref in sa.get("secrets", []):
-            secret = kube.get(f"/api/v1/namespaces/{namespace}/secrets/{ref['name']}")
-            if secret and secret.get("data", {}).get("token"):
-                return base64.b64decode(secret["data"]["token"]).decode()
-        return None
+    return kube.wait(f"a token for service account {account}", lambda: account_token(kube, namespace, account))
 
-    return kube.wait(f"a token for service account {account}", token)
+
+def account_token(kube: Kube, namespace: str, account: str) -> str | None:
+    """A service account's token, once the token controller (v1.20) has written its Secret."""
+    found = kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}") or {}
+    for ref in found.get("secrets", []):
+        secret = kube.get(f"/api/v1/namespaces/{namespace}/secrets/{ref['name']}")
+        if secret and secret.get("data", {}).get("token"):
+            return base64.b64decode(secret["data"]["token"]).decode()
+    return None
+
+
+def profile(profile_id: str, **resources: Any) -> dict[str, Any]:
+    """A `backend: kubernetes` profile on the test image, with the test venv as its environment."""
+    return {
+        "id": profile_id,
+        "display_name": profile_id,
+        "backend": "kubernetes",
+        "environments": [{"id": "daas", "display_name": "DaaS Python", "prefix": str(VENV)}],
+        "kubernetes": {"images": {"daas": IMAGE}, "image_pull_policy": "Never", "cpu_request_ratio": 0.05},
+        "resources": {
+            "cores": {"presets": {"min": 1, "medium": 2}, "whole_node": True, "max": 2},
+            "memory": {"min": "256M", "default": "512M", "max": "4G"},
+            "walltime": {"default": "1:00:00", "max": "8:00:00"},
+            **resources,
+        },
+    }
+
+
+def venv_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The test venv as a read-only hostPath volume and its mount (the profiles' environment prefix)."""
+    volume = {"name": "venv", "hostPath": {"path": str(VENV), "type": "Directory"}}
+    return volume, {"name": "venv", "mountPath": str(VENV), "readOnly": True}
+
+
+def home_volumes(
+    kube: Kube, storage_class: str, count: int, prefix: str = "daas-test-home", directory: str = "home"
+) -> list[str]:
+    """A StorageClass without a provisioner and `count` host-path volumes of it (`<prefix>-<index>`, on
+    $DIR/pv/<directory>-<index>): the homes' claims bind to these. Returns the volumes' names."""
+    kube.apply(
+        "/apis/storage.k8s.io/v1/storageclasses",
+        {
+            "metadata": {"name": storage_class},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "Immediate",
+        },
+    )
+    names = []
+    for index in range(count):
+        path = DIR / "pv" / f"{directory}-{index}"
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o1777)
+        names.append(f"{prefix}-{index}")
+        kube.apply(
+            "/api/v1/persistentvolumes",
+            {
+                "metadata": {"name": names[-1]},
+                "spec": {
+                    "storageClassName": storage_class,
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Delete",
+                    "hostPath": {"path": str(path), "type": "Directory"},
+                },
+            },
+        )
+    return names
 
 
 def _role_ref(kind: str, name: str) -> dict[str, str]:
@@ -158,6 +220,19 @@ def write_kubeconfig(path: Path, token: str) -> Path:
     return path
 
 
+class Call(NamedTuple):
+    """One request as the audit log recorded it: `code` is the answer's HTTP status, `authorized` whether
+    RBAC allowed it (a 403 may also come from admission, e.g. a ResourceQuota, after RBAC said yes)."""
+
+    verb: str
+    api_group: str  # "" for the core API
+    resource: str  # with its subresource: "pods/status"
+    namespace: str
+    name: str
+    code: int
+    authorized: bool
+
+
 class Audit:
     """The apiserver's requests from one user, from a mark on: (verb, resource, name, subresource)."""
 
@@ -179,3 +254,27 @@ class Audit:
                 ref = event.get("objectRef", {})
                 found.append((event["verb"], ref.get("resource", ""), ref.get("name", ""), ref.get("subresource", "")))
         return found
+
+    def calls(self) -> list[Call]:
+        """Every request once, with its answer's code: a watch still open counts from its start."""
+        found: dict[str, Call] = {}
+        with AUDIT_LOG.open("rb") as log:
+            log.seek(self.offset)
+            for line in log:
+                event = json.loads(line)
+                if event.get("user", {}).get("username") != self.username:
+                    continue
+                if event.get("stage") not in ("ResponseStarted", "ResponseComplete"):
+                    continue
+                ref = event.get("objectRef", {})
+                resource = "/".join(filter(None, (ref.get("resource", ""), ref.get("subresource", ""))))
+                found[event["auditID"]] = Call(
+                    event["verb"],
+                    ref.get("apiGroup", ""),
+                    resource,
+                    ref.get("namespace", ""),
+                    ref.get("name", ""),
+                    event.get("responseStatus", {}).get("code", 0),
+                    event.get("annotations", {}).get("authorization.k8s.io/decision") == "allow",
+                )
+        return list(found.values())

@@ -14,7 +14,6 @@ import os
 import pwd
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,30 +25,13 @@ import yaml
 from .conftest import public_tempdir
 from .data_tree import make_data_tree
 from .hub import Hub
-from .kubernetes import DIR, HOST_IP, IMAGE, Audit, Kube, admin, cluster, grant_hub, write_kubeconfig
+from .kubernetes import HOST_IP, Audit, admin, cluster, grant_hub, home_volumes, profile, venv_volume, write_kubeconfig
 from .process import wait_for
 
 NAMESPACE = "daas-test"
 HUB_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:daas-hub"
-VENV = Path(sys.executable).parent.parent
 HOME_CLASS = "daas-home"
 CPU = "k8s-cpu"
-
-
-def profile(profile_id: str, **resources: Any) -> dict[str, Any]:
-    return {
-        "id": profile_id,
-        "display_name": profile_id,
-        "backend": "kubernetes",
-        "environments": [{"id": "daas", "display_name": "DaaS Python", "prefix": str(VENV)}],
-        "kubernetes": {"images": {"daas": IMAGE}, "image_pull_policy": "Never", "cpu_request_ratio": 0.05},
-        "resources": {
-            "cores": {"presets": {"min": 1, "medium": 2}, "whole_node": True, "max": 2},
-            "memory": {"min": "256M", "default": "512M", "max": "4G"},
-            "walltime": {"default": "1:00:00", "max": "8:00:00"},
-            **resources,
-        },
-    }
 
 
 PROFILES = {
@@ -60,35 +42,6 @@ PROFILES = {
         profile("k8s-power9", features=["power9"]),
     ],
 }
-
-
-def home_volumes(kube: Kube, count: int) -> None:
-    """A StorageClass without a provisioner and host-path volumes for it: the homes' claims bind to these."""
-    kube.apply(
-        "/apis/storage.k8s.io/v1/storageclasses",
-        {
-            "metadata": {"name": HOME_CLASS},
-            "provisioner": "kubernetes.io/no-provisioner",
-            "volumeBindingMode": "Immediate",
-        },
-    )
-    for index in range(count):
-        path = DIR / "pv" / f"home-{index}"
-        path.mkdir(parents=True, exist_ok=True)
-        path.chmod(0o1777)
-        kube.apply(
-            "/api/v1/persistentvolumes",
-            {
-                "metadata": {"name": f"daas-test-home-{index}"},
-                "spec": {
-                    "storageClassName": HOME_CLASS,
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteOnce"],
-                    "persistentVolumeReclaimPolicy": "Delete",
-                    "hostPath": {"path": str(path), "type": "Directory"},
-                },
-            },
-        )
 
 
 class KubeSite:
@@ -106,8 +59,8 @@ class KubeSite:
         profiles.write_text(yaml.safe_dump(PROFILES))
         token = grant_hub(self.kube, NAMESPACE)
         kubeconfig = write_kubeconfig(workdir / "hub.kubeconfig", token)
-        home_volumes(self.kube, 12)
-        venv = {"name": "venv", "hostPath": {"path": str(VENV), "type": "Directory"}}
+        home_volumes(self.kube, HOME_CLASS, 12)
+        venv, venv_mount = venv_volume()
         self.hub = Hub(
             workdir / "hub",
             f"""
@@ -123,7 +76,7 @@ class KubeSite:
             c.KubernetesBackend.home_storage_class = "{HOME_CLASS}"
             c.KubernetesBackend.home_size = "1Gi"
             c.KubernetesBackend.extra_volumes = [{venv!r}]
-            c.KubernetesBackend.extra_volume_mounts = [{{"name": "venv", "mountPath": "{VENV}", "readOnly": True}}]
+            c.KubernetesBackend.extra_volume_mounts = [{venv_mount!r}]
             c.JupyterHub.named_server_limit_per_user = 0  # stopped named servers count towards a limit
             c.Spawner.poll_interval = 1
             c.Spawner.start_timeout = 180
