@@ -391,6 +391,8 @@ def charts(kind: str, item: dict[str, Any]) -> bool:
     metadata = item["metadata"]
     if kind == "ServiceAccount" and metadata["name"] == "default":
         return False
+    if kind == "ConfigMap" and metadata["name"] == "kube-root-ca.crt":
+        return False
     return not (
         kind == "Secret" and metadata.get("annotations", {}).get("kubernetes.io/service-account.name") == "default"
     )
