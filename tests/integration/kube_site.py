@@ -68,29 +68,35 @@ def venv_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     return volume, {"name": "venv", "mountPath": str(VENV), "readOnly": True}
 
 
-def home_volumes(kube: Kube, count: int) -> None:
-    """A StorageClass without a provisioner and host-path volumes for it: the homes' claims bind to these.
+def home_volumes(
+    kube: Kube, count: int, storage_class: str = HOME_CLASS, prefix: str = "daas-test-home", directory: str = "home"
+) -> list[str]:
+    """A StorageClass without a provisioner and `count` host-path volumes of it (`<prefix>-<index>`, on
+    $DIR/pv/<directory>-<index>): the homes' claims bind to these. Returns the volumes' names.
 
-    Cluster-wide, so one pool for every site with homes (the machine lock runs one at a time).
+    Cluster-wide, so one pool per class for every site with homes (the machine lock runs one at a time);
+    a volume's source cannot change once it exists, so each class keeps its names and paths.
     """
     kube.apply(
         "/apis/storage.k8s.io/v1/storageclasses",
         {
-            "metadata": {"name": HOME_CLASS},
+            "metadata": {"name": storage_class},
             "provisioner": "kubernetes.io/no-provisioner",
             "volumeBindingMode": "Immediate",
         },
     )
+    names = []
     for index in range(count):
-        path = DIR / "pv" / f"home-{index}"
+        path = DIR / "pv" / f"{directory}-{index}"
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o1777)
+        names.append(f"{prefix}-{index}")
         kube.apply(
             "/api/v1/persistentvolumes",
             {
-                "metadata": {"name": f"daas-test-home-{index}"},
+                "metadata": {"name": names[-1]},
                 "spec": {
-                    "storageClassName": HOME_CLASS,
+                    "storageClassName": storage_class,
                     "capacity": {"storage": "1Gi"},
                     "accessModes": ["ReadWriteOnce"],
                     "persistentVolumeReclaimPolicy": "Delete",
@@ -98,6 +104,7 @@ def home_volumes(kube: Kube, count: int) -> None:
                 },
             },
         )
+    return names
 
 
 class KubeSite:

@@ -14,7 +14,7 @@ import ssl
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -135,15 +135,17 @@ def grant_hub(
             },
         )
 
-    def token() -> str | None:  # the token controller (v1.20) writes a secret per service account
-        sa = kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}") or {}
-        for ref in sa.get("secrets", []):
-            secret = kube.get(f"/api/v1/namespaces/{namespace}/secrets/{ref['name']}")
-            if secret and secret.get("data", {}).get("token"):
-                return base64.b64decode(secret["data"]["token"]).decode()
-        return None
+    return kube.wait(f"a token for service account {account}", lambda: account_token(kube, namespace, account))
 
-    return kube.wait(f"a token for service account {account}", token)
+
+def account_token(kube: Kube, namespace: str, account: str) -> str | None:
+    """A service account's token, once the token controller (v1.20) has written its Secret."""
+    found = kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}") or {}
+    for ref in found.get("secrets", []):
+        secret = kube.get(f"/api/v1/namespaces/{namespace}/secrets/{ref['name']}")
+        if secret and secret.get("data", {}).get("token"):
+            return base64.b64decode(secret["data"]["token"]).decode()
+    return None
 
 
 def _role_ref(kind: str, name: str) -> dict[str, str]:
@@ -169,6 +171,19 @@ def write_kubeconfig(path: Path, token: str) -> Path:
     return path
 
 
+class Call(NamedTuple):
+    """One request as the audit log recorded it: `code` is the answer's HTTP status, `authorized` whether
+    RBAC allowed it (a 403 may also come from admission, e.g. a ResourceQuota, after RBAC said yes)."""
+
+    verb: str
+    api_group: str  # "" for the core API
+    resource: str  # with its subresource: "pods/status"
+    namespace: str
+    name: str
+    code: int
+    authorized: bool
+
+
 class Audit:
     """The apiserver's requests from one user, from a mark on: (verb, resource, name, subresource)."""
 
@@ -190,3 +205,27 @@ class Audit:
                 ref = event.get("objectRef", {})
                 found.append((event["verb"], ref.get("resource", ""), ref.get("name", ""), ref.get("subresource", "")))
         return found
+
+    def calls(self) -> list[Call]:
+        """Every request once, with its answer's code: a watch still open counts from its start."""
+        found: dict[str, Call] = {}
+        with AUDIT_LOG.open("rb") as log:
+            log.seek(self.offset)
+            for line in log:
+                event = json.loads(line)
+                if event.get("user", {}).get("username") != self.username:
+                    continue
+                if event.get("stage") not in ("ResponseStarted", "ResponseComplete"):
+                    continue
+                ref = event.get("objectRef", {})
+                resource = "/".join(filter(None, (ref.get("resource", ""), ref.get("subresource", ""))))
+                found[event["auditID"]] = Call(
+                    event["verb"],
+                    ref.get("apiGroup", ""),
+                    resource,
+                    ref.get("namespace", ""),
+                    ref.get("name", ""),
+                    event.get("responseStatus", {}).get("code", 0),
+                    event.get("annotations", {}).get("authorization.k8s.io/decision") == "allow",
+                )
+        return list(found.values())

@@ -215,6 +215,21 @@ def test_render_for_1_20_uses_only_apis_1_20_serves(chart: helm.Chart) -> None:
         kubernetes_validate.validate(manifest, oldest, strict=True)
 
 
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_every_port_names_its_protocol(chart: helm.Chart, value_set: str) -> None:
+    """Helm v4 installs by server-side apply; a 1.20 apiserver refuses a Service port or container port
+    without `protocol` (a key of those lists, defaulted only later), so the chart spells it out."""
+    ports = []
+    for manifest in render(chart, VALUE_SETS[value_set]()):
+        if manifest["kind"] == "Service":
+            ports += manifest["spec"]["ports"]
+        if manifest["kind"] == "Deployment":
+            for container in manifest["spec"]["template"]["spec"]["containers"]:
+                ports += container.get("ports", [])
+    assert len(ports) >= 8
+    assert [p for p in ports if p.get("protocol") != "TCP"] == []
+
+
 # --- RBAC -----------------------------------------------------------------------------------------
 
 # Exactly what the Kubernetes backend calls (templates/hub/rbac.yaml says which call needs which verb).
