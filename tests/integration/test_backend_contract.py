@@ -5,8 +5,8 @@ again through slurmrestd with tokens the backend mints from the cluster's key (#
 server is `sleep`: the checks need a job, not a notebook; the report is the one check_report
 accepts). Local: processes run as alice through sudo, as a site with servers per account has them.
 Kubernetes: pods of alice on the Kubernetes test cluster (tests/cluster/kubernetes.sh), made with a
-service account's token and the Role a site grants the hub; the pod's command is `sleep` behind the
-launcher (the backend takes the address from the pod, no report).
+service account's token and the Role a site grants the hub; the pod's command is a small HTTP server
+behind the launcher (the backend takes the address from the pod once it listens, no report).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def kubernetes_launch() -> Launch:
         server=f"{USER}/contract",
         options=options,
         env={"JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api", MARK: secrets.token_hex(8)},
-        command=["sleep", "600"],
+        command=["python3", "-c", SERVE],  # listens on the pod's port: the backend waits until it does
     )
 
 
@@ -105,12 +105,26 @@ async def kubernetes_pods(launch: Launch) -> int:
     return sum({"name": MARK, "value": launch.env[MARK]} in pod["spec"]["containers"][0].get("env", []) for pod in pods)
 
 
+def clear_pods() -> None:
+    """No pod of the contract's namespace left (one a failed check or an earlier run left would hold its name)."""
+    kube = admin()
+    kube.delete(f"/api/v1/namespaces/{KUBE_NAMESPACE}/pods", gracePeriodSeconds=0)
+    kube.wait("the contract's pods to go", lambda: not kube.pods(KUBE_NAMESPACE), 60)
+
+
 @pytest.fixture(scope="module")
 def kubeconfig() -> str:
     """A service account in the contract's namespace with the Role a site grants the hub."""
     cluster("start")
     token = grant_hub(admin(), KUBE_NAMESPACE)
     return str(write_kubeconfig(public_tempdir("daas-contract-") / "hub.kubeconfig", token))
+
+
+@pytest.fixture
+def kube_clean(kubeconfig: str) -> Iterator[str]:
+    clear_pods()
+    yield kubeconfig
+    clear_pods()
 
 
 def users_processes(wanted: bytes, uid: int) -> int:
@@ -153,7 +167,7 @@ def harness(kind: str, made: list[Backend], kubeconfig: str = "") -> Harness:
     config.KubernetesBackend.namespace = KUBE_NAMESPACE
     config.KubernetesBackend.extra_volumes = [{"name": "venv", "hostPath": {"path": str(VENV), "type": "Directory"}}]
     config.KubernetesBackend.extra_volume_mounts = [{"name": "venv", "mountPath": str(VENV), "readOnly": True}]
-    config.KubernetesBackend.stop_grace = 0  # sleep ignores SIGTERM
+    config.KubernetesBackend.stop_grace = 0  # the server is the pod's first process, with no SIGTERM handler
     classes = {"local": LocalBackend, "kubernetes": KubernetesBackend}
 
     def new_backend() -> Backend:
@@ -181,7 +195,7 @@ async def test_backend_keeps_the_contract(
     kind: str, check: Callable, clean: None, request: pytest.FixtureRequest
 ) -> None:
     made: list[Backend] = []
-    kubeconfig = request.getfixturevalue("kubeconfig") if kind == "kubernetes" else ""
+    kubeconfig = request.getfixturevalue("kube_clean") if kind == "kubernetes" else ""
     try:
         await check(harness(kind, made, kubeconfig))
     finally:
