@@ -83,6 +83,8 @@ class ClusterView:
         self._listeners: dict[int, Callable[[], None]] = {}
         self._next_id = 0
         self._ticker: asyncio.Task[None] | None = None
+        self._event_index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._indexed_at = -float("inf")
 
     def _reflector(self, kind: str) -> ResourceReflector:
         if kind == "pods":
@@ -142,11 +144,18 @@ class ClusterView:
         return self.pods.resources.get(f"{namespace}/{name}")
 
     def pod_events(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        return [
-            event
-            for event in self.events.resources.values()
-            if event.get("involvedObject", {}).get("name") == name and event["metadata"].get("namespace") == namespace
-        ]
+        """The pod's events, from an index rebuilt at most twice a tick.
+
+        Every server's check reads its pod's events each tick: scanning all events per check
+        would cost servers x events per tick in the hub's event loop.
+        """
+        if time.monotonic() - self._indexed_at > self.tick / 2:
+            index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for event in list(self.events.resources.values()):
+                key = (event["metadata"].get("namespace", ""), event.get("involvedObject", {}).get("name", ""))
+                index.setdefault(key, []).append(event)
+            self._event_index, self._indexed_at = index, time.monotonic()
+        return self._event_index.get((namespace, name), [])
 
     def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` every tick (it checks its own pod in the view); return an unsubscribe."""
