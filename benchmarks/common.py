@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +289,43 @@ def require_fresh_install() -> None:
         sys.exit(
             f"the venv's jupyterhub-daas differs from this checkout ({', '.join(stale[:5])}...): run tests/setup.sh"
         )
+
+
+@dataclass
+class MeteredPhase:
+    """A stretch of one run (spawning, steady, stopping) and the calls counted in it."""
+
+    name: str
+    began: float
+    ended: float = math.nan
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.began
+
+    def counts(self) -> dict[str, int]:
+        """The calls counted, by name (a subclass's own field: scheduler commands, API requests)."""
+        raise NotImplementedError
+
+    def per_minute(self, call: str | None = None) -> float:
+        """One call's count per minute; every call's without a name."""
+        counts = self.counts()
+        count = counts.get(call, 0) if call else sum(counts.values())
+        return count * 60 / self.seconds if self.seconds > 0 else math.nan
+
+
+@dataclass
+class ConcurrentRun:
+    """N servers started at once by one system in one round, and the phases measured around them."""
+
+    system: str
+    n: int
+    round: int
+    spawns: list[Any]  # Spawn or a subclass
+    phases: list[Any] = field(default_factory=list)  # MeteredPhase subclasses
+
+    @property
+    def all_ready_s(self) -> float:
+        if any(s.failed for s in self.spawns):
+            return math.nan
+        return max(s.ready for s in self.spawns) - min(s.posted for s in self.spawns)

@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
     RESULTS,
+    ConcurrentRun,
+    MeteredPhase,
     Spawn,
     ensure_users,
     environment,
@@ -142,36 +144,15 @@ class SpawnerHub(Hub):
 
 
 @dataclass
-class Phase:
-    name: str
-    began: float
-    ended: float = math.nan
+class Phase(MeteredPhase):
     requests: dict[str, int] = field(default_factory=dict)  # "verb resource[/subresource]" -> count
 
-    @property
-    def seconds(self) -> float:
-        return self.ended - self.began
-
-    def per_minute(self, call: str | None = None) -> float:
-        """One call's count per minute; every request's without a name."""
-        count = self.requests.get(call, 0) if call else sum(self.requests.values())
-        return count * 60 / self.seconds if self.seconds > 0 else math.nan
+    def counts(self) -> dict[str, int]:
+        return self.requests
 
 
 @dataclass
-class Run:
-    system: str
-    n: int
-    round: int
-    spawns: list[Spawn]
-    phases: list[Phase] = field(default_factory=list)
-
-    @property
-    def all_ready_s(self) -> float:
-        if any(s.failed for s in self.spawns):
-            return math.nan
-        return max(s.ready for s in self.spawns) - min(s.posted for s in self.spawns)
-
+class Run(ConcurrentRun):
     def stats(self) -> dict[str, Any]:
         seconds = [s.seconds for s in self.spawns if not s.failed]
         return {

@@ -62,6 +62,8 @@ from benchmarks.common import (
     PREFIX,
     REPO,
     RESULTS,
+    ConcurrentRun,
+    MeteredPhase,
     VenvHub,
     active_servers,
     ensure_users,
@@ -281,40 +283,19 @@ class Spawn(HubSpawn):
 
 
 @dataclass
-class Phase:
-    name: str
-    began: float
-    ended: float = math.nan
+class Phase(MeteredPhase):
     commands: dict[str, int] = field(default_factory=dict)  # scheduler calls: commands, or REST requests
     hub_cpu_s: float = math.nan
     command_cpu_s: float = math.nan  # the hub's reaped children: sudo and the scheduler commands
     hub_peak_rss_mb: float = math.nan
     daemon_cpu_s: dict[str, float] = field(default_factory=dict)  # slurmctld, slurmrestd, munged
 
-    @property
-    def seconds(self) -> float:
-        return self.ended - self.began
-
-    def per_minute(self, command: str | None = None) -> float:
-        """One command's (or request's) count per minute; every call's without a name."""
-        count = self.commands.get(command, 0) if command else sum(self.commands.values())
-        return count * 60 / self.seconds if self.seconds > 0 else math.nan
+    def counts(self) -> dict[str, int]:
+        return self.commands
 
 
 @dataclass
-class Run:
-    system: str
-    n: int
-    round: int
-    spawns: list[Spawn]
-    phases: list[Phase] = field(default_factory=list)
-
-    @property
-    def all_ready_s(self) -> float:
-        if any(s.failed for s in self.spawns):
-            return math.nan
-        return max(s.ready for s in self.spawns) - min(s.posted for s in self.spawns)
-
+class Run(ConcurrentRun):
     def stats(self) -> dict[str, Any]:
         seconds = [s.seconds for s in self.spawns if not s.failed]
         overheads = [s.overhead for s in self.spawns if not s.failed and not math.isnan(s.overhead)]
