@@ -314,6 +314,17 @@ class MeteredPhase:
         return count * 60 / self.seconds if self.seconds > 0 else math.nan
 
 
+# kubernetes_spawns.py's cost columns (its runs' stats keys), in the order both it and report.py show them.
+POD_SPAWN_COSTS = (
+    "cpu_hub_s",
+    "cpu_proxy_s",
+    "cpu_pods_s",
+    "stage_scheduled_s",
+    "stage_started_s",
+    "stage_pod_ready_s",
+)
+
+
 @dataclass
 class ConcurrentRun:
     """N servers started at once by one system in one round, and the phases measured around them."""

@@ -38,11 +38,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (
+    POD_SPAWN_COSTS,
     RESULTS,
     ConcurrentRun,
     MeteredPhase,
@@ -153,6 +155,11 @@ class Phase(MeteredPhase):
 
 @dataclass
 class Run(ConcurrentRun):
+    # Where the spawn phase's time went: CPU seconds of the hub, its proxy and all pods (until all were ready),
+    # and the pods' stages (median seconds, whole seconds as the API gives them).
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    stages_s: dict[str, float] = field(default_factory=dict)
+
     def stats(self) -> dict[str, Any]:
         seconds = [s.seconds for s in self.spawns if not s.failed]
         return {
@@ -160,6 +167,8 @@ class Run(ConcurrentRun):
             "p50_s": percentile(seconds, 50),
             "max_s": max(seconds, default=math.nan),
             "failures": sum(1 for s in self.spawns if s.failed),
+            **{f"cpu_{name}_s": seconds for name, seconds in self.cpu_s.items()},
+            **{f"stage_{name}_s": seconds for name, seconds in self.stages_s.items()},
         }
 
     def phase(self, name: str) -> Phase | None:
@@ -178,7 +187,53 @@ class Run(ConcurrentRun):
             data["round"],
             [Spawn(**s) for s in data["spawns"]],
             [Phase(**p) for p in data["phases"]],
+            data.get("cpu_s", {}),
+            data.get("stages_s", {}),
         )
+
+
+CPUACCT = Path("/sys/fs/cgroup/cpuacct/kubepods")  # the kubelet's cgroupfs driver, cgroup v1
+QOS_DIRS = {"Guaranteed": "", "Burstable": "burstable", "BestEffort": "besteffort"}
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def pod_cpu_s(pod: dict[str, Any]) -> float:
+    """CPU seconds a pod's containers have used, from its cgroup; NaN once the pod's cgroup is gone."""
+    qos = QOS_DIRS[pod["status"].get("qosClass", "BestEffort")]
+    usage = CPUACCT / qos / f"pod{pod['metadata']['uid']}" / "cpuacct.usage"
+    try:
+        return int(usage.read_text()) / 1e9
+    except OSError:
+        return math.nan
+
+
+def pod_stages(pods: list[dict[str, Any]]) -> dict[str, float]:
+    """Median seconds from a pod's creation to scheduled, from scheduled to its container started, and on to Ready."""
+
+    def at(stamp: str | None) -> float:
+        return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) if stamp else math.nan
+
+    def condition(pod: dict[str, Any], kind: str) -> float:
+        found = [c for c in pod["status"].get("conditions", []) if c["type"] == kind and c["status"] == "True"]
+        return at(found[0]["lastTransitionTime"]) if found else math.nan
+
+    def started(pod: dict[str, Any]) -> float:
+        statuses = pod["status"].get("containerStatuses", [])
+        return at(statuses[0]["state"].get("running", {}).get("startedAt")) if statuses else math.nan
+
+    stages: dict[str, list[float]] = {"scheduled": [], "started": [], "pod_ready": []}
+    for pod in pods:
+        created = at(pod["metadata"]["creationTimestamp"])
+        scheduled, began, ready = condition(pod, "PodScheduled"), started(pod), condition(pod, "Ready")
+        stages["scheduled"].append(scheduled - created)
+        stages["started"].append(began - scheduled)
+        stages["pod_ready"].append(ready - began)  # KubeSpawner's pods: Ready at Running (no probe)
+    return {name: percentile(values, 50) for name, values in stages.items()}
 
 
 def call_name(request: tuple[str, str, str, str]) -> str:
@@ -247,9 +302,17 @@ class Bench:
         run = Run(system, n, round_no, [Spawn(u) for u in self.users[:n]])
         body = json.dumps(DAAS_OPTIONS if system == "daas" else {})
         async with hub_client(hub) as client:
+            hub_cpu, proxy_cpu = process_cpu_s(hub.pid), process_cpu_s(hub.proxy_pid)
             async with calls.phase(Phase("spawn", time.time())) as spawning:
                 run.phases.append(spawning)
                 await start_servers(client, run.spawns, body, self.timeout)
+            pods = await asyncio.to_thread(self.pods, system)
+            run.cpu_s = {
+                "hub": process_cpu_s(hub.pid) - hub_cpu,
+                "proxy": process_cpu_s(hub.proxy_pid) - proxy_cpu,
+                "pods": sum(pod_cpu_s(pod) for pod in pods),
+            }
+            run.stages_s = pod_stages(pods)
             if steady > 0:
                 async with calls.phase(Phase("steady", time.time())) as running:
                     run.phases.append(running)
@@ -296,7 +359,8 @@ def summarise(runs: list[Run], counts: list[int], systems: Sequence[str]) -> dic
             if not mine:
                 continue
             stats = [r.stats() for r in mine]
-            entry: dict[str, Any] = {key: spread([s[key] for s in stats]) for key in stats[0] if key != "failures"}
+            measured = [key for key in stats[0] if key != "failures" and all(key in s for s in stats)]
+            entry: dict[str, Any] = {key: spread([s[key] for s in stats]) for key in measured}
             entry["failures"] = sum(s["failures"] for s in stats)
             entry["spawns"] = sum(r.n for r in mine)
             for name in ("spawn", "steady", "stop"):
@@ -335,6 +399,22 @@ def table(summary: dict[str, Any]) -> str:
             )
         for what, r in row["ratios_daas_to_kubespawner"].items():
             lines.append(f"{n:>3}  daas/kubespawner {what:<24} {fmt_spread(r, 2)}")
+    return "\n".join(lines)
+
+
+def costs_table(summary: dict[str, Any]) -> str:
+    """Where the spawns' time went: CPU seconds until all were ready, and the pods' median stages."""
+    lines = [
+        "Where the time goes, medians over rounds: CPU seconds of the hub, its proxy and all pods until all were "
+        "ready; a pod's median seconds from created to scheduled, to its container started, to Ready",
+        f"{'N':>3}  {'system':<12} " + " ".join(f"{name.removesuffix('_s'):<18}" for name in POD_SPAWN_COSTS),
+    ]
+    for n, row in summary.items():
+        for system in SYSTEMS:
+            e = row.get(system)
+            if e is None or "cpu_hub_s" not in e:
+                continue
+            lines.append(f"{n:>3}  {system:<12} " + " ".join(f"{fmt_spread(e[name]):<18}" for name in POD_SPAWN_COSTS))
     return "\n".join(lines)
 
 
@@ -457,6 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.delete_pods(name)
     final = json.loads(args.json.read_text())
     print(table(final["summary"]))
+    print()
+    print(costs_table(final["summary"]))
     print()
     print(calls_table(final["summary"]))
     print(f"\n{final['settings']['elapsed_s']} s in all; JSON: {args.json}; logs: {workdir}")

@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, RESULTS
+from benchmarks.common import POD_SPAWN_COSTS, REPO, RESULTS
 from benchmarks.common import spread as common_spread
 
 SYSTEMS = ("daas", "batchspawner", "floor")
@@ -201,6 +201,19 @@ class Report:
         for n, row in summary.items():
             r = row["ratios_daas_to_kubespawner"]
             lines.append(f"| {n} | {s(r.get('all_ready'), 2)} | {s(r.get('steady_requests_per_min'), 2)} |")
+        lines += [
+            "",
+            "Where the time goes until all were ready (medians over rounds): CPU seconds of the hub, its proxy and"
+            " all pods; a pod's median seconds from created to scheduled, to its container started, to Ready:",
+            "",
+            "| N | system | hub CPU, s | proxy CPU, s | pods' CPU, s | scheduled, s | started, s | Ready, s |",
+            "|---:|---|---|---|---|---|---|---|",
+        ]
+        for n, row in summary.items():
+            for system in ("daas", "kubespawner"):
+                e = row.get(system) or {}
+                if "cpu_hub_s" in e:
+                    lines.append(f"| {n} | {system} | " + " | ".join(s(e[c]) for c in POD_SPAWN_COSTS) + " |")
         lines += ["", "Requests per minute by call (medians over rounds):", "", "| N | system | phase | by call |"]
         lines.append("|---:|---|---|---|")
         for n, row in summary.items():
