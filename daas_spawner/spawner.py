@@ -175,6 +175,7 @@ class DaaSSpawner(Spawner):
         self.resolved_summary: dict[str, Any] | None = None
         self._reported: asyncio.Future[ServerAddress] | None = None
         self._report_seen = asyncio.Event()
+        self._redeemed = asyncio.Event()  # the starting server redeemed its bootstrap secret
         self._data_locations: frozenset[str] = frozenset()  # "<proposal>/<location>" of the starting server
         self._data_notes: list[str] = []
         self._submitted = asyncio.Event()
@@ -406,6 +407,9 @@ class DaaSSpawner(Spawner):
         self._data_locations = frozenset(f"{mount.proposal}/{mount.name}" for mount in mounts)
         self._data_notes = []
         self._report_seen = asyncio.Event()
+        self._redeemed = asyncio.Event()
+        if self._start.secrets_delivered:
+            self._redeemed.set()  # before a hub restart
         env, secret_env = split_secret_env(
             self.get_env() | self.proposal_env(options) | mounts_env(self.data_locations, mounts)
         )
@@ -428,6 +432,7 @@ class DaaSSpawner(Spawner):
         """The server exchanged its bootstrap secret: a restart from now on must keep its token."""
         self._start = self._start.model_copy(update={"secrets_delivered": True})
         self._save_state()
+        self._redeemed.set()
 
     def _end_start(self) -> None:
         """The start is over (up, failed, stopped, cut off): its bootstrap secrets are worthless now."""
@@ -455,7 +460,7 @@ class DaaSSpawner(Spawner):
             raise web.HTTPError(503, str(err)) from None
         self._submitted.set()
         try:
-            address = await backend.wait_for_address(self.backend_state, reported)
+            address = await backend.wait_for_address(self.backend_state, reported, self._redeemed)
         except SpawnFailed as err:
             raise web.HTTPError(500, str(err)) from None
         self._start = self._start.model_copy(

@@ -138,7 +138,9 @@ class FakeBackend(Backend[FakeState]):
         elif resume is not None:
             yield state  # re-attached to what the last hub made
 
-    async def wait_for_address(self, state: FakeState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+    async def wait_for_address(
+        self, state: FakeState, reported: Awaitable[ServerAddress], redeemed: asyncio.Event
+    ) -> ServerAddress:
         assert state.port is not None
         while True:
             if await self.poll(state) is not None:

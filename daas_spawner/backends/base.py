@@ -328,8 +328,14 @@ class Backend(SingletonConfigurable, Generic[S]):
         """
         raise NotImplementedError
 
-    async def wait_for_address(self, state: S, reported: Awaitable[ServerAddress]) -> ServerAddress:
-        """Wait until the server is up; return where to route.
+    async def wait_for_address(
+        self, state: S, reported: Awaitable[ServerAddress], redeemed: asyncio.Event
+    ) -> ServerAddress:
+        """Wait until the server is up, or will be; return where to route.
+
+        JupyterHub then waits (`Spawner.http_timeout`) until the server answers there. The
+        start ends when this returns, and with it the bootstrap secret: a server that has not
+        redeemed it by then never gets its tokens.
 
         Parameters
         ----------
@@ -338,6 +344,12 @@ class Backend(SingletonConfigurable, Generic[S]):
         reported : Awaitable[ServerAddress]
             Resolves when the server reports its address (see address.py), for backends
             whose servers pick their own port; others may ignore it.
+        redeemed : asyncio.Event
+            Set once the server's launcher has redeemed its bootstrap secret (also before a
+            hub restart): it holds its tokens and starts the server. A backend that knows the
+            address before the server listens (a pod's IP, a VM's) returns once this is set
+            and leaves the wait for the server to JupyterHub, as KubeSpawner does, rather than
+            watch for it listening through the scheduler (slower, and a round trip per server).
 
         Raises
         ------

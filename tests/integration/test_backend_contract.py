@@ -6,7 +6,8 @@ server is `sleep`: the checks need a job, not a notebook; the report is the one 
 accepts). Local: processes run as alice through sudo, as a site with servers per account has them.
 Kubernetes: pods of alice on the Kubernetes test cluster (tests/cluster/kubernetes.sh), made with a
 service account's token and the Role a site grants the hub; the pod's command is a small HTTP server
-behind the launcher (the backend takes the address from the pod once it listens, no report).
+(the backend routes to the pod's IP once the server redeemed its bootstrap secret: the checks say it has,
+and test_kubernetes_routes_only_after_the_redemption checks the wait itself).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def kubernetes_launch() -> Launch:
         server=f"{USER}/contract",
         options=options,
         env={"JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api", MARK: secrets.token_hex(8)},
-        command=["python3", "-c", SERVE],  # listens on the pod's port: the backend waits until it does
+        command=["python3", "-c", SERVE],  # listens on the pod's port
     )
 
 
@@ -201,3 +202,32 @@ async def test_backend_keeps_the_contract(
     finally:
         for backend in made:  # as the hub's shutdown would: a REST backend's connections close in the loop
             await backend.shutdown()
+
+
+async def test_kubernetes_routes_only_after_the_redemption(kube_clean: str) -> None:
+    """A running pod whose launcher has not redeemed its bootstrap secret gets no address yet: the start would
+    end and withdraw the secret the server still needs (under load, a pod runs seconds before its launcher asks)."""
+    made: list[Backend] = []
+    backend = harness("kubernetes", made, kube_clean).new_backend()
+    kube = admin()
+    try:
+        await backend.ready()
+        state = [checkpoint async for checkpoint in backend.start(kubernetes_launch())][-1]
+        redeemed = asyncio.Event()
+        reported = asyncio.get_running_loop().create_future()  # a pod reports nothing
+        waiting = asyncio.ensure_future(backend.wait_for_address(state, reported, redeemed))
+
+        def running() -> bool:
+            return any(pod["status"].get("phase") == "Running" for pod in kube.pods(KUBE_NAMESPACE))
+
+        await asyncio.to_thread(kube.wait, "the pod to run", running, 90)
+        await asyncio.sleep(2)  # the shared view has seen it run by now (it ticks every second)
+        assert not waiting.done(), "an address before the server holds its tokens"
+        redeemed.set()
+        address = await asyncio.wait_for(waiting, 10)
+        (pod,) = kube.pods(KUBE_NAMESPACE)
+        assert address == ServerAddress(pod["status"]["podIP"], backend.port)
+        await backend.stop(state)
+    finally:
+        for made_backend in made:
+            await made_backend.shutdown()

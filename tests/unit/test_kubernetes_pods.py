@@ -107,7 +107,7 @@ def test_gpu_pod_spec(gpu_pod):
     assert main["command"] == ["/opt/daas/bin/daas-launch", "--port=8888"]
     assert "args" not in main
     assert main["ports"] == [{"name": "notebook-port", "containerPort": 8888}]
-    assert main["readinessProbe"] == {"tcpSocket": {"port": 8888}, "periodSeconds": 1, "failureThreshold": 1}
+    assert "readinessProbe" not in main  # JupyterHub waits for the server itself; a probe only delays the pod's status
     assert main["workingDir"] == "/home/alice"
     assert {item["name"]: item["value"] for item in main["env"]} == {
         "JUPYTERHUB_API_URL": "http://hub:8081/hub/api",

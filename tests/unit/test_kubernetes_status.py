@@ -8,7 +8,7 @@ import json
 import pytest
 
 from daas_spawner.backends.base import ProgressEvent
-from daas_spawner.backends.kubernetes.status import api_refusal, listens, pod_end, pod_progress, scheduling_words
+from daas_spawner.backends.kubernetes.status import api_refusal, pod_end, pod_progress, scheduling_words
 
 UID = "0b5e-uid"
 
@@ -546,20 +546,3 @@ def test_a_long_refusal_is_cut():
     words = api_refusal(500, status_body(500, "InternalError", "boom " * 500))
     assert words.startswith("Kubernetes answered 500 (InternalError): boom boom") and words.endswith("…")
     assert len(words) < 400
-
-
-@pytest.mark.parametrize(
-    "conditions, answer",
-    [
-        (None, False),
-        ([{"type": "PodScheduled", "status": "True"}], False),
-        ([{"type": "ContainersReady", "status": "True"}, {"type": "Ready", "status": "False"}], False),
-        ([{"type": "Ready", "status": "True"}], True),
-    ],
-)
-def test_a_pod_listens_once_its_readiness_probe_passed(conditions, answer):
-    """Running is not enough: the launcher still redeems its secret and the server still imports."""
-    pod = make_pod("Running", node="node01")
-    if conditions is not None:
-        pod["status"]["conditions"] = conditions
-    assert listens(pod) is answer

@@ -9,6 +9,7 @@ the pod at a start, delete the pod at a stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -43,7 +44,7 @@ from .pods import (
 )
 from .profile import KubernetesProfile, KubernetesRequest
 from .resources import cores, memory_mib
-from .status import api_refusal, listens, pod_end, pod_progress
+from .status import api_refusal, pod_end, pod_progress
 from .watch import ClusterView
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -432,7 +433,14 @@ class KubernetesBackend(Backend[KubernetesState]):
         self._remove_ended(state)
         return 1
 
-    async def wait_for_address(self, state: KubernetesState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+    async def wait_for_address(
+        self, state: KubernetesState, reported: Awaitable[ServerAddress], redeemed: asyncio.Event
+    ) -> ServerAddress:
+        """The pod's IP once its launcher redeemed the bootstrap secret; JupyterHub then waits for the server.
+
+        Not its Ready condition: the pod's status reaches the hub through the kubelet's rate-limited
+        status updates and the watch, seconds late when many pods start at once.
+        """
         view = self._view()
         while True:
             why = self._end(state)
@@ -440,10 +448,11 @@ class KubernetesBackend(Backend[KubernetesState]):
                 await self.stop(state)
                 raise SpawnFailed(why)
             pod = view.pod(state.namespace, state.pod)
-            status = (pod or {}).get("status", {})
-            if status.get("podIP") and listens(pod):
-                return ServerAddress(status["podIP"], state.port)
-            await asyncio.sleep(view.tick / 4)
+            ip = (pod or {}).get("status", {}).get("podIP")
+            if ip and redeemed.is_set():
+                return ServerAddress(ip, state.port)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(redeemed.wait(), view.tick / 4)
 
     async def progress(self, state: KubernetesState) -> AsyncIterator[ProgressEvent]:
         view = self._view()

@@ -181,12 +181,7 @@ def build_pod(inputs: PodInputs) -> dict[str, Any]:
         automount_service_account_token=False,
         tolerations=[toleration.as_api() for toleration in settings.tolerations] or None,
         priority_class_name=settings.priority_class,
-        extra_container_config={
-            "command": list(inputs.command),
-            # Ready once the server listens: the hub routes to it then (the launcher has redeemed its
-            # bootstrap secret by then; Running alone is seconds too early for both).
-            "readinessProbe": {"tcpSocket": {"port": inputs.port}, "periodSeconds": 1, "failureThreshold": 1},
-        },
+        extra_container_config={"command": list(inputs.command)},
         extra_pod_config={
             "restartPolicy": "Never",  # a server that ended stays ended: the hub notices and reports why
             "activeDeadlineSeconds": request.walltime_seconds,

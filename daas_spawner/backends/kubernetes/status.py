@@ -344,12 +344,6 @@ def _container_exit(container: dict[str, Any]) -> str | None:
     return f"the server exited with code {code}"
 
 
-def listens(pod: dict[str, Any]) -> bool:
-    """Whether the pod's server listens: its readiness probe (a TCP connect to the port) passed."""
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 def pod_end(
     pod: dict[str, Any] | None, events: list[dict[str, Any]], last_seen: dict[str, Any] | None = None
 ) -> str | None:

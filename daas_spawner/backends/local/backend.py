@@ -127,7 +127,9 @@ class LocalBackend(Backend[LocalState]):
         launcher = str(files("daas_spawner").joinpath("launcher.py"))
         return [sys.executable, "-I", launcher, "--no-report", *launch.command]
 
-    async def wait_for_address(self, state: LocalState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+    async def wait_for_address(
+        self, state: LocalState, reported: Awaitable[ServerAddress], redeemed: asyncio.Event
+    ) -> ServerAddress:
         """The address once the server's account listens on its port, and no other account does.
 
         The hub picked the port: until the server binds it, another user's process could take

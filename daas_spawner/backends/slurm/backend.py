@@ -364,7 +364,9 @@ class SlurmBackend(Backend[SlurmState]):
                 self.log.warning("Checking for a job left by a failed submission of %s, will retry: %s", username, err)
                 await asyncio.sleep(self.busy_interval)
 
-    async def wait_for_address(self, state: SlurmState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+    async def wait_for_address(
+        self, state: SlurmState, reported: Awaitable[ServerAddress], redeemed: asyncio.Event
+    ) -> ServerAddress:
         job_id = state.job
         reported = asyncio.ensure_future(reported)
         async with self.queue.hurry(job_id):

@@ -81,7 +81,9 @@ class SandboxBackend(Backend[SandboxState]):
         self._processes[process.pid] = process
         yield SandboxState(pid=process.pid, port=port, greeting=request.greeting)
 
-    async def wait_for_address(self, state: SandboxState, reported: Awaitable[ServerAddress]) -> ServerAddress:
+    async def wait_for_address(
+        self, state: SandboxState, reported: Awaitable[ServerAddress], redeemed: asyncio.Event
+    ) -> ServerAddress:
         while await self.poll(state) is None:
             with contextlib.suppress(OSError):
                 _, writer = await asyncio.open_connection("127.0.0.1", state.port)
