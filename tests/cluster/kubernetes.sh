@@ -200,6 +200,7 @@ hub_base() {
     if [[ ! -s $tarball ]]; then
         say "making the hub image's base: install.sh in an mmdebstrap bookworm chroot (a few minutes)" >&2
         mkdir -p "$CACHE"
+        rm -rf "$CACHE"/hub-base.*/  # a failed build's (kept for its log until now)
         work=$(mktemp -d "$CACHE/hub-base.XXXXXX")
         copy_hub_sources "$checkout" "$work/src"
         requires=$(python3 -c 'import shlex, sys, tomllib
@@ -241,6 +242,7 @@ cmd_hub_image() {
     if ! grep -qx "$name" <<<"$(ctr_ images list -q)"; then
         say "making image $name" >&2
         mkdir -p "$DIR"
+        rm -rf "$DIR"/hub-image.*/  # a failed build's
         work=$(mktemp -d "$DIR/hub-image.XXXXXX")
         mkdir "$work/rootfs"
         tar -C "$work/rootfs" -xf "$base"
