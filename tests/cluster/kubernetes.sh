@@ -340,11 +340,12 @@ EOF
 
 write_node_config() {
     mkdir -p "$DIR/cni/net.d" "$DIR/containerd" "$DIR/kubelet"
+    # Pods reach the bridge's subnet directly and Service IPs through the host (kube-proxy's rules); no other route.
     cat >"$DIR/cni/net.d/10-daas.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "daas-pods", "plugins": [
   {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$HOST_IP"}]],
-            "dataDir": "$DIR/cni/ipam"}},
+            "routes": [{"dst": "$SERVICE_CIDR", "gw": "$HOST_IP"}], "dataDir": "$DIR/cni/ipam"}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 EOF
     cat >"$DIR/containerd/config.toml" <<EOF

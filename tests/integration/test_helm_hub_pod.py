@@ -164,6 +164,8 @@ class HubPodSite:
         self.hub_pod = self.wait_for_pod("hub")
         self.proxy_pod = self.wait_for_pod("proxy")
         self.http = httpx.Client(timeout=30)
+        # A Service sends to a pod once kube-proxy has seen it Ready (its endpoints), a moment after the pod is.
+        self.kube.wait("the hub at the proxy's NodePort", lambda: self.answers(f"{HUB_URL}/hub/api/"), 60)
 
     def remove_leftovers(self) -> None:
         """What an earlier run that did not finish left: its release, namespace and volumes."""
@@ -183,6 +185,12 @@ class HubPodSite:
             "keycloak-client": {"secret": self.client_secret},
         }.items():
             self.kube.apply(f"/api/v1/namespaces/{NAMESPACE}/secrets", {"metadata": {"name": name}, "stringData": data})
+
+    def answers(self, url: str) -> bool:
+        try:
+            return self.http.get(url).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def component_pods(self, component: str) -> list[dict[str, Any]]:
         selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
@@ -280,14 +288,6 @@ def test_the_hub_reaches_the_proxy_and_is_reached_through_their_services(site: H
     assert answer.status_code == 200 and "version" in answer.json(), answer.text
 
 
-def test_the_hub_calls_the_apiserver_from_its_pod_with_its_service_account(site: HubPodSite) -> None:
-    # The hub's requests came from its pod's address: through the `kubernetes` Service (10.0.0.1:443, kube-proxy
-    # to the apiserver at 10.88.0.1:6443), with the token Kubernetes mounted for the chart's ServiceAccount.
-    pod_ip = site.hub_pod["status"]["podIP"]
-    site.kube.wait("the hub's first API calls", lambda: source_ips(HUB_USER, site.audit_mark), 30)
-    assert source_ips(HUB_USER, site.audit_mark) == {pod_ip}
-
-
 def test_a_person_logs_in_starts_a_kubernetes_profile_through_the_proxy_and_stops_it(site: HubPodSite) -> None:
     browser = site.log_in("alice")
     browser.get(f"{HUB_URL}/hub/home")  # sets the _xsrf cookie a page's own API calls carry
@@ -298,7 +298,9 @@ def test_a_person_logs_in_starts_a_kubernetes_profile_through_the_proxy_and_stop
         headers={"X-XSRFToken": xsrf},
     )
     assert response.status_code == 201, response.text
-    api = httpx.Client(base_url=f"{HUB_URL}/hub/api", headers={"Authorization": f"token {response.json()['token']}"})
+    token = response.json()["token"]
+    # A stop answers when the pod is gone or after JupyterHub's slow_stop_timeout (10 s): longer than httpx's 5 s.
+    api = httpx.Client(base_url=f"{HUB_URL}/hub/api", headers={"Authorization": f"token {token}"}, timeout=60)
     me = api.get("/user").json()
     assert me["name"] == "alice"
     assert {"proposal-20231234", "proposal-20220001"} <= set(me["groups"])  # from the provider's groups claim
@@ -331,3 +333,11 @@ def test_a_person_logs_in_starts_a_kubernetes_profile_through_the_proxy_and_stop
     site.kube.wait("alice's pod to go", lambda: site.peoples_pods() == [], 60)
     api.close()
     browser.close()
+
+
+def test_the_hubs_calls_to_the_apiserver_came_from_its_pod_as_its_service_account(site: HubPodSite) -> None:
+    """After the start and stop above: every request of the chart's ServiceAccount came from the hub pod's
+    address, through the `kubernetes` Service (10.0.0.1:443, kube-proxy to the apiserver at 10.88.0.1:6443),
+    with the token Kubernetes mounted into the pod."""
+    calls = source_ips(HUB_USER, site.audit_mark)
+    assert calls == {site.hub_pod["status"]["podIP"]}, calls

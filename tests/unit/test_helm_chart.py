@@ -531,7 +531,7 @@ def test_hub_config_from_site_values(chart: helm.Chart, tmp_path: Path) -> None:
     assert c.SlurmRest.jwt_key_file == "/etc/jupyterhub-daas/slurm/jwt_hs256.key"
     assert c.JupyterHub.base_url == "/jupyter/"
     # Outside a pod (no Service variables): the Services' DNS names.
-    assert c.JupyterHub.hub_connect_ip == f"{FULLNAME}-hub.{NAMESPACE}.svc"
+    assert c.JupyterHub.hub_connect_url == f"http://{FULLNAME}-hub.{NAMESPACE}.svc:8081"
     assert c.ConfigurableHTTPProxy.api_url == f"http://{FULLNAME}-proxy-api.{NAMESPACE}.svc:8001"
     assert c.ConfigurableHTTPProxy.should_start is False
     assert c.JupyterHub.allow_named_servers is True  # hub.config
@@ -567,7 +567,7 @@ def test_in_a_pod_the_hub_finds_the_services_by_the_variables_kubernetes_sets(
         "DAAS_JUPYTERHUB_DAAS_DATA_SERVICE_PORT": "10101",
     }
     c = load_hub_config(tmp_path, objects, env)
-    assert (c.JupyterHub.hub_connect_ip, c.JupyterHub.hub_connect_port) == ("10.0.0.11", 8081)
+    assert c.JupyterHub.hub_connect_url == "http://10.0.0.11:8081"
     assert c.ConfigurableHTTPProxy.api_url == "http://10.0.0.12:8001"
     assert {s["name"]: s["url"] for s in c.JupyterHub.services}["daas-data"] == "http://10.0.0.13:10101"
     # The proxy and the services name the hub by the same variables (Kubernetes expands $(VAR) in their specs).
@@ -587,6 +587,7 @@ def test_in_a_pod_the_hub_finds_the_services_by_the_variables_kubernetes_sets(
     (tmp_path / "site").mkdir()
     c = load_hub_config(tmp_path / "site", render(chart, site), env)
     assert c.JupyterHub.hub_connect_ip == "hub.example.org"
+    assert "hub_connect_url" not in c.JupyterHub
 
 
 def test_mount_paths_match_the_config(chart: helm.Chart) -> None:

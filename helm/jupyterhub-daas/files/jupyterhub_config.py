@@ -40,15 +40,15 @@ def service_address(service: str, port: int) -> tuple[str, int]:
     return host, int(os.environ.get(f"{variable}_SERVICE_PORT") or port)
 
 
-# The hub listens on all its pod's addresses; pods and jobs reach it at `connectHost`, else its Service.
-c.JupyterHub.hub_ip = "0.0.0.0"  # noqa: S104 - the hub Service and the NetworkPolicy decide who connects
-c.JupyterHub.hub_port = chart["hub"]["port"]
+# The hub listens on all its pod's addresses (the hub Service and the NetworkPolicy decide who connects); pods
+# and jobs reach it at `connectHost`, else its Service. The bind URL is explicit: JupyterHub would bind the
+# connect URL otherwise.
+c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{chart['hub']['port']}"
 if chart["hub"]["connectHost"]:
     c.JupyterHub.hub_connect_ip = chart["hub"]["connectHost"]
 else:
-    c.JupyterHub.hub_connect_ip, c.JupyterHub.hub_connect_port = service_address(
-        chart["hub"]["service"], chart["hub"]["port"]
-    )
+    hub_host, hub_port = service_address(chart["hub"]["service"], chart["hub"]["port"])
+    c.JupyterHub.hub_connect_url = f"http://{hub_host}:{hub_port}"
 c.JupyterHub.base_url = chart["hub"]["baseUrl"]
 # The proxy runs in its own pod; CONFIGPROXY_AUTH_TOKEN (the chart's Secret) authenticates the hub to it.
 c.ConfigurableHTTPProxy.should_start = False
