@@ -155,6 +155,15 @@ class HubPodSite:
             ],
             host=HOST_IP,
         ).start()
+        self.http = httpx.Client(timeout=30)
+        try:
+            self.install()
+        except BaseException:
+            self.provider.stop()  # the release stays for the next run's remove_leftovers (and a look at it)
+            raise
+
+    def install(self) -> None:
+        """The site's Secrets and home volumes, the release, and its hub and proxy pods up."""
         self.make_site_secrets()
         self.volumes = home_volumes(self.kube, VOLUMES, HOME_CLASS, prefix=HOME_CLASS, directory=HOME_CLASS)
         self.audit_mark = AUDIT_LOG.stat().st_size
@@ -163,7 +172,6 @@ class HubPodSite:
         )
         self.hub_pod = self.wait_for_pod("hub")
         self.proxy_pod = self.wait_for_pod("proxy")
-        self.http = httpx.Client(timeout=30)
         # A Service sends to a pod once kube-proxy has seen it Ready (its endpoints), a moment after the pod is.
         self.kube.wait("the hub at the proxy's NodePort", lambda: self.answers(f"{HUB_URL}/hub/api/"), 60)
 
