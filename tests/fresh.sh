@@ -6,7 +6,7 @@
 # shows what CI sees on a new machine: a missing install step or an order dependence fails there,
 # not after the next machine change.  As root; it asks nothing.
 #   --keep-packages   keep the Debian packages (Slurm, munge, sudo, Chromium, etcd, containerd, Go) and the
-#                     Kubernetes build cache: faster, a little less fresh
+#                     Kubernetes cache (binaries, the notebook and hub images' root filesystems): faster, a little less fresh
 #   DAAS_PREFIX, DAAS_SLURM_DIR, DAAS_TEST_ARTIFACTS, DAAS_K8S_DIR, DAAS_K8S_CACHE: as for the scripts that made them
 set -euo pipefail
 
@@ -33,7 +33,7 @@ while IFS=: read -r name _; do
 done </etc/passwd
 # Packages the project's scripts install that a fresh Debian image does not have.
 PACKAGE_PATTERNS=('slurm*' 'libslurm*' 'munge' 'libmunge*' 'chromium*' 'sudo'
-    etcd-server containerd runc containernetworking-plugins mmdebstrap umoci 'golang-1.19*'
+    etcd-server containerd runc containernetworking-plugins mmdebstrap umoci conntrack 'golang-1.19*'
     golang-github-modern-go-reflect2-dev)
 
 # 1. Processes: the cluster (it cancels its jobs first), then whatever a test, demo or benchmark left.
@@ -95,22 +95,21 @@ if ((!KEEP_PACKAGES)); then
         /var/spool/slurmd /var/spool/slurmctld
 fi
 
-# The Kubernetes test cluster's network: the pods' bridge and the chains its CNI plugins added.
+# The Kubernetes test cluster's network: the pods' bridge, and the chains its CNI plugins (CNI-*), the kubelet and
+# kube-proxy (KUBE-*: Services, NodePorts, masquerading) added, with the rules that jump to them. Each table is
+# written back without them in one iptables-restore, the machine's own rules as they were.
 ip link show daas-k8s0 >/dev/null 2>&1 && ip link delete daas-k8s0 && say "removed bridge daas-k8s0"
-if command -v iptables >/dev/null; then
-    for table in nat filter; do
-        for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^CNI-/ {print $2}'); do
-            iptables -t "$table" -F "$chain" 2>/dev/null || true
-        done
-        iptables -t "$table" -S 2>/dev/null | awk '$1 == "-A" && / -j CNI-/' | while read -r _ rule; do
-            # shellcheck disable=SC2086
-            iptables -t "$table" -D $rule 2>/dev/null || true
-        done
-        for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^CNI-/ {print $2}'); do
-            iptables -t "$table" -X "$chain" 2>/dev/null || true
-        done
+for family in iptables ip6tables; do
+    command -v "$family-save" >/dev/null || continue
+    for table in nat filter mangle; do
+        rules=$("$family-save" -t "$table" 2>/dev/null) || continue
+        grep -qE '(CNI|KUBE)-' <<<"$rules" || continue
+        grep -vE '^:(CNI|KUBE)-|^-A (CNI|KUBE)-| -[jg] (CNI|KUBE)-' <<<"$rules" | "$family-restore" -T "$table" &&
+            say "removed the test cluster's $family chains from table $table"
     done
-fi
+done
+# kube-proxy lets NodePorts answer on 127.0.0.1; Debian's default is off.
+[[ -e /proc/sys/net/ipv4/conf/all/route_localnet ]] && sysctl -qw net.ipv4.conf.all.route_localnet=0
 # The kubelet's volume mounts and containerd's overlay mounts, then their directories.
 { findmnt -rn -o TARGET | grep -E "^($K8S_DIR|/run/daas-containerd)(/|$)" || true; } | sort -r | while read -r target; do
     umount -l "$target" 2>/dev/null || true

@@ -7,7 +7,7 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 SOURCE=${1:?usage: install.sh <repository checkout>}
 PREFIX=/opt/jupyterhub-daas
-EXTRAS=data,dask                              # pyproject.toml's optional dependencies the services need
+EXTRAS=data,dask,kubernetes                   # pyproject.toml's extras: the services', the Kubernetes backend's
 PROXY=configurable-http-proxy@5               # npm
 HUB_UID=900                                   # a system account: people's uids start at 1000
 

@@ -32,7 +32,8 @@ DENY_FORM = re.compile(r'<form method="post" action="(/interaction/[\w-]+/abort)
 
 
 class OidcProvider:
-    """An oidc-provider process on 127.0.0.1 with static clients and password accounts, all in memory."""
+    """An oidc-provider process with static clients and password accounts, all in memory. It listens on `host`:
+    127.0.0.1, or an address others reach too (the test cluster's pods reach the host at 10.88.0.1)."""
 
     def __init__(
         self,
@@ -41,8 +42,10 @@ class OidcProvider:
         clients: list[dict[str, Any]],
         access_token_ttl: int = 300,
         refresh_token_ttl: int = 3600,
+        host: str = "127.0.0.1",
     ) -> None:
         self.workdir = workdir
+        self.host = host
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.accounts = accounts
@@ -57,7 +60,7 @@ class OidcProvider:
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     # -- process -------------------------------------------------------------------------
 
@@ -66,6 +69,7 @@ class OidcProvider:
             raise RuntimeError(f"oidc-provider not found in {NODE_MODULES}; run tests/setup.sh")
         config = {
             "port": self.port,
+            "host": self.host,
             "issuer": self.issuer,
             "clients": self.clients,
             "accounts": self.accounts,

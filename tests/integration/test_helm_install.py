@@ -7,9 +7,11 @@ with a server running, a start Kubernetes refuses. The apiserver's audit log sho
 hub made: none refused, and the chart grants exactly those (verb, resource) pairs, no more. Uninstall
 then leaves nothing of the release.
 
-The hub image is not run: the hub Deployment is installed but its pod cannot start (its image is not
-in the cluster). The hub runs on the host, as in test_kubernetes_spawn.py, with the chart's token and
-the settings the installed ConfigMap carries (namespace, persistent homes, the site's profiles).
+Here the hub runs on the host, as in test_kubernetes_spawn.py, with the chart's token and the settings
+the installed ConfigMap carries (namespace, persistent homes, the site's profiles): one hub, so the audit
+log's calls of that ServiceAccount are its alone and a restart is a process restart. The release's hub
+Deployment names an image the cluster lacks, so its pod never runs. test_helm_hub_pod.py runs the chart's
+own hub and proxy in their pods, from the hub image built without a registry.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 // A real OpenID Connect provider for the integration tests, built on the certified `oidc-provider` (v9).
 //   node tests/oidc/provider.mjs CONFIG.json
-// CONFIG: {"port", "issuer": "http://127.0.0.1:<port>", "clients": [{client_id, client_secret, redirect_uris, ...}],
+// CONFIG: {"port", "host"?, "issuer": "http://<host>:<port>", "clients": [{client_id, client_secret, redirect_uris, ...}],
 //          "accounts": {"<login>": {"password", "sub"?, "claims": {...}}}, "access_token_ttl", "refresh_token_ttl"}
 //         An account's `sub` is its login name unless it names one (real providers give opaque, stable ones).
+//         `host`: the address it listens on (default 127.0.0.1; the test cluster's pods reach the host at 10.88.0.1).
 // Prints "listening <issuer>" when ready; errors go to stderr; SIGTERM/SIGINT stop it. Everything lives in memory.
 //
 // Choices (see also tests/integration/oidc.py):
@@ -177,7 +178,7 @@ const server = http.createServer((req, res) => {
   });
 });
 
-server.listen(config.port, '127.0.0.1', () => console.log(`listening ${config.issuer}`));
+server.listen(config.port, config.host ?? '127.0.0.1', () => console.log(`listening ${config.issuer}`));
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => {
     server.close();

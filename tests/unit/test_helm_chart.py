@@ -530,13 +530,14 @@ def test_hub_config_from_site_values(chart: helm.Chart, tmp_path: Path) -> None:
     assert c.SlurmRest.token_source == "key"
     assert c.SlurmRest.jwt_key_file == "/etc/jupyterhub-daas/slurm/jwt_hs256.key"
     assert c.JupyterHub.base_url == "/jupyter/"
-    assert c.JupyterHub.hub_connect_ip == f"{FULLNAME}-hub.{NAMESPACE}.svc"
-    assert c.ConfigurableHTTPProxy.api_url == f"http://{FULLNAME}-proxy-api:8001"
+    # Outside a pod (no Service variables): the Services' DNS names.
+    assert c.JupyterHub.hub_connect_url == f"http://{FULLNAME}-hub.{NAMESPACE}.svc:8081"
+    assert c.ConfigurableHTTPProxy.api_url == f"http://{FULLNAME}-proxy-api.{NAMESPACE}.svc:8001"
     assert c.ConfigurableHTTPProxy.should_start is False
     assert c.JupyterHub.allow_named_servers is True  # hub.config
     assert sorted((s["name"], s["url"], s["api_token"]) for s in c.JupyterHub.services) == [
         ("daas-dask", "http://slurm-submit.example.org:10102", "t-dask"),
-        ("daas-data", f"http://{FULLNAME}-data:10101", "t-data"),
+        ("daas-data", f"http://{FULLNAME}-data.{NAMESPACE}.svc:10101", "t-data"),
     ]
     assert {r["name"] for r in c.JupyterHub.load_roles} >= {"daas-data-service", "daas-dask-service"}
     assert [p.id for p in c.DaaSSpawner.profiles.profiles] == [
@@ -546,6 +547,47 @@ def test_hub_config_from_site_values(chart: helm.Chart, tmp_path: Path) -> None:
     assert c.DataService.data_locations == "/etc/jupyterhub-daas/data.yaml"
     assert c.DataService.reader_memory == "2G"
     assert c.DaskService.limits_file == "/etc/jupyterhub-daas/dask.yaml"
+
+
+def test_in_a_pod_the_hub_finds_the_services_by_the_variables_kubernetes_sets(
+    chart: helm.Chart, tmp_path: Path
+) -> None:
+    """No cluster DNS needed: the hub, the proxy and the services reach each other at the Services' IPs that
+    Kubernetes gives their pods (<NAME>_SERVICE_HOST/_PORT); a site's connectHost still wins for the hub."""
+    objects = render(chart, site_values())
+    env = {
+        "DAAS_OIDC_CLIENT_SECRET": "oidc",
+        "DAAS_SERVICE_TOKEN_DATA": "t-data",
+        "DAAS_SERVICE_TOKEN_DASK": "t-dask",
+        "DAAS_JUPYTERHUB_DAAS_HUB_SERVICE_HOST": "10.0.0.11",
+        "DAAS_JUPYTERHUB_DAAS_HUB_SERVICE_PORT": "8081",
+        "DAAS_JUPYTERHUB_DAAS_PROXY_API_SERVICE_HOST": "10.0.0.12",
+        "DAAS_JUPYTERHUB_DAAS_PROXY_API_SERVICE_PORT": "8001",
+        "DAAS_JUPYTERHUB_DAAS_DATA_SERVICE_HOST": "10.0.0.13",
+        "DAAS_JUPYTERHUB_DAAS_DATA_SERVICE_PORT": "10101",
+    }
+    c = load_hub_config(tmp_path, objects, env)
+    assert c.JupyterHub.hub_connect_url == "http://10.0.0.11:8081"
+    assert c.ConfigurableHTTPProxy.api_url == "http://10.0.0.12:8001"
+    assert {s["name"]: s["url"] for s in c.JupyterHub.services}["daas-data"] == "http://10.0.0.13:10101"
+    # The proxy and the services name the hub by the same variables (Kubernetes expands $(VAR) in their specs).
+    hub_address = "$(DAAS_JUPYTERHUB_DAAS_HUB_SERVICE_HOST):$(DAAS_JUPYTERHUB_DAAS_HUB_SERVICE_PORT)"
+    proxy = one(objects, "Deployment", f"{FULLNAME}-proxy")["spec"]["template"]["spec"]["containers"][0]
+    assert f"--default-target=http://{hub_address}" in proxy["command"]
+    assert f"--error-target=http://{hub_address}/jupyter/hub/error" in proxy["command"]
+    data = one(objects, "Deployment", f"{FULLNAME}-data")["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e.get("value") for e in data["env"]}[
+        "JUPYTERHUB_API_URL"
+    ] == f"http://{hub_address}/jupyter/hub/api"
+    for name in (f"{FULLNAME}-hub", f"{FULLNAME}-proxy-api", f"{FULLNAME}-data"):
+        one(objects, "Service", name)  # the names the variables come from
+
+    site = site_values()
+    site["hub"]["connectHost"] = "hub.example.org"
+    (tmp_path / "site").mkdir()
+    c = load_hub_config(tmp_path / "site", render(chart, site), env)
+    assert c.JupyterHub.hub_connect_ip == "hub.example.org"
+    assert "hub_connect_url" not in c.JupyterHub
 
 
 def test_mount_paths_match_the_config(chart: helm.Chart) -> None:

@@ -30,14 +30,30 @@ if chart["siteFiles"]["data"]:
     c.DaaSSpawner.data_locations = load_data_locations(os.path.join(CONFIG_DIR, "data.yaml"))
 c.JupyterHub.cleanup_servers = False  # servers outlive a hub restart and are re-attached
 
-# The hub listens on all its pod's addresses; pods and jobs reach it by `connectHost`.
-c.JupyterHub.hub_ip = "0.0.0.0"  # noqa: S104 - the hub Service and the NetworkPolicy decide who connects
-c.JupyterHub.hub_port = 8081
-c.JupyterHub.hub_connect_ip = chart["hub"]["connectHost"]
+
+def service_address(service: str, port: int) -> tuple[str, int]:
+    """Where one of the release's Services answers. Kubernetes gives every pod <NAME>_SERVICE_HOST and
+    _PORT for each Service of its namespace that existed when the pod was made (Helm makes Services
+    first): the Service's IP, which needs no cluster DNS. Without them, its DNS name."""
+    variable = service.upper().replace("-", "_")
+    host = os.environ.get(f"{variable}_SERVICE_HOST") or f"{service}.{chart['namespace']}.svc"
+    return host, int(os.environ.get(f"{variable}_SERVICE_PORT") or port)
+
+
+# The hub listens on all its pod's addresses (the hub Service and the NetworkPolicy decide who connects); pods
+# and jobs reach it at `connectHost`, else its Service. The bind URL is explicit: JupyterHub would bind the
+# connect URL otherwise.
+c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{chart['hub']['port']}"
+if chart["hub"]["connectHost"]:
+    c.JupyterHub.hub_connect_ip = chart["hub"]["connectHost"]
+else:
+    hub_host, hub_port = service_address(chart["hub"]["service"], chart["hub"]["port"])
+    c.JupyterHub.hub_connect_url = f"http://{hub_host}:{hub_port}"
 c.JupyterHub.base_url = chart["hub"]["baseUrl"]
 # The proxy runs in its own pod; CONFIGPROXY_AUTH_TOKEN (the chart's Secret) authenticates the hub to it.
 c.ConfigurableHTTPProxy.should_start = False
-c.ConfigurableHTTPProxy.api_url = chart["proxy"]["apiUrl"]
+proxy_api_host, proxy_api_port = service_address(chart["proxy"]["apiService"], chart["proxy"]["apiPort"])
+c.ConfigurableHTTPProxy.api_url = f"http://{proxy_api_host}:{proxy_api_port}"
 # JupyterHub reads JPY_COOKIE_SECRET and JUPYTERHUB_CRYPT_KEY from the environment itself.
 c.JupyterHub.db_url = os.environ.get("DAAS_HUB_DB_URL") or "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
 
@@ -73,12 +89,21 @@ if chart["slurm"]["enabled"]:
     if slurm["user"]:
         c.SlurmRest.user = slurm["user"]
 
-# The services run in pods of their own (or elsewhere): the hub knows them by URL and API token.
+
+def service_url(service: dict) -> str:
+    """A deployed service's Service, or the URL of one that runs elsewhere."""
+    if "url" in service:
+        return service["url"]
+    host, port = service_address(service["service"], service["port"])
+    return f"http://{host}:{port}"
+
+
+# The services run in pods of their own or elsewhere: the hub knows them by URL and API token.
 services = chart["services"]
 c.JupyterHub.services = [
     {
         "name": service["name"],
-        "url": service["url"],
+        "url": service_url(service),
         "api_token": os.environ[service["tokenVariable"]],
         "oauth_no_confirm": True,
         "display": True,

@@ -112,12 +112,14 @@ data: daas-data
 dask: daas-dask
 {{- end -}}
 
-{{/* The URL the hub registers for a service; call with (dict "root" $ "key" "data"). */}}
-{{- define "daas.service.url" -}}
-{{- $service := index .root.Values.services .key -}}
-{{- if $service.deploy -}}
-{{- printf "http://%s-%s:%d" (include "daas.fullname" .root) .key (int $service.port) -}}
-{{- else -}}
-{{- required (printf "services.%s.url: where the service runs (it is not deployed here)" .key) $service.url -}}
+{{/*
+  One of the release's Services as a pod of its namespace reaches it without cluster DNS:
+  $(<NAME>_SERVICE_HOST):$(<NAME>_SERVICE_PORT). Kubernetes gives every pod these variables for each Service
+  that exists when the pod is made (Helm makes Services before Deployments) and expands them in a container's
+  command, args and env values. Call with the Service's name.
+*/}}
+{{- define "daas.serviceAddress" -}}
+{{- $variable := . | upper | replace "-" "_" -}}
+$({{ $variable }}_SERVICE_HOST):$({{ $variable }}_SERVICE_PORT)
 {{- end -}}
-{{- end -}}
+
