@@ -68,6 +68,16 @@ def venv_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     return volume, {"name": "venv", "mountPath": str(VENV), "readOnly": True}
 
 
+def remove_release(helm: Any, kube: Kube, release: str, namespace: str, volumes: list[str]) -> None:
+    """What an earlier chart install that did not finish left: its release, its namespace, these volumes."""
+    helm.uninstall(release, ignore_not_found=True, timeout=60)
+    kube.delete(f"/api/v1/namespaces/{namespace}")
+    kube.wait("the old namespace to go", lambda: kube.get(f"/api/v1/namespaces/{namespace}") is None, 120)
+    for path in [f"/api/v1/persistentvolumes/{name}" for name in volumes]:
+        kube.delete(path)
+        kube.wait(f"{path} to go", lambda path=path: kube.get(path) is None, 60)
+
+
 def home_volumes(
     kube: Kube, count: int, storage_class: str = HOME_CLASS, prefix: str = "daas-test-home", directory: str = "home"
 ) -> list[str]:

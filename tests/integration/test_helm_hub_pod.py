@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from .conftest import public_tempdir
-from .kube_site import home_volumes, profile, venv_volume
+from .kube_site import home_volumes, profile, remove_release, venv_volume
 from .kubernetes import AUDIT_LOG, DIR, HOST_IP, REPO, SCRIPT, admin, cluster
 from .oidc import OidcProvider, complete_login
 from .oidc_site import ACCOUNTS, CLAIMS, PASSWORD
@@ -177,12 +177,7 @@ class HubPodSite:
 
     def remove_leftovers(self) -> None:
         """What an earlier run that did not finish left: its release, namespace and volumes."""
-        self.helm.uninstall(RELEASE, ignore_not_found=True, timeout=60)
-        self.kube.delete(f"/api/v1/namespaces/{NAMESPACE}")
-        self.kube.wait("the old namespace to go", lambda: self.kube.get(f"/api/v1/namespaces/{NAMESPACE}") is None, 120)
-        for path in [f"/api/v1/persistentvolumes/{HOME_CLASS}-{index}" for index in range(VOLUMES)]:
-            self.kube.delete(path)
-            self.kube.wait(f"{path} to go", lambda path=path: self.kube.get(path) is None, 60)
+        remove_release(self.helm, self.kube, RELEASE, NAMESPACE, [f"{HOME_CLASS}-{i}" for i in range(VOLUMES)])
 
     def make_site_secrets(self) -> None:
         """The Secrets ci/site-values.yaml names, which a site makes before it installs."""

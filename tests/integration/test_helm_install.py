@@ -27,7 +27,7 @@ import yaml
 
 from .conftest import public_tempdir
 from .hub import Hub
-from .kube_site import home_volumes, profile, venv_volume
+from .kube_site import home_volumes, profile, remove_release, venv_volume
 from .kubernetes import DIR, HOST_IP, REPO, Audit, Call, account_token, admin, cluster, write_kubeconfig
 
 CHART = REPO / "helm" / "jupyterhub-daas"
@@ -127,12 +127,7 @@ class HelmSite:
 
     def remove_leftovers(self) -> None:
         """What an earlier run that did not finish left: its release, namespace and volumes."""
-        self.helm.uninstall(RELEASE, ignore_not_found=True, timeout=60)
-        self.kube.delete(f"/api/v1/namespaces/{NAMESPACE}")
-        self.kube.wait("the old namespace to go", lambda: self.kube.get(f"/api/v1/namespaces/{NAMESPACE}") is None, 120)
-        for path in [f"/api/v1/persistentvolumes/{HOME_CLASS}-{index}" for index in range(VOLUMES)]:
-            self.kube.delete(path)
-            self.kube.wait(f"{path} to go", lambda path=path: self.kube.get(path) is None, 60)
+        remove_release(self.helm, self.kube, RELEASE, NAMESPACE, [f"{HOME_CLASS}-{i}" for i in range(VOLUMES)])
 
     def _hub(self) -> Hub:
         """A hub with the chart's token, namespace, backend settings and profiles (read from the cluster)."""
