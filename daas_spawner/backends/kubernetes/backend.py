@@ -451,8 +451,11 @@ class KubernetesBackend(Backend[KubernetesState]):
             ip = (pod or {}).get("status", {}).get("podIP")
             if ip and redeemed.is_set():
                 return ServerAddress(ip, state.port)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(redeemed.wait(), view.tick / 4)
+            if redeemed.is_set():
+                await asyncio.sleep(view.tick / 4)  # the watch has yet to show the pod's IP
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(redeemed.wait(), view.tick / 4)
 
     async def progress(self, state: KubernetesState) -> AsyncIterator[ProgressEvent]:
         view = self._view()
