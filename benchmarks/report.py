@@ -175,10 +175,12 @@ class Report:
         if not self.kubernetes:
             return ["## Concurrent pod spawns on Kubernetes", "", "Not run.", ""]
         env, settings, summary = self.kubernetes["environment"], self.kubernetes["settings"], self.kubernetes["summary"]
+        # --append may add rounds for some N only: each N says its own.
+        rounds = ", ".join(f"{n}: {row['daas']['spawns'] // int(n)}" for n, row in summary.items() if "daas" in row)
         lines = [
             "## Concurrent pod spawns on Kubernetes",
             "",
-            f"{settings['repeats']} rounds on the Kubernetes test cluster ({env.get('kubernetes', '-')}, one node,"
+            f"Rounds per N: {rounds} on the Kubernetes test cluster ({env.get('kubernetes', '-')}, one node,"
             f" 2 cores), KubeSpawner {env.get('kubespawner', '-')}; each pod {settings['pod']}; the systems"
             f" alternate, their order rotating. Apiserver requests: the hub's service account in the audit log.",
             "",
