@@ -447,11 +447,10 @@ class KubernetesBackend(Backend[KubernetesState]):
             if why is not None:
                 await self.stop(state)
                 raise SpawnFailed(why)
-            pod = view.pod(state.namespace, state.pod)
-            ip = (pod or {}).get("status", {}).get("podIP")
-            if ip and redeemed.is_set():
-                return ServerAddress(ip, state.port)
             if redeemed.is_set():
+                ip = (view.pod(state.namespace, state.pod) or {}).get("status", {}).get("podIP")
+                if ip:
+                    return ServerAddress(ip, state.port)
                 await asyncio.sleep(view.tick / 4)  # the watch has yet to show the pod's IP
             else:
                 with contextlib.suppress(asyncio.TimeoutError):
