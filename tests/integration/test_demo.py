@@ -70,7 +70,10 @@ class Demo:
         self.log = ARTIFACTS / f"demo{''.join(flags) or '-local'}.log"
         self.log.unlink(missing_ok=True)
         self.process = LoggedProcess("the demo", self.log)
-        self.process.start(["bash", str(REPO / "examples" / "demo" / "run.sh"), *flags], env=env)
+        # SIGINT at its default, as a terminal starts it, also where the tests run as a background job
+        # (which ignores SIGINT, and a script cannot trap a signal ignored when it started).
+        run_sh = ["bash", str(REPO / "examples" / "demo" / "run.sh"), *flags]
+        self.process.start(["env", "--default-signal=INT", *run_sh], env=env)
 
     def wait_up(self) -> None:
         def up() -> bool:
