@@ -167,8 +167,8 @@ class Run(ConcurrentRun):
             "p50_s": percentile(seconds, 50),
             "max_s": max(seconds, default=math.nan),
             "failures": sum(1 for s in self.spawns if s.failed),
-            **{f"cpu_{name}_s": seconds for name, seconds in self.cpu_s.items()},
-            **{f"stage_{name}_s": seconds for name, seconds in self.stages_s.items()},
+            **{f"cpu_{name}_s": value for name, value in self.cpu_s.items()},
+            **{f"stage_{name}_s": value for name, value in self.stages_s.items()},
         }
 
     def phase(self, name: str) -> Phase | None:
