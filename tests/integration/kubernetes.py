@@ -12,7 +12,7 @@ import json
 import os
 import ssl
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -194,38 +194,43 @@ class Audit:
     def mark(self) -> None:
         self.offset = AUDIT_LOG.stat().st_size
 
-    def requests(self) -> list[tuple[str, str, str, str]]:
-        found = []
+    def _events(self) -> Iterator[dict[str, Any]]:
+        """This user's audit events, from the mark on."""
         with AUDIT_LOG.open("rb") as log:
             log.seek(self.offset)
             for line in log:
                 event = json.loads(line)
-                if event.get("user", {}).get("username") != self.username or event.get("stage") != "ResponseComplete":
-                    continue
-                ref = event.get("objectRef", {})
-                found.append((event["verb"], ref.get("resource", ""), ref.get("name", ""), ref.get("subresource", "")))
+                if event.get("user", {}).get("username") == self.username:
+                    yield event
+
+    def requests(self) -> list[tuple[str, str, str, str]]:
+        found = []
+        for event in self._events():
+            if event.get("stage") != "ResponseComplete":
+                continue
+            ref = event.get("objectRef", {})
+            found.append((event["verb"], ref.get("resource", ""), ref.get("name", ""), ref.get("subresource", "")))
         return found
+
+    def source_ips(self) -> set[str]:
+        """The addresses the apiserver saw this user's requests come from."""
+        return {ip for event in self._events() for ip in event.get("sourceIPs", [])}
 
     def calls(self) -> list[Call]:
         """Every request once, with its answer's code: a watch still open counts from its start."""
         found: dict[str, Call] = {}
-        with AUDIT_LOG.open("rb") as log:
-            log.seek(self.offset)
-            for line in log:
-                event = json.loads(line)
-                if event.get("user", {}).get("username") != self.username:
-                    continue
-                if event.get("stage") not in ("ResponseStarted", "ResponseComplete"):
-                    continue
-                ref = event.get("objectRef", {})
-                resource = "/".join(filter(None, (ref.get("resource", ""), ref.get("subresource", ""))))
-                found[event["auditID"]] = Call(
-                    event["verb"],
-                    ref.get("apiGroup", ""),
-                    resource,
-                    ref.get("namespace", ""),
-                    ref.get("name", ""),
-                    event.get("responseStatus", {}).get("code", 0),
-                    event.get("annotations", {}).get("authorization.k8s.io/decision") == "allow",
-                )
+        for event in self._events():
+            if event.get("stage") not in ("ResponseStarted", "ResponseComplete"):
+                continue
+            ref = event.get("objectRef", {})
+            resource = "/".join(filter(None, (ref.get("resource", ""), ref.get("subresource", ""))))
+            found[event["auditID"]] = Call(
+                event["verb"],
+                ref.get("apiGroup", ""),
+                resource,
+                ref.get("namespace", ""),
+                ref.get("name", ""),
+                event.get("responseStatus", {}).get("code", 0),
+                event.get("annotations", {}).get("authorization.k8s.io/decision") == "allow",
+            )
         return list(found.values())

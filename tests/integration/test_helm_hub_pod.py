@@ -20,7 +20,6 @@ NetworkPolicies are installed but the bridge CNI does not enforce them: nothing 
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 import subprocess
 import time
@@ -35,7 +34,7 @@ import yaml
 
 from .conftest import public_tempdir
 from .kube_site import home_volumes, profile, remove_release, venv_volume
-from .kubernetes import AUDIT_LOG, DIR, HOST_IP, REPO, SCRIPT, admin, cluster
+from .kubernetes import DIR, HOST_IP, REPO, SCRIPT, Audit, admin, cluster
 from .oidc import OidcProvider, complete_login
 from .oidc_site import ACCOUNTS, CLAIMS, PASSWORD
 
@@ -118,18 +117,6 @@ def container_pid(pod: dict[str, Any]) -> int:
     return int(pid)
 
 
-def source_ips(username: str, since: int) -> set[str]:
-    """The addresses the apiserver saw `username`'s requests come from (audit log, from offset `since`)."""
-    found: set[str] = set()
-    with AUDIT_LOG.open("rb") as log:
-        log.seek(since)
-        for line in log:
-            event = json.loads(line)
-            if event.get("user", {}).get("username") == username:
-                found.update(event.get("sourceIPs", []))
-    return found
-
-
 class HubPodSite:
     """The OIDC provider on the node's address, the site's Secrets, and the release with the built image."""
 
@@ -166,7 +153,8 @@ class HubPodSite:
         """The site's Secrets and home volumes, the release, and its hub and proxy pods up."""
         self.make_site_secrets()
         self.volumes = home_volumes(self.kube, VOLUMES, HOME_CLASS, prefix=HOME_CLASS, directory=HOME_CLASS)
-        self.audit_mark = AUDIT_LOG.stat().st_size
+        self.audit = Audit(HUB_USER)
+        self.audit.mark()
         self.release = self.helm.install(
             CHART, RELEASE, values(self.image, self.provider.issuer), namespace=NAMESPACE, timeout=120
         )
@@ -342,5 +330,5 @@ def test_the_hubs_calls_to_the_apiserver_came_from_its_pod_as_its_service_accoun
     """After the start and stop above: every request of the chart's ServiceAccount came from the hub pod's
     address, through the `kubernetes` Service (10.0.0.1:443, kube-proxy to the apiserver at 10.88.0.1:6443),
     with the token Kubernetes mounted into the pod."""
-    calls = source_ips(HUB_USER, site.audit_mark)
+    calls = site.audit.source_ips()
     assert calls == {site.hub_pod["status"]["podIP"]}, calls
