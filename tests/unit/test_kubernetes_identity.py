@@ -30,30 +30,30 @@ def a_persons_account() -> pwd.struct_passwd:
 
 def test_passwd_ids_are_the_accounts_with_its_groups():
     account = a_persons_account()
-    identity = backend()._identity(launch(account.pw_name, PosixIdentity(50000, 50000)))
+    identity = backend().identity(launch(account.pw_name, PosixIdentity(50000, 50000)))
     assert (identity.uid, identity.gid) == (account.pw_uid, account.pw_gid)  # the login's ids are not used
     assert set(identity.groups) == set(os.getgrouplist(account.pw_name, account.pw_gid))
 
 
 def test_passwd_refuses_a_system_account():
     with pytest.raises(SpawnFailed, match="system account"):
-        backend()._identity(launch("root"))
+        backend().identity(launch("root"))
 
 
 def test_auth_state_ids_are_the_logins():
     ids = PosixIdentity(41234, 4100, (5001,))
-    assert backend(identity_source="auth_state")._identity(launch("someone", ids)) == ids
+    assert backend(identity_source="auth_state").identity(launch("someone", ids)) == ids
 
 
 def test_auth_state_without_ids_refuses_the_start():
     with pytest.raises(SpawnFailed, match="yours carried none"):
-        backend(identity_source="auth_state")._identity(launch("someone"))
+        backend(identity_source="auth_state").identity(launch("someone"))
 
 
 @pytest.mark.parametrize("uid", [999, 60001])
 def test_auth_state_ids_outside_peoples_range_are_refused(uid):
     with pytest.raises(SpawnFailed, match=f"uid {uid} is not a person's account"):
-        backend(identity_source="auth_state")._identity(launch("someone", PosixIdentity(uid, 4100)))
+        backend(identity_source="auth_state").identity(launch("someone", PosixIdentity(uid, 4100)))
 
 
 def test_an_unknown_source_is_a_configuration_error():

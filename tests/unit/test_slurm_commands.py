@@ -20,7 +20,7 @@ from daas_spawner.backends.slurm.commands import (
     NodeInfo,
     batch_script,
     jobs_with_comment,
-    launcher_source,
+    heredoc_launcher_source,
     parse_job_id,
     parse_sinfo_nodes,
     parse_squeue,
@@ -252,12 +252,12 @@ def test_launcher_here_document_is_intact(site, tmp_path, hostile_env):
     runnable = "\n".join([*lines[:-1], f'printf %s "$DAAS_LAUNCHER" > {shlex.quote(str(target))}']) + "\n"
     result = run_bash(runnable, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert target.read_text().rstrip("\n") == launcher_source().rstrip("\n")
+    assert target.read_text().rstrip("\n") == heredoc_launcher_source().rstrip("\n")
     assert not (tmp_path / "pwned").exists()
 
 
 def test_launcher_source_is_the_package_launcher():
-    source = launcher_source()
+    source = heredoc_launcher_source()
     assert "def main(" in source
     assert "DAAS_LAUNCHER_EOF" not in source
 

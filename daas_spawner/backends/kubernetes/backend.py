@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
-import os
 import secrets
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,13 +22,14 @@ from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner.clients import shared_client
 from pydantic import Field
-from traitlets import Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
 
-from daas_core.identity import PosixIdentity
 from daas_core.mount_builders import kubernetes_volumes
 from daas_core.mounts import Mount
 
-from ..base import BOOTSTRAP_ENV, Backend, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from ..base import BOOTSTRAP_ENV, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from ..launcher_source import launcher_source
+from ..numeric_identity import NumericIdentityBackend
 from .availability import pool_availability
 from .pods import (
     PodInputs,
@@ -53,12 +51,6 @@ BACKEND_VARIABLES = frozenset({BOOTSTRAP_ENV, "HOME", "DAAS_PROFILE", "DAAS_OPTI
 START_LABEL = "daas.io/start"  # one start's random id: a pod of the same name from another start is not this one
 
 
-@functools.cache
-def launcher_source() -> str:
-    """The stdlib-only launcher (launcher.py), which the pod runs with `python3 -c`: images need no DaaS package."""
-    return files("daas_spawner").joinpath("launcher.py").read_text(encoding="utf-8")
-
-
 class KubernetesState(BackendState):
     """One server's pod: where it is, which start made it, and whether the API has it.
 
@@ -75,7 +67,7 @@ class KubernetesState(BackendState):
     home_claim: str | None = None  # the person's home PVC (kept when the server stops)
 
 
-class KubernetesBackend(Backend[KubernetesState]):
+class KubernetesBackend(NumericIdentityBackend[KubernetesState]):
     """Starts servers as pods; one shared watch per hub answers poll, progress and availability."""
 
     name = "kubernetes"
@@ -104,16 +96,6 @@ class KubernetesBackend(Backend[KubernetesState]):
         "",
         config=True,
         help="Service account of the servers' pods; its token is never mounted. Empty: the namespace's default.",
-    )
-    identity_source = Enum(
-        ["passwd", "auth_state"],
-        "passwd",
-        config=True,
-        help="""Where the pod's uid, gid and groups come from. "passwd": the person's account as the hub's name
-        service sees it (SSSD or LDAP, as for Slurm). "auth_state": the ids the login carried
-        (c.DaaSAuthenticator.uid_claim, gid_claim, groups_claim), for a hub that does not see the site's
-        accounts, e.g. in a pod. Never from user options, and never outside the uid range of people's
-        accounts: the pod runs as the person, so the data's Unix permissions hold as on Slurm.""",
     )
     home_storage_class = Unicode(
         None,
@@ -224,23 +206,6 @@ class KubernetesBackend(Backend[KubernetesState]):
             )
         return namespace
 
-    def _identity(self, launch: Launch) -> PosixIdentity:
-        if self.identity_source == "passwd":
-            account = self.account(launch.username)
-            groups = tuple(sorted(set(os.getgrouplist(account.pw_name, account.pw_gid))))
-            return PosixIdentity(uid=account.pw_uid, gid=account.pw_gid, groups=groups)
-        identity = launch.identity
-        if identity is None:
-            raise SpawnFailed(
-                "this hub starts pods with the Unix ids your login carries, and yours carried none: "
-                "log out and in again, or ask the facility to check your account"
-            )
-        if not self.min_uid <= identity.uid <= self.max_uid:
-            raise SpawnFailed(
-                f"your login's uid {identity.uid} is not a person's account here ({self.min_uid}-{self.max_uid})"
-            )
-        return identity
-
     async def start(self, launch: Launch, resume: KubernetesState | None = None) -> AsyncIterator[KubernetesState]:
         view = self._view()
         if resume is not None:
@@ -256,7 +221,7 @@ class KubernetesBackend(Backend[KubernetesState]):
         namespace = self._namespace(request, options.proposal)
         name = pod_name(launch.username, launch.server)
         await self._clear_ended_pod(namespace, name)
-        identity = self._identity(launch)
+        identity = self.identity(launch)
         image = request.kubernetes.images[options.environment.id]
         start_id = resume.start_id if resume is not None else secrets.token_hex(8)
         labels = {**owner_labels(launch.username, launch.server), START_LABEL: start_id}

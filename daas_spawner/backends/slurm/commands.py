@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from importlib.resources import files
 
 from daas_core.fields import account_for
 from daas_core.mount_builders import apptainer_bind_args
@@ -19,6 +18,7 @@ from daas_core.mounts import Mount
 from daas_core.quantities import format_walltime
 
 from ...options import ResolvedOptions
+from ..launcher_source import launcher_source
 from .profile import SlurmRequest
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -126,9 +126,9 @@ def sbatch_argv(prefix: list[str], sbatch: str, options: ResolvedOptions[SlurmRe
     return argv
 
 
-def launcher_source() -> str:
-    """The stdlib-only launcher that picks a port and reports it (see launcher.py)."""
-    source = files("daas_spawner").joinpath("launcher.py").read_text(encoding="utf-8")
+def heredoc_launcher_source() -> str:
+    """The stdlib-only launcher that picks a port and reports it (see launcher.py), for a here-document."""
+    source = launcher_source()
     if LAUNCHER_EOF in source:
         raise RuntimeError("launcher.py must not contain the here-document delimiter")
     return source
@@ -164,7 +164,7 @@ def batch_script(options: ResolvedOptions, spec: JobSpec) -> str:
         lines.append(f'export PATH={shlex.quote(env.prefix + "/bin")}:"$PATH"')
     lines += [
         f"IFS= read -r -d '' DAAS_LAUNCHER <<'{LAUNCHER_EOF}' || true",
-        launcher_source().rstrip("\n"),
+        heredoc_launcher_source().rstrip("\n"),
         LAUNCHER_EOF,
         "exec " + " ".join(server_exec_words(options, spec.command, spec.mounts)),
     ]
