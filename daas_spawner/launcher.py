@@ -16,6 +16,8 @@ compute nodes need JupyterHub's single-user server but not this package.
    listens on that port: between picking and binding, another user's process on the node could
    take the port, and the hub would route this person's browser to it. If another account
    holds the port, nothing is reported and the server is stopped (the job log says why).
+   The host is $DAAS_REPORT_HOST, or with $DAAS_REPORT_ROUTE set (a VM) the address this
+   machine reaches the hub from, else the host name.
 With --no-report (the local backend, which picks the port and watches it itself) it only links.
 Usage: python3 launcher.py [--no-report] jupyterhub-singleuser [args...]
 """
@@ -45,6 +47,17 @@ def free_port(bind_ip):
     with socket.socket(socket.AF_INET6 if ":" in bind_ip else socket.AF_INET) as sock:
         sock.bind((bind_ip, 0))
         return sock.getsockname()[1]
+
+
+def route_address(api_url, bind_ip):
+    """The address this machine reaches the hub from (bound to `bind_ip` if it is one): a VM's own address."""
+    hub = urllib.parse.urlsplit(api_url)
+    default_port = 443 if hub.scheme == "https" else 80
+    with socket.socket(socket.AF_INET6 if ":" in bind_ip else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        if bind_ip not in ("0.0.0.0", "::"):  # noqa: S104 (compared, not bound)
+            sock.bind((bind_ip, 0))
+        sock.connect((hub.hostname or "localhost", hub.port or default_port))  # UDP: sends nothing
+        return sock.getsockname()[0]
 
 
 def hub_post(api_url, path, body, token=None):
@@ -252,7 +265,9 @@ def main(argv=None):
         unreachable = link_data(json.loads(os.environ.get("DAAS_DATA") or "[]"), os.environ["DAAS_DATA_DIR"])
     if report_address:
         bind_ip = os.environ.get("DAAS_BIND_IP", "0.0.0.0")  # noqa: S104 (the hub must reach the node)
-        host = os.environ.get("DAAS_REPORT_HOST") or socket.gethostname()
+        host = os.environ.get("DAAS_REPORT_HOST") or (
+            route_address(api_url, bind_ip) if os.environ.get("DAAS_REPORT_ROUTE") else socket.gethostname()
+        )
         port = free_port(bind_ip)
         service = urllib.parse.urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:0/"))
         netloc = f"[{bind_ip}]:{port}" if ":" in bind_ip else f"{bind_ip}:{port}"

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from daas_spawner.launcher import is_running, listening_uids, parse_listeners, wait_until_listening
+from daas_spawner.launcher import is_running, listening_uids, parse_listeners, route_address, wait_until_listening
 
 TABLE = """\
   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -55,3 +55,10 @@ def test_waiting_ends_when_the_server_ends_first() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     assert wait_until_listening(server.pid, port, interval=0.01) == "the server ended before it listened"
+
+
+def test_a_vm_reports_the_address_it_reaches_the_hub_from() -> None:
+    """A VM's launcher (DAAS_REPORT_ROUTE) reports its own address: bound to one, that one; else the route's."""
+    assert route_address("http://127.0.0.1:8081/hub/api", "127.0.9.7") == "127.0.9.7"
+    assert route_address("http://127.0.0.1:8081/hub/api", "0.0.0.0") == "127.0.0.1"
+    assert route_address("http://localhost/hub/api", "127.0.9.8") == "127.0.9.8"
