@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -309,6 +310,8 @@ class DaaSSpawner(Spawner):
     async def ready_backend(self, name: str) -> Backend:
         """The backend, set up (`Backend.ready`) before its first use in this hub."""
         backend = self.backend(name)
+        if backend.hub_states is None and self._session is not None:
+            backend.hub_states = functools.partial(stored_states, self._session, backend)
         await backend.ready()
         return backend
 
@@ -673,6 +676,22 @@ class DaaSSpawner(Spawner):
         self._started_here = False
         self._resuming = None
         self._submitted = asyncio.Event()
+
+
+def stored_states(session: Any, backend: Backend) -> list[BackendState]:
+    """Every state of this backend's kind in the hub database (of all users' servers, running or starting)."""
+    states = []
+    for (saved,) in session.query(orm.Spawner.state).filter(orm.Spawner.state.isnot(None)):
+        stored = (saved or {}).get(STATE_KEY)
+        if not stored:
+            continue
+        try:
+            server = StoredServer.load(stored)
+            if server.backend == backend.name:
+                states.append(backend.load_state(server.state, server.version))
+        except ValueError:
+            continue  # logged where its own spawner loads it
+    return states
 
 
 def unreachable_data_notes(locations: tuple[str, ...]) -> list[str]:

@@ -13,7 +13,7 @@ JUPYTERHUB_REQ=${DAAS_JUPYTERHUB:-jupyterhub}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(python3 python3-venv sudo procps curl)
+packages=(python3 python3-venv sudo procps curl systemd)  # systemd: its offline unit check (systemd-analyze)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for pkg in "${packages[@]}"; do

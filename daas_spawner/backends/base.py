@@ -212,6 +212,9 @@ class Backend(SingletonConfigurable, Generic[S]):
         super().__init__(**kwargs)
         self._setup: asyncio.Future[None] | None = None
         self._lifetime: asyncio.Future[None] | None = None
+        # Every state of this kind the hub's database holds, set by the spawner: what a backend's
+        # reconciliation keeps (anything it made that none of them owns is an orphan). None: unknown.
+        self.hub_states: Callable[[], list[S]] | None = None
 
     @default("user_accounts")
     def _user_accounts_default(self) -> UserAccounts:

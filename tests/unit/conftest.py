@@ -17,7 +17,7 @@ _SLURM_DEFAULTS = {
 
 
 def site_profiles_raw() -> dict:
-    """cpu (presets, whole node, three environments), gpu, power9, a staff-only and a local profile."""
+    """cpu (presets, whole node, three environments), gpu, power9, a staff-only, a local and a VM profile."""
     walltime = {"choices": ["1:00:00", "4:00:00"], "default": "1:00:00", "max": "12:00:00"}
     raw = {
         "default_profile": "cpu",
@@ -81,6 +81,13 @@ def site_profiles_raw() -> dict:
                 },
             },
             {"id": "local", "display_name": "Local", "backend": "local", "default_url": "/lab"},
+            {
+                "id": "vm",
+                "display_name": "Virtual machine",
+                "backend": "openstack",
+                "openstack": {"images": {"default": "daas-jupyter"}, "network": "none"},
+                "resources": {"flavors": [{"name": "daas.small"}, {"name": "daas.gpu.a100"}], "walltime": walltime},
+            },
         ],
     }
     return copy.deepcopy(raw)  # a fresh tree: tests change it

@@ -287,6 +287,7 @@ STRING_FIELDS = [
     ("feature", "power9", "power9"),
     ("environment", "cpu", "daas"),
     ("proposal", "cpu", "20231234"),
+    ("flavor", "vm", "daas.small"),
 ]
 MEMBER = UserAccess(proposals=("20231234",))
 HOSTILE = [

@@ -70,7 +70,7 @@ BAD_CHANGES = [
     ("profiles.0.environments.0.prefix", "relative/venv", "profiles[cpu].environments[daas].prefix", "pattern"),
     ("profiles.0.environments.0.apptainer_args", ["--nv"], "profiles[cpu].environments[daas]", "without an image"),
     ("profiles.0.environments.1.id", "daas", "profiles[cpu]", "environment ids must be unique"),
-    ("profiles.0.backend", "openstack", "profiles[cpu].backend", "'kubernetes', 'local' or 'slurm'"),
+    ("profiles.0.backend", "vm", "profiles[cpu].backend", "'kubernetes', 'local', 'openstack' or 'slurm'"),
     ("profiles.0.backend", "local", "profiles[cpu]", "a local profile takes no resources"),
     ("profiles.1.resources", DELETE, "profiles[gpu]", "a slurm profile needs resources"),
     ("profiles.4.resources", site_profiles_raw()["profiles"][0]["resources"], "profiles[local]", "no resources"),
@@ -132,11 +132,11 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize(
     "groups, visible",
     [
-        (set(), ["cpu", "gpu", "power9", "local"]),
-        ({"users"}, ["cpu", "gpu", "power9", "local"]),
-        ({"staff"}, ["cpu", "gpu", "power9", "staff", "local"]),
-        ({"users", "staff"}, ["cpu", "gpu", "power9", "staff", "local"]),
-        ({"Staff"}, ["cpu", "gpu", "power9", "local"]),
+        (set(), ["cpu", "gpu", "power9", "local", "vm"]),
+        ({"users"}, ["cpu", "gpu", "power9", "local", "vm"]),
+        ({"staff"}, ["cpu", "gpu", "power9", "staff", "local", "vm"]),
+        ({"users", "staff"}, ["cpu", "gpu", "power9", "staff", "local", "vm"]),
+        ({"Staff"}, ["cpu", "gpu", "power9", "local", "vm"]),
     ],
 )
 def test_allowed_for(site, groups, visible):
