@@ -47,6 +47,18 @@ class BootInputs:
     mounts: Mapping[str, Any] = field(default_factory=dict)  # cloud_init_mounts' fragment
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the launcher, the unit) as literal blocks: user_data stays readable to operators."""
+
+
+def _text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text and text == text.rstrip(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def _checked(text: str, what: str) -> str:
     if any(char in text for char in _UNSAFE):
         raise ValueError(f"{what} contains a line break or NUL: {text[:40]!r}")
@@ -110,7 +122,7 @@ def user_data(inputs: BootInputs) -> str:
         ["systemctl", "daemon-reload"],
         ["systemctl", "start", "--no-block", SERVICE],
     ]
-    text = "#cloud-config\n" + yaml.safe_dump(config, sort_keys=False, width=1000)
+    text = "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
     if len(text.encode()) > MAX_USER_DATA:
         raise ValueError(f"the VM's user_data is {len(text.encode())} bytes, above Nova's limit")
     return text
