@@ -8,11 +8,15 @@ Kubernetes: pods of alice on the Kubernetes test cluster (tests/cluster/kubernet
 service account's token and the Role a site grants the hub; the pod's command is a small HTTP server
 (the backend routes to the pod's IP once the server redeemed its bootstrap secret: the checks say it has,
 and test_kubernetes_routes_only_after_the_redemption checks the wait itself).
+OpenStack: VMs of the hub's project on the OpenStack test cloud (tests/cluster/openstack.sh), which its boot
+agent boots; the report is the one the VM's launcher would make (the VM's address, which check_report checks
+against the cloud's port of the VM).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import secrets
@@ -27,6 +31,7 @@ from daas_spawner import load_profiles
 from daas_spawner.backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress
 from daas_spawner.backends.kubernetes.backend import KubernetesBackend
 from daas_spawner.backends.local.backend import LocalBackend
+from daas_spawner.backends.openstack.backend import OpenStackBackend, OpenStackState
 from daas_spawner.backends.slurm.backend import SlurmBackend, SlurmState
 from daas_spawner.options import UserAccess, resolve_options
 from daas_spawner.profiles import ProfileSet, local_demo
@@ -37,6 +42,9 @@ from .conftest import REPO, cancel_test_jobs, public_tempdir
 from .kube_site import CPU, VENV
 from .kube_site import profile as kubernetes_profile
 from .kubernetes import admin, cluster, grant_hub, write_kubeconfig
+from .openstack import CLOUDS, DIR, Admin
+from .openstack import cloud as openstack_cloud
+from .os_site import profile as openstack_profile
 from .slurm import CLUSTER_JWT_KEY, REST_URL, user_jobs
 
 USER = "alice"
@@ -128,6 +136,47 @@ def kube_clean(kubeconfig: str) -> Iterator[str]:
     clear_pods()
 
 
+def openstack_launch() -> Launch:
+    profiles = ProfileSet.model_validate({"profiles": [openstack_profile("vm", [{"name": "daas.small"}])]})
+    return Launch(
+        username=USER,
+        server=f"{USER}/contract-{secrets.token_hex(4)}",  # the VM's daas-server metadata: what `count` looks for
+        options=resolve_options({"profile": "vm"}, profiles, UserAccess()),
+        env={"JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api"},
+        command=["python3", "-c", SERVE],
+    )
+
+
+async def openstack_vms(launch: Launch) -> int:
+    """VMs of this launch in the hub's project, also one being deleted (it is there until it is gone)."""
+    servers = await asyncio.to_thread(Admin().servers)
+    return sum(server["metadata"].get("daas-server") == launch.server for server in servers)
+
+
+async def openstack_report(backend: Backend, state: BackendState) -> ServerAddress:
+    """What the VM's launcher reports once it boots: the address the cloud gives its port, a port."""
+    assert isinstance(backend, OpenStackBackend) and isinstance(state, OpenStackState)
+    while True:
+        server = backend._server(state)
+        port_file = DIR / "ports" / f"{server['id']}.json" if server is not None else None
+        if port_file is not None and port_file.exists():
+            address = json.loads(port_file.read_text())["ip_address"]
+            try:
+                return await backend.check_report(state, ServerAddress(address, 8888))
+            except NotRunningYet:
+                pass
+        await asyncio.sleep(0.5)
+
+
+@pytest.fixture
+def openstack_clean() -> Iterator[None]:
+    openstack_cloud("start")
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(CLOUDS)
+    openstack_cloud("reset")
+    yield
+    openstack_cloud("reset")
+
+
 def users_processes(wanted: bytes, uid: int) -> int:
     """Live processes of `uid` with this environment entry (sudo, root's, carries it too: not counted)."""
     found = 0
@@ -169,7 +218,11 @@ def harness(kind: str, made: list[Backend], kubeconfig: str = "") -> Harness:
     config.KubernetesBackend.extra_volumes = [{"name": "venv", "hostPath": {"path": str(VENV), "type": "Directory"}}]
     config.KubernetesBackend.extra_volume_mounts = [{"name": "venv", "mountPath": str(VENV), "readOnly": True}]
     config.KubernetesBackend.stop_grace = 0  # the server is the pod's first process, with no SIGTERM handler
-    classes = {"local": LocalBackend, "kubernetes": KubernetesBackend}
+    config.OpenStackBackend.cloud = "daas-hub"
+    config.OpenStackBackend.interval = 2
+    config.OpenStackBackend.busy_interval = 0.5
+    config.OpenStackBackend.stop_timeout = 60
+    classes = {"local": LocalBackend, "kubernetes": KubernetesBackend, "openstack": OpenStackBackend}
 
     def new_backend() -> Backend:
         backend = classes.get(kind, SlurmBackend)(config=config)
@@ -180,6 +233,8 @@ def harness(kind: str, made: list[Backend], kubeconfig: str = "") -> Harness:
         return Harness(new_backend, kubernetes_launch, no_report, kubernetes_pods, timeout=90)
     if kind == "local":
         return Harness(new_backend, local_launch, no_report, local_processes, timeout=30)
+    if kind == "openstack":
+        return Harness(new_backend, openstack_launch, openstack_report, openstack_vms, timeout=90)
     return Harness(new_backend, slurm_launch, slurm_report, slurm_jobs, timeout=60)
 
 
@@ -191,12 +246,14 @@ def clean(slurm_cluster: None) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-@pytest.mark.parametrize("kind", ["slurm", "slurm-rest", "local", "kubernetes"])
+@pytest.mark.parametrize("kind", ["slurm", "slurm-rest", "local", "kubernetes", "openstack"])
 async def test_backend_keeps_the_contract(
     kind: str, check: Callable, clean: None, request: pytest.FixtureRequest
 ) -> None:
     made: list[Backend] = []
     kubeconfig = request.getfixturevalue("kube_clean") if kind == "kubernetes" else ""
+    if kind == "openstack":
+        request.getfixturevalue("openstack_clean")
     try:
         await check(harness(kind, made, kubeconfig))
     finally:

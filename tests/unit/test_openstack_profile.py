@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from daas_spawner.backends.openstack.profile import OpenStackProfile
 from daas_spawner.options import OptionsError, UserAccess, resolve_options
-from daas_spawner.profiles import parse_profiles
+from daas_spawner.profiles import load_profiles, parse_profiles
 
 from .conftest import DELETE, set_path
 
@@ -131,3 +132,11 @@ def test_options_of_other_backends_are_refused_for_a_vm():
         "flavor": "daas.large",
         "walltime": "8:00:00",
     }
+
+
+def test_the_example_file_loads():
+    profiles = load_profiles(Path(__file__).resolve().parents[2] / "profiles" / "openstack.yaml")
+    assert [profile.id for profile in profiles.profiles] == ["vm", "vm-gpu"]
+    vm = profiles.get("vm").resolve_request({"flavor": "daas.large", "walltime": "3-00:00:00"})
+    assert (vm.flavor, vm.walltime_seconds, vm.openstack.security_groups) == ("daas.large", 3 * 86400, ["daas-jupyter"])
+    assert profiles.get("vm-gpu").resolve_request({}).flavor == "daas.gpu.a100"

@@ -99,7 +99,7 @@ class Cloud:
     async def addresses(self, server_id: str) -> set[str]:
         """The fixed IPs of the server's Neutron ports: where the hub may route to it."""
         query = urllib.parse.urlencode({"device_id": server_id, "fields": "fixed_ips"})
-        answer = await self._call(lambda: self._request("network", "GET", f"/v2.0/ports?{query}"))
+        answer = await self._call(lambda: self._request("network", "GET", f"/ports?{query}"))
         return {ip["ip_address"] for port in answer["ports"] for ip in port.get("fixed_ips", [])}
 
     async def image_id(self, image: str) -> str:
@@ -107,7 +107,7 @@ class Cloud:
         if _UUID.fullmatch(image):
             return image
         query = urllib.parse.urlencode({"name": image, "status": "active"})
-        found = (await self._call(lambda: self._request("image", "GET", f"/v2/images?{query}")))["images"]
+        found = (await self._call(lambda: self._request("image", "GET", f"/images?{query}")))["images"]
         if not found:
             raise CloudError(f"the cloud has no active image named {image!r}", 404)
         return found[0]["id"]
