@@ -57,9 +57,6 @@ AMQP_PORT=5672
 RABBIT_DIST_PORT=25672
 EPMD_PORT=4369
 PORTS=($EPMD_PORT $AMQP_PORT $RABBIT_DIST_PORT $KEYSTONE_PORT $PLACEMENT_PORT $GLANCE_PORT $NOVA_PORT $NETWORK_PORT)
-APIS=(keystone placement glance nova-api)
-DAEMONS=(nova-conductor nova-scheduler nova-compute)
-# Stop order: the compute first (it talks to all), the message broker last.
 ALL=(nova-compute nova-scheduler nova-conductor nova-api glance placement keystone network rabbitmq epmd)
 ACCESS_FORMAT='%(t)s "%(r)s" %(s)s %(M)sms'
 AUTH_URL=http://127.0.0.1:$KEYSTONE_PORT/v3
@@ -229,6 +226,9 @@ instances_path = $DIR/nova/instances
 transport_url = rabbit://daas:$(secret rabbitmq)@127.0.0.1:$AMQP_PORT/
 compute_driver = fake.FakeDriverWithoutFakeNodes
 rpc_response_timeout = 15
+graceful_shutdown_timeout = 5
+# Heartbeats every 5 s (default 10): start sees a restarted nova-compute up sooner.
+report_interval = 5
 [api]
 auth_strategy = keystone
 [api_database]
@@ -273,7 +273,7 @@ EOF
 
 # ---------------------------------------------------------------- processes
 
-running() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+running() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null && [[ $(ps -o stat= -p "$1") != Z* ]]; }
 pid_of() { local f=$DIR/run/$1.pid; [[ -s $f ]] && running "$(<"$f")" && cat "$f"; }
 
 # launch <name> <command...>: detached, output to log/<name>.log, pid in run/<name>.pid; nothing if it runs.
@@ -296,6 +296,7 @@ wait_for() {
     die "$what did not come up within ${TIMEOUT}s (logs in $DIR/log)"
 }
 
+logged_since() { tail -c "+$(($2 + 1))" "$1" | grep -q "$3"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 answers() { curl -s -o /dev/null --max-time 5 "$1"; }
 
@@ -392,42 +393,62 @@ for path in sys.argv[1:]:
     wait_for keystone answers "http://127.0.0.1:$KEYSTONE_PORT/v3"
     once identity python_ "$HERE/openstack_catalog.py" identity
     wait_for RabbitMQ port_open "$AMQP_PORT"
-    for name in nova-conductor nova-scheduler; do
-        launch "$name" "$VENV/bin/$name" --config-file "$DIR/etc/nova/nova.conf" || true
-    done
+    local conductor_log=$DIR/log/nova-conductor.log offset
+    offset=$(stat -c %s "$conductor_log" 2>/dev/null || echo 0)
+    launch nova-conductor "$VENV/bin/nova-conductor" --config-file "$DIR/etc/nova/nova.conf" || offset=0
+    launch nova-scheduler "$VENV/bin/nova-scheduler" --config-file "$DIR/etc/nova/nova.conf" || true
     wait_for placement answers "http://127.0.0.1:$PLACEMENT_PORT/"
     wait_for glance answers "http://127.0.0.1:$GLANCE_PORT/"
     wait_for nova-api answers "http://127.0.0.1:$NOVA_PORT/"
     wait_for network answers "http://127.0.0.1:$NETWORK_PORT/"
     once content python_ "$HERE/openstack_catalog.py" content
+    # nova-compute pings the conductor first and waits 10 s for an answer that a starting conductor misses.
+    wait_for nova-conductor logged_since "$conductor_log" "$offset" "Starting conductor node"
     # Last: it reports its node to placement and the conductor at once.
     local compute_started=0
     launch nova-compute "$VENV/bin/nova-compute" --config-file "$DIR/etc/nova/nova.conf" && compute_started=1
     say "services started; waiting for nova-compute"
-    python_ "$HERE/openstack_catalog.py" compute >/dev/null || { logs; die "nova-compute did not come up"; }
+    # A heartbeat newer than the process: the one before a restart says nothing.
+    DAAS_OS_COMPUTE_SINCE=$(stat -c %Y "$DIR/run/nova-compute.pid") python_ "$HERE/openstack_catalog.py" compute \
+        >/dev/null || { logs; die "nova-compute did not come up"; }
     once hosts manage nova-manage nova/nova.conf cell_v2 discover_hosts
     if ((compute_started)); then python_ "$HERE/openstack_catalog.py" reset >/dev/null; fi
     touch "$DIR/run/ready"
     say "cloud ready (OS_CLIENT_CONFIG_FILE=$DIR/clouds.yaml)"
 }
 
-stop_one() {
-    local name=$1 pid i
-    pid=$(pid_of "$name") || { rm -f "$DIR/run/$name.pid"; return 0; }
-    # The whole session (setsid): gunicorn's worker, the rabbitmq-server script's erl.
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do running "$pid" || break; sleep 0.1; done
-    if running "$pid"; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
-    for ((i = 0; i < 50; i++)); do pgrep -s "$pid" >/dev/null || break; sleep 0.1; done
-    rm -f "$DIR/run/$name.pid"
+# Whether any process of the session (setsid) that <pid> leads is alive: a zombie is gone (PID 1 of this VM reaps
+# a daemon whose parent exited only after 1-2 s).
+session_alive() { ps -o stat= -s "$1" 2>/dev/null | grep -qv '^Z'; }
+
+# stop_group <name...>: SIGTERM to each one's whole session (gunicorn's worker, the rabbitmq-server script's erl)
+# at once, wait until all are gone, SIGKILL what is left after 15 s.
+stop_group() {
+    local name pid pids=() i left
+    for name in "$@"; do
+        if pid=$(pid_of "$name"); then
+            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+    done
+    for ((i = 0; i < 150; i++)); do
+        left=()
+        for pid in "${pids[@]}"; do session_alive "$pid" && left+=("$pid"); done
+        ((${#left[@]})) || break
+        sleep 0.1
+    done
+    for pid in "${left[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    for name in "$@"; do rm -f "$DIR/run/$name.pid"; done
 }
 
 cmd_stop() {
     [[ -d $DIR/run ]] || return 0
     say "stopping"
-    local name
     rm -f "$DIR/run/ready"
-    for name in "${ALL[@]}"; do stop_one "$name"; done
+    # The broker last: the services leave it cleanly.
+    stop_group nova-compute nova-scheduler nova-conductor nova-api glance placement keystone network
+    stop_group rabbitmq
+    stop_group epmd
     say "stopped"
 }
 

@@ -102,11 +102,11 @@ def cmd_content() -> None:
             conn.compute.create_flavor_extra_specs(flavor, specs)
 
 
-def compute_node(conn) -> str | None:
-    """The compute node's name once its service is up (a fresh heartbeat) and it is a resource provider."""
+def compute_node(conn, since: datetime) -> str | None:
+    """The compute node's name once its service is up (a heartbeat after `since`) and it is a resource provider."""
     for service in conn.compute.services(binary="nova-compute"):
         updated = datetime.fromisoformat(service.updated_at or "1970-01-01T00:00:00").replace(tzinfo=UTC)
-        if service.state != "up" or (datetime.now(UTC) - updated).total_seconds() > 20:
+        if service.state != "up" or updated < since:
             continue
         found = conn.placement.get(f"/resource_providers?name={service.host}", microversion=PLACEMENT).json()
         for provider in found["resource_providers"]:
@@ -119,7 +119,9 @@ def compute_node(conn) -> str | None:
 def cmd_compute() -> None:
     conn = admin()
     deadline = time.monotonic() + TIMEOUT
-    while not (node := compute_node(conn)):
+    # The compute process's start (openstack.sh), else a heartbeat of the last 20 s.
+    since = float(os.environ.get("DAAS_OS_COMPUTE_SINCE") or time.time() - 20)
+    while not (node := compute_node(conn, datetime.fromtimestamp(since, UTC))):
         if time.monotonic() > deadline:
             sys.exit(f"nova-compute did not come up within {TIMEOUT:.0f}s")
         time.sleep(1)

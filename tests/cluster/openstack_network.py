@@ -102,7 +102,7 @@ class Ports:
             "device_owner": "compute:nova",
             "status": "ACTIVE",
             "admin_state_up": True,
-            "mac_address": "fa:16:3e:%02x:%02x:%02x" % tuple(uuid.uuid5(NAMESPACE, device_id).bytes[:3]),
+            "mac_address": "fa:16:3e:" + ":".join(f"{byte:02x}" for byte in uuid.uuid5(NAMESPACE, device_id).bytes[:3]),
             "fixed_ips": [{"subnet_id": SUBNET_ID, "ip_address": spec["ip_address"]}],
             "security_groups": [],
             "allowed_address_pairs": [],
@@ -205,7 +205,7 @@ class Handler(BaseHTTPRequestHandler):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         print(f"{stamp} {self.command} {self.path} {code}", flush=True)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: object) -> None:
         print(format % args, flush=True)
 
 

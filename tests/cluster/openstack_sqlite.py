@@ -14,7 +14,7 @@ except ImportError:  # while pip installs the venv
 else:
 
     @event.listens_for(Engine, "before_cursor_execute", retval=True)
-    def _begin_immediate(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
+    def _begin_immediate(conn, cursor, statement, parameters, context, executemany):
         if statement == "BEGIN" and conn.dialect.name == "sqlite":
             statement = "BEGIN IMMEDIATE"
         return statement, parameters
