@@ -56,7 +56,8 @@ NETWORK_PORT=9696
 AMQP_PORT=5672
 RABBIT_DIST_PORT=25672
 EPMD_PORT=4369
-PORTS=($EPMD_PORT $AMQP_PORT $RABBIT_DIST_PORT $KEYSTONE_PORT $PLACEMENT_PORT $GLANCE_PORT $NOVA_PORT $NETWORK_PORT)
+PORTS=("$EPMD_PORT" "$AMQP_PORT" "$RABBIT_DIST_PORT" "$KEYSTONE_PORT" "$PLACEMENT_PORT" "$GLANCE_PORT" "$NOVA_PORT"
+    "$NETWORK_PORT")
 ALL=(nova-compute nova-scheduler nova-conductor nova-api glance placement keystone network rabbitmq epmd)
 ACCESS_FORMAT='%(t)s "%(r)s" %(s)s %(M)sms'
 AUTH_URL=http://127.0.0.1:$KEYSTONE_PORT/v3
@@ -374,7 +375,7 @@ cmd_start() {
     write_secrets
     write_clouds
     write_configs
-    [[ -e $DIR/done/nova-db ]] && say "warm start" || say "cold start: databases, migrations, accounts, content"
+    if [[ -e $DIR/done/nova-db ]]; then say "warm start"; else say "cold start: databases, migrations, accounts, content"; fi
     start_rabbitmq
     once placement-db manage placement-manage placement/placement.conf db sync
     once glance-db manage glance-manage glance/glance-api.conf db_sync
@@ -419,6 +420,7 @@ for path in sys.argv[1:]:
 
 # Whether any process of the session (setsid) that <pid> leads is alive: a zombie is gone (PID 1 of this VM reaps
 # a daemon whose parent exited only after 1-2 s).
+# shellcheck disable=SC2009  # pgrep cannot leave out zombies
 session_alive() { ps -o stat= -s "$1" 2>/dev/null | grep -qv '^Z'; }
 
 # stop_group <name...>: SIGTERM to each one's whole session (gunicorn's worker, the rabbitmq-server script's erl)
