@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Put this machine back to what a fresh Debian 12 machine is, as far as this project goes: remove every
 # process, package, user, group, venv, node module, spool, cache and file that tests/setup.sh, the
-# Slurm test cluster, the demo, the tests and the benchmarks create.  Then
+# Slurm, Kubernetes and OpenStack test clusters, the demo, the tests and the benchmarks create.  Then
 #     bash tests/fresh.sh && bash .ci/run
 # shows what CI sees on a new machine: a missing install step or an order dependence fails there,
 # not after the next machine change.  As root; it asks nothing.
-#   --keep-packages   keep the Debian packages (Slurm, munge, sudo, Chromium, etcd, containerd, Go) and the
-#                     Kubernetes cache (binaries, the notebook and hub images' root filesystems): faster, a little less fresh
-#   DAAS_PREFIX, DAAS_SLURM_DIR, DAAS_TEST_ARTIFACTS, DAAS_K8S_DIR, DAAS_K8S_CACHE: as for the scripts that made them
+#   --keep-packages   keep the Debian packages (Slurm, munge, sudo, Chromium, etcd, containerd, Go, RabbitMQ, Erlang),
+#                     the Kubernetes cache (binaries, the notebook and hub images' root filesystems) and the OpenStack
+#                     venv: faster, a little less fresh
+#   DAAS_PREFIX, DAAS_SLURM_DIR, DAAS_TEST_ARTIFACTS, DAAS_K8S_DIR, DAAS_K8S_CACHE, DAAS_OS_DIR, DAAS_OS_CACHE: as for
+#                     the scripts that made them
 set -euo pipefail
 
 PREFIX=${DAAS_PREFIX:-/opt/jupyterhub-daas}
@@ -15,6 +17,8 @@ SLURM_DIR=${DAAS_SLURM_DIR:-/var/tmp/daas-slurm}
 ARTIFACTS=${DAAS_TEST_ARTIFACTS:-/tmp/daas-test-artifacts}
 K8S_DIR=${DAAS_K8S_DIR:-/var/tmp/daas-k8s}
 K8S_CACHE=${DAAS_K8S_CACHE:-/var/cache/daas-kubernetes}
+OS_DIR=${DAAS_OS_DIR:-/var/tmp/daas-openstack}
+OS_CACHE=${DAAS_OS_CACHE:-/var/cache/daas-openstack}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KEEP_PACKAGES=0
 for arg in "$@"; do
@@ -34,7 +38,7 @@ done </etc/passwd
 # Packages the project's scripts install that a fresh Debian image does not have.
 PACKAGE_PATTERNS=('slurm*' 'libslurm*' 'munge' 'libmunge*' 'chromium*' 'sudo'
     etcd-server containerd runc containernetworking-plugins mmdebstrap umoci conntrack 'golang-1.19*'
-    golang-github-modern-go-reflect2-dev)
+    golang-github-modern-go-reflect2-dev rabbitmq-server 'erlang-*')
 
 # 1. Processes: the cluster (it cancels its jobs first), then whatever a test, demo or benchmark left.
 if command -v slurmctld >/dev/null && [[ -f $REPO/tests/cluster/slurm.sh ]]; then
@@ -43,14 +47,21 @@ fi
 if [[ -f $REPO/tests/cluster/kubernetes.sh ]]; then
     DAAS_K8S_DIR=$K8S_DIR bash "$REPO/tests/cluster/kubernetes.sh" stop || true
 fi
+if [[ -f $REPO/tests/cluster/openstack.sh ]]; then
+    DAAS_OS_DIR=$OS_DIR DAAS_OS_CACHE=$OS_CACHE bash "$REPO/tests/cluster/openstack.sh" stop || true
+fi
 for account in "${ACCOUNTS[@]}"; do
     id "$account" >/dev/null 2>&1 && pkill -KILL -u "$account" 2>/dev/null || true
 done
 pkill -KILL -f "containerd-shim-runc-v2 -namespace k8s.io" 2>/dev/null || true
-for pattern in "$K8S_CACHE/bin/" "containerd --config $K8S_DIR/" "etcd --name daas-test"; do
+# The OpenStack cloud's services (its venv), its Neutron stand-in and RabbitMQ's Erlang VM (its arguments name
+# $OS_DIR); epmd by name below (Debian's rabbitmq-server install starts nothing without systemd, but any Erlang
+# program leaves an epmd behind).
+for pattern in "$K8S_CACHE/bin/" "containerd --config $K8S_DIR/" "etcd --name daas-test" "$OS_CACHE/venv/" \
+    "tests/cluster/openstack_network.py" "$OS_DIR/"; do
     pkill -KILL -f -- "$pattern" 2>/dev/null || true
 done
-for pattern in slurmctld slurmd slurmstepd slurmrestd munged configurable-http-proxy; do
+for pattern in slurmctld slurmd slurmstepd slurmrestd munged configurable-http-proxy epmd; do
     pkill -KILL -x "$pattern" 2>/dev/null || true
 done
 for pattern in "$PREFIX/" "tests/oidc/provider.mjs" "jupyterhub_config.py"; do
@@ -87,12 +98,12 @@ if ((!KEEP_PACKAGES)); then
         DEBIAN_FRONTEND=noninteractive SUDO_FORCE_REMOVE=yes apt-get purge -y -q $installed >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null
     fi
-    for account in slurm munge; do
+    for account in slurm munge rabbitmq; do
         id "$account" >/dev/null 2>&1 && userdel "$account" && say "removed user $account"
         getent group "$account" >/dev/null && groupdel "$account" && say "removed group $account"
     done
     rm -rf /etc/slurm /etc/munge /var/lib/munge /var/log/munge /run/munge /var/lib/slurm /var/log/slurm \
-        /var/spool/slurmd /var/spool/slurmctld
+        /var/spool/slurmd /var/spool/slurmctld /var/lib/rabbitmq /var/log/rabbitmq /etc/rabbitmq
 fi
 
 # The Kubernetes test cluster's network: the pods' bridge, and the chains its CNI plugins (CNI-*), the kubelet and
@@ -116,6 +127,9 @@ done
 done
 rm -rf "$K8S_DIR" /run/daas-containerd
 ((KEEP_PACKAGES)) || rm -rf "$K8S_CACHE" /etc/apt/sources.list.d/daas-bookworm-src.sources
+# The OpenStack cloud: databases, configuration, passwords, RabbitMQ's data and home; the venv unless kept.
+rm -rf "$OS_DIR"
+((KEEP_PACKAGES)) || rm -rf "$OS_CACHE"
 
 # 4. Files: install prefix, cluster scratch, demo state and data, test and benchmark output, caches.
 rm -rf "$PREFIX" "$SLURM_DIR" "$ARTIFACTS" /var/lib/jupyterhub-daas-demo /srv/daas-demo-data /var/lib/daas-dask

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: set up everything on a fresh Debian 12 machine (as root), start the real Slurm
-# and Kubernetes test clusters, run the whole suite on the newest JupyterHub and the JupyterHub-backed tests
+# The test command: set up everything on a fresh Debian 12 machine (as root), start the real Slurm,
+# Kubernetes and OpenStack test clusters, run the whole suite on the newest JupyterHub and the JupyterHub-backed tests
 # again on a 5.x line, and stop the clusters.  Extra arguments go to pytest (first run only).
 #   DAAS_TEST_ORDER=random   the first run in a random order (pytest-randomly), its seed printed;
 #   DAAS_TEST_ORDER=<seed>   that order again.  Default: the files' order (CI).
@@ -28,6 +28,9 @@ trap 'bash tests/cluster/slurm.sh stop' EXIT
 # The Kubernetes test cluster: built from Debian's source once per machine (cached outside the tree).
 bash tests/cluster/kubernetes.sh start
 trap 'bash tests/cluster/kubernetes.sh stop; bash tests/cluster/slurm.sh stop' EXIT
+# The OpenStack test cloud: Keystone, Placement, Glance, Nova (fake compute driver) from a cached venv.
+bash tests/cluster/openstack.sh start
+trap 'bash tests/cluster/openstack.sh stop; bash tests/cluster/kubernetes.sh stop; bash tests/cluster/slurm.sh stop' EXIT
 
 "$PREFIX/venv/bin/ruff" check .
 "$PREFIX/venv/bin/ruff" format --check .
