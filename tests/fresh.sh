@@ -8,7 +8,7 @@
 #   --keep-packages   keep the Debian packages (Slurm, munge, sudo, Chromium, etcd, containerd, Go, RabbitMQ, Erlang),
 #                     the Kubernetes cache (binaries, the notebook and hub images' root filesystems) and the OpenStack
 #                     venv: faster, a little less fresh
-#   DAAS_PREFIX, DAAS_SLURM_DIR, DAAS_TEST_ARTIFACTS, DAAS_K8S_DIR, DAAS_K8S_CACHE, DAAS_OS_DIR, DAAS_OS_CACHE: as for
+#   DAAS_PREFIX, DAAS_SLURM_DIR, DAAS_TEST_ARTIFACTS, DAAS_K8S_DIR, DAAS_K8S_CACHE, DAAS_OS_DIR, DAAS_OS_CACHE, DAAS_OS_VMS: as for
 #                     the scripts that made them
 set -euo pipefail
 
@@ -19,6 +19,7 @@ K8S_DIR=${DAAS_K8S_DIR:-/var/tmp/daas-k8s}
 K8S_CACHE=${DAAS_K8S_CACHE:-/var/cache/daas-kubernetes}
 OS_DIR=${DAAS_OS_DIR:-/var/tmp/daas-openstack}
 OS_CACHE=${DAAS_OS_CACHE:-/var/cache/daas-openstack}
+OS_VMS=${DAAS_OS_VMS:-/var/tmp/daas-openstack-vms}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KEEP_PACKAGES=0
 for arg in "$@"; do
@@ -127,8 +128,9 @@ done
 done
 rm -rf "$K8S_DIR" /run/daas-containerd
 ((KEEP_PACKAGES)) || rm -rf "$K8S_CACHE" /etc/apt/sources.list.d/daas-bookworm-src.sources
-# The OpenStack cloud: databases, configuration, passwords, RabbitMQ's data and home; the venv unless kept.
-rm -rf "$OS_DIR"
+# The OpenStack cloud: databases, configuration, passwords, RabbitMQ's data and home, the boot agent's VMs; the
+# venv and the unpacked cloud-init unless kept.
+rm -rf "$OS_DIR" "$OS_VMS"
 ((KEEP_PACKAGES)) || rm -rf "$OS_CACHE"
 
 # 4. Files: install prefix, cluster scratch, demo state and data, test and benchmark output, caches.

@@ -2,7 +2,7 @@
 # Start and stop a small, real OpenStack compute cloud on this single machine (Debian 12, as root, no systemd),
 # for the `backend: openstack` tests. Everything listens on 127.0.0.1 only.
 #
-#   bash tests/cluster/openstack.sh install|start|stop|reset|status|env
+#   bash tests/cluster/openstack.sh install|start|stop|reset|service|status|env
 #
 # install  Debian's rabbitmq-server and python3-venv (apt-get update first, only when one is missing), and a venv
 #          made from Debian's /usr/bin/python3 in ${DAAS_OS_CACHE:-/var/cache/daas-openstack}/venv with the pinned
@@ -18,10 +18,16 @@
 #          projects, users, images and flavors (tests/cluster/openstack_catalog.py); later starts (warm) reuse
 #          them. Waits until nova-compute is up and its node is a resource provider with a VGPU child provider,
 #          so a server create right after `start` works. When it (re)started nova-compute, it deletes every
-#          server left in the database: the fake driver kept them in memory, so they are ghosts now.
+#          server left in the database: the fake driver kept them in memory, so they are ghosts now. Then the
+#          boot agent tests/cluster/openstack_vms.py, which plays the VMs: it boots each ACTIVE server's
+#          user_data (checked by cloud-init's schema, from Debian's cloud-init package unpacked into the cache,
+#          not installed) as a local process on the VM's own loopback address; each VM's root, boot record and
+#          log are in ${DAAS_OS_VMS:-/var/tmp/daas-openstack-vms}/<server id> (open to the VMs' users).
 # stop     stop everything `start` started (pid files; SIGKILL after 15 s) and wait until it is gone. State stays.
 # reset    delete every server of every project and the projects' quota overrides: each test session starts
 #          with an empty cloud. Needs a running cloud.
+# service <name> stop|start
+#          stop or start one API (keystone, placement, glance, nova-api, network): a test's fault at a boundary.
 # status   each process (running or stopped) and whether each API answers.
 # env      print the variables the tests use:
 #            OS_CLIENT_CONFIG_FILE   <dir>/clouds.yaml: clouds daas-admin (admin), daas-hub (user daas-hub, member of
@@ -44,6 +50,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIR=${DAAS_OS_DIR:-/var/tmp/daas-openstack}
 CACHE=${DAAS_OS_CACHE:-/var/cache/daas-openstack}
 VENV=$CACHE/venv
+VMS=${DAAS_OS_VMS:-/var/tmp/daas-openstack-vms}
+CLOUD_INIT=$CACHE/cloud-init  # Debian's cloud-init package, unpacked: the boot agent's schema check
 REQUIREMENTS=$HERE/openstack-requirements.txt
 PACKAGES=(rabbitmq-server python3-venv curl)
 TIMEOUT=${DAAS_OS_TIMEOUT:-120}
@@ -58,7 +66,7 @@ RABBIT_DIST_PORT=25672
 EPMD_PORT=4369
 PORTS=("$EPMD_PORT" "$AMQP_PORT" "$RABBIT_DIST_PORT" "$KEYSTONE_PORT" "$PLACEMENT_PORT" "$GLANCE_PORT" "$NOVA_PORT"
     "$NETWORK_PORT")
-ALL=(nova-compute nova-scheduler nova-conductor nova-api glance placement keystone network rabbitmq epmd)
+ALL=(vms nova-compute nova-scheduler nova-conductor nova-api glance placement keystone network rabbitmq epmd)
 ACCESS_FORMAT='%(t)s "%(r)s" %(s)s %(M)sms'
 AUTH_URL=http://127.0.0.1:$KEYSTONE_PORT/v3
 
@@ -90,8 +98,21 @@ install_sqlite_hook() {
     echo "import daas_sqlite_begin_immediate" >"$site/daas_sqlite_begin_immediate.pth"
 }
 
+# Debian's cloud-init, unpacked and not installed: installing it would set up this machine's own boot.
+unpack_cloud_init() {
+    [[ -d $CLOUD_INIT/usr/lib/python3/dist-packages/cloudinit ]] && return 0
+    local download
+    download=$(mktemp -d)
+    chmod 755 "$download"  # apt's download user writes there
+    (cd "$download" && { apt-get download -qq cloud-init 2>/dev/null || { apt-get update -qq && apt-get download -qq cloud-init; }; })
+    rm -rf "$CLOUD_INIT"
+    dpkg-deb -x "$download"/cloud-init_*.deb "$CLOUD_INIT"
+    rm -rf "$download"
+}
+
 cmd_install() {
     apt_install "${PACKAGES[@]}"
+    unpack_cloud_init
     local stamp
     stamp=$(venv_stamp)
     if [[ -x $VENV/bin/python && $(cat "$VENV/.daas-stamp" 2>/dev/null) == "$stamp" ]]; then
@@ -254,6 +275,9 @@ cores = -1
 ram = -1
 EOF
         auth_section keystone_authtoken nova
+        # nova-api checks every request's token with Keystone (no token cache): Keystone down is felt at once,
+        # as a cloud whose cache has expired feels it (tests/integration/test_openstack_lifecycle.py).
+        printf '%s\n\n' "[keystone_authtoken]" "token_cache_time = -1"
         auth_section placement nova
         auth_section glance nova
         auth_section neutron nova; } >"$etc/nova/nova.conf"
@@ -417,6 +441,10 @@ for path in sys.argv[1:]:
         >/dev/null || { logs; die "nova-compute did not come up"; }
     once hosts manage nova-manage nova/nova.conf cell_v2 discover_hosts
     if ((compute_started)); then python_ "$HERE/openstack_catalog.py" reset >/dev/null; fi
+    mkdir -p "$VMS"
+    chmod 755 "$VMS"
+    launch vms env OS_CLIENT_CONFIG_FILE="$DIR/clouds.yaml" "$VENV/bin/python" "$HERE/openstack_vms.py" \
+        --cloud daas-admin --dir "$VMS" --ports "$DIR/ports" --cloud-init "$CLOUD_INIT" || true
     touch "$DIR/run/ready"
     say "cloud ready (OS_CLIENT_CONFIG_FILE=$DIR/clouds.yaml)"
 }
@@ -451,6 +479,7 @@ cmd_stop() {
     say "stopping"
     rm -f "$DIR/run/ready"
     # The broker last: the services leave it cleanly.
+    stop_group vms  # first: it ends the VMs' processes
     stop_group nova-compute nova-scheduler nova-conductor nova-api glance placement keystone network
     stop_group rabbitmq
     stop_group epmd
@@ -460,6 +489,33 @@ cmd_stop() {
 cmd_reset() {
     pid_of nova-api >/dev/null || die "the cloud is not running (start it first)"
     python_ "$HERE/openstack_catalog.py" reset
+}
+
+cmd_service() {
+    local name=${1:-} action=${2:-}
+    case $name in
+        keystone) set -- keystone "$KEYSTONE_PORT" daas_keystone OS_KEYSTONE_CONFIG_DIR="$DIR/etc/keystone" ;;
+        placement) set -- placement "$PLACEMENT_PORT" daas_placement OS_PLACEMENT_CONFIG_DIR="$DIR/etc/placement" ;;
+        glance) set -- glance "$GLANCE_PORT" daas_glance OS_GLANCE_CONFIG_DIR="$DIR/etc/glance" ;;
+        nova-api) set -- nova-api "$NOVA_PORT" daas_nova_api OS_NOVA_CONFIG_DIR="$DIR/etc/nova" \
+            OS_NOVA_CONFIG_FILES="api-paste.ini;nova.conf" ;;
+        network) set -- network ;;
+        *) die "usage: $0 service keystone|placement|glance|nova-api|network stop|start" ;;
+    esac
+    case $action in
+        stop) stop_group "$name" ;;
+        start)
+            if [[ $name == network ]]; then
+                launch network "$VENV/bin/python" "$HERE/openstack_network.py" --port "$NETWORK_PORT" \
+                    --ports-dir "$DIR/ports" || true
+            else
+                api "$@" || true
+            fi
+            local port=${2:-$NETWORK_PORT}
+            wait_for "$name" answers "http://127.0.0.1:$port/"
+            ;;
+        *) die "usage: $0 service <name> stop|start" ;;
+    esac
 }
 
 cmd_status() {
@@ -496,7 +552,8 @@ case ${1:-} in
     start) cmd_start ;;
     stop) cmd_stop ;;
     reset) cmd_reset ;;
+    service) cmd_service "${@:2}" ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) echo "usage: $0 install|start|stop|reset|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 install|start|stop|reset|service|status|env" >&2; exit 2 ;;
 esac

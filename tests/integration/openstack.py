@@ -21,7 +21,7 @@ from .process import wait_for
 SCRIPT = Path(__file__).resolve().parents[1] / "cluster" / "openstack.sh"
 DIR = Path(os.environ.get("DAAS_OS_DIR", "/var/tmp/daas-openstack"))
 CLOUDS = DIR / "clouds.yaml"
-VMS = DIR / "vms"
+VMS = Path(os.environ.get("DAAS_OS_VMS", "/var/tmp/daas-openstack-vms"))
 NOVA_ACCESS_LOG = DIR / "log" / "nova-api-access.log"
 _ACCESS = re.compile(r'^\[(?P<time>[^\]]+)\] "(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d+)')
 

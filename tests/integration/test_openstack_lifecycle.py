@@ -137,10 +137,9 @@ def test_keystone_down_stops_no_server_and_spawns_fail_fast(site: OpenStackSite)
         assert hub.server_model("alice")["ready"]
         started = time.monotonic()
         response = hub.spawn("bob", {"profile": CPU})
-        events = hub.progress("bob", timeout=30) if response.status_code == 202 else []
-        message = events[-1]["message"] if events else response.json()["message"]
-        assert time.monotonic() - started < 5, message
-        assert "The cloud is not answering" in message
+        assert response.status_code == 503, response.text  # failed within JupyterHub's slow_spawn_timeout
+        assert time.monotonic() - started < 5
+        assert "The cloud is not answering" in response.json()["message"]
     finally:
         service("keystone", "start")
     hub.wait_stopped("bob")

@@ -296,6 +296,9 @@ class OpenStackBackend(NumericIdentityBackend[OpenStackState]):
             await self.ready()
         if self._end(state) is None:
             return None
+        # JupyterHub's own poll may see the end before the next list: the spawner's watch hears it
+        # now, so the person is told why (the watch's reason) and not only that it stopped.
+        self._view().notify()
         self._remove(state)
         return 1
 

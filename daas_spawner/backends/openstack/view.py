@@ -54,6 +54,14 @@ class ServerView:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
+    def notify(self) -> None:
+        """Call the subscribers now (a poll that found a server ended: its watcher says why before the hub moves on)."""
+        for callback in list(self._subscribers):
+            try:
+                callback()
+            except Exception:
+                log.exception("A subscriber of the OpenStack view failed")
+
     def server(self, server_id: str) -> dict[str, Any] | None:
         return self.servers.get(server_id)
 
@@ -93,11 +101,7 @@ class ServerView:
             self.listed_at, self.taken_at, self.error = started, taken, None
         listed, self._listed = self._listed, asyncio.Event()
         listed.set()
-        for callback in list(self._subscribers):
-            try:
-                callback()
-            except Exception:
-                log.exception("A subscriber of the OpenStack view failed")
+        self.notify()
 
     async def _loop(self) -> None:
         while True:
