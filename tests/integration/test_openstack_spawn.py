@@ -9,6 +9,7 @@ import json
 import pwd
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -104,6 +105,16 @@ def test_gpu_spawn_via_the_form(site: OpenStackSite, hub: Hub) -> None:
         assert response.status_code == 200, response.text[:500]
     hub.wait_ready("bob")
     check_vm(site, "bob", "daas.gpu.a100", "daas-jupyter")
+
+
+def test_progress_follows_the_vm_in_words(site: OpenStackSite, hub: Hub) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(hub.spawn, "carol", {"profile": CPU})
+        wait_for(lambda: hub.server_model("carol"), 10, "the start to begin")
+        events = hub.progress("carol", timeout=120)
+    messages = [event["message"] for event in events]
+    assert "Your VM is running: cloud-init is starting JupyterLab" in messages, messages
+    assert events[-1].get("ready"), messages
 
 
 @pytest.mark.parametrize(
