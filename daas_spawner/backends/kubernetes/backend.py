@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,14 +21,13 @@ from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner.clients import shared_client
 from pydantic import Field
-from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from daas_core.mount_builders import kubernetes_volumes
-from daas_core.mounts import Mount
 
-from ..base import BOOTSTRAP_ENV, BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from ..base import BackendState, Launch, ProgressEvent, ServerAddress, SpawnFailed
+from ..contained import ContainedBackend
 from ..launcher_source import launcher_source
-from ..numeric_identity import NumericIdentityBackend
 from .availability import pool_availability
 from .pods import (
     PodInputs,
@@ -46,8 +44,6 @@ from .status import api_refusal, pod_end, pod_progress
 from .watch import ClusterView
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-# The pod's variables the backend sets itself (and the hub's JUPYTERHUB_*): a site's `environment` cannot.
-BACKEND_VARIABLES = frozenset({BOOTSTRAP_ENV, "HOME", "DAAS_PROFILE", "DAAS_OPTIONS", "DAAS_DATA"})
 START_LABEL = "daas.io/start"  # one start's random id: a pod of the same name from another start is not this one
 
 
@@ -67,7 +63,7 @@ class KubernetesState(BackendState):
     home_claim: str | None = None  # the person's home PVC (kept when the server stops)
 
 
-class KubernetesBackend(NumericIdentityBackend[KubernetesState]):
+class KubernetesBackend(ContainedBackend[KubernetesState]):
     """Starts servers as pods; one shared watch per hub answers poll, progress and availability."""
 
     name = "kubernetes"
@@ -106,17 +102,6 @@ class KubernetesBackend(NumericIdentityBackend[KubernetesState]):
     )
     home_size = Unicode("10Gi", config=True, help="Size of a new home PVC (a Kubernetes quantity).")
     home_path = Unicode("/home/{username}", config=True, help="Where the home is mounted in the pod; $HOME.")
-    environment = Dict(
-        key_trait=Unicode(),
-        value_trait=Unicode(),
-        config=True,
-        help="""Variables every server pod gets, over the spawner's (`c.DaaSSpawner.environment`): where pods
-        reach the hub's services by another URL than Slurm jobs do, e.g. {"DAAS_DASK_URL":
-        "http://proxy-public/services/daas-dask/"} (the proxy's in-cluster address) while Slurm jobs use the
-        public name. No secrets: the pod spec is readable through the API. Names the hub or the backend set
-        (JUPYTERHUB_*, HOME, DAAS_BOOTSTRAP, DAAS_PROFILE, DAAS_OPTIONS, DAAS_DATA) are refused; an
-        environment's prefix sets PATH over this one's.""",
-    )
     extra_volumes = List(
         Dict(),
         config=True,
@@ -145,13 +130,6 @@ class KubernetesBackend(NumericIdentityBackend[KubernetesState]):
         self._created_at: dict[str, float] = {}  # "<namespace>/<pod>" -> time.monotonic() of its create
         self._last_seen: dict[str, dict[str, Any]] = {}  # "<namespace>/<pod>" -> the pod as last seen (why it went)
         self._removing: dict[str, asyncio.Future[None]] = {}  # ended pods being deleted, by "<namespace>/<pod>"
-
-    @validate("environment")
-    def _no_variables_of_the_hub(self, proposal: Any) -> dict[str, str]:
-        taken = [name for name in proposal.value if name.startswith("JUPYTERHUB_") or name in BACKEND_VARIABLES]
-        if taken:
-            raise TraitError(f"environment: {', '.join(sorted(taken))} are set by the hub or the backend")
-        return proposal.value
 
     @default("namespace")
     def _namespace_default(self) -> str:
@@ -335,27 +313,10 @@ class KubernetesBackend(NumericIdentityBackend[KubernetesState]):
         return self.home_path.replace("{username}", username)
 
     def _env(self, launch: Launch) -> dict[str, str]:
-        """The pod's environment: no secret (the pod spec is readable through the API), a bootstrap instead."""
+        """The pod's environment (`server_env`): the server listens on the pod's port, on every address."""
         service = urllib.parse.urlsplit(launch.env.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:0/"))
-        env = {
-            **launch.env,
-            **self.environment,
-            BOOTSTRAP_ENV: launch.bootstrap,
-            "JUPYTERHUB_SERVICE_URL": urllib.parse.urlunsplit(service._replace(netloc=f"0.0.0.0:{self.port}")),
-            "HOME": self._home(launch.username),
-            "DAAS_PROFILE": launch.options.profile.id,
-            "DAAS_OPTIONS": json.dumps(launch.options.summary(), sort_keys=True),
-        }
-        prefix = launch.options.environment.prefix
-        if prefix:
-            env["PATH"] = f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin"
-        if launch.mounts and launch.data_locations is not None:
-            # Inside the pod the data is at the mount targets: the launcher links those.
-            root = launch.data_locations.mount_root
-            env["DAAS_DATA"] = json.dumps(
-                [Mount(m.proposal, m.name, m.target(root), m.writable).__dict__ for m in launch.mounts]
-            )
-        return env
+        url = urllib.parse.urlunsplit(service._replace(netloc=f"0.0.0.0:{self.port}"))
+        return self.server_env(launch, self._home(launch.username), JUPYTERHUB_SERVICE_URL=url)
 
     def _command(self, launch: Launch) -> list[str]:
         """The launcher (standard library only, passed inline) redeems the bootstrap and links the data."""
@@ -386,17 +347,6 @@ class KubernetesBackend(NumericIdentityBackend[KubernetesState]):
         self._created_at.pop(key, None)
         self._last_seen[key] = pod
         return pod_end(pod, view.pod_events(state.namespace, state.pod))
-
-    async def poll(self, state: KubernetesState) -> int | None:
-        if self.view is None:
-            await self.ready()
-        if self._end(state) is None:
-            return None
-        # JupyterHub's own poll may see the end before the next tick: the spawner's watch hears
-        # it first, so the person is told why (the watch's reason) and not only that it stopped.
-        self._view().notify()
-        self._remove_ended(state)
-        return 1
 
     async def wait_for_address(
         self, state: KubernetesState, reported: Awaitable[ServerAddress], redeemed: asyncio.Event
@@ -433,19 +383,6 @@ class KubernetesBackend(NumericIdentityBackend[KubernetesState]):
             if pod is not None and pod.get("status", {}).get("phase") == "Running":
                 return
             await asyncio.sleep(view.tick / 2)
-
-    def watch(self, state: KubernetesState, on_end: Callable[[str], None]) -> Callable[[], None]:
-        unsubscribe: Callable[[], None] | None = None
-
-        def check() -> None:
-            why = self._end(state)
-            if why is not None and unsubscribe is not None:
-                unsubscribe()
-                self._remove_ended(state)
-                on_end(why)
-
-        unsubscribe = self._view().subscribe(check)
-        return unsubscribe
 
     async def stop(self, state: KubernetesState) -> None:
         view = self._view()

@@ -11,22 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, ClassVar
 
-from traitlets import Dict, Float, TraitError, Unicode, validate
+from traitlets import Float, Unicode
 
 from daas_core.mount_builders import cloud_init_mounts
-from daas_core.mounts import Mount
 from daas_core.shared_query import SharedQuery
 
 from ...availability import AvailabilityCache
-from ..base import BOOTSTRAP_ENV, BackendState, Launch, NotRunningYet, ProgressEvent, ServerAddress, SpawnFailed
+from ..base import BackendState, Launch, NotRunningYet, ProgressEvent, ServerAddress, SpawnFailed
+from ..contained import SERVER_VARIABLES, ContainedBackend
 from ..launcher_source import launcher_source
-from ..numeric_identity import NumericIdentityBackend
 from .availability import FlavorAvailability, flavor_availability
 from .cloud import Cloud, CloudError
 from .cloud_init import BootInputs, user_data
@@ -34,11 +32,6 @@ from .profile import OpenStackProfile, OpenStackRequest
 from .servers import EXPIRES, START, ServerInputs, expires_at, expiry, server_body, server_name
 from .status import end_reason, progress_event, refusal_in_words
 from .view import ServerView
-
-# The server's variables the backend sets itself (and the hub's JUPYTERHUB_*): a site's `environment` cannot.
-BACKEND_VARIABLES = frozenset(
-    {BOOTSTRAP_ENV, "HOME", "USER", "LOGNAME", "DAAS_PROFILE", "DAAS_OPTIONS", "DAAS_DATA", "DAAS_REPORT_ROUTE"}
-)
 
 
 class OpenStackState(BackendState):
@@ -55,12 +48,13 @@ class OpenStackState(BackendState):
     server_id: str | None = None  # None: the create was not answered (yet); the VM is found by start_id
 
 
-class OpenStackBackend(NumericIdentityBackend[OpenStackState]):
+class OpenStackBackend(ContainedBackend[OpenStackState]):
     """Starts servers as VMs; one shared list per hub answers poll, progress and the reconciliation."""
 
     name = "openstack"
     profile_class = OpenStackProfile
     state_class = OpenStackState
+    backend_variables = SERVER_VARIABLES | {"USER", "LOGNAME", "DAAS_REPORT_ROUTE"}
 
     cloud = Unicode(
         config=True,
@@ -91,15 +85,6 @@ class OpenStackBackend(NumericIdentityBackend[OpenStackState]):
         config=True,
         help="The image's Python that runs the launcher, for environments without a `prefix`.",
     )
-    environment = Dict(
-        key_trait=Unicode(),
-        value_trait=Unicode(),
-        config=True,
-        help="""Variables every VM's server gets, over the spawner's: e.g. where VMs reach the hub's services.
-        No secrets: user_data is readable in the VM and to the project. Names the hub or the backend set
-        (JUPYTERHUB_*, HOME, USER, LOGNAME, DAAS_BOOTSTRAP, DAAS_PROFILE, DAAS_OPTIONS, DAAS_DATA,
-        DAAS_REPORT_ROUTE) are refused.""",
-    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -110,13 +95,6 @@ class OpenStackBackend(NumericIdentityBackend[OpenStackState]):
         self._reconciled_at: float | None = None
         self._flavors: SharedQuery[list[dict[str, Any]]] | None = None
         self.availability_cache: AvailabilityCache | None = None
-
-    @validate("environment")
-    def _no_variables_of_the_hub(self, proposal: Any) -> dict[str, str]:
-        taken = [name for name in proposal.value if name.startswith("JUPYTERHUB_") or name in BACKEND_VARIABLES]
-        if taken:
-            raise TraitError(f"environment: {', '.join(sorted(taken))} are set by the hub or the backend")
-        return proposal.value
 
     # -- life of the backend ----------------------------------------------------------
 
@@ -250,28 +228,9 @@ class OpenStackBackend(NumericIdentityBackend[OpenStackState]):
             raise SpawnFailed(f"cannot mount this server's data: {err}") from None
 
     def _env(self, launch: Launch) -> dict[str, str]:
-        """The server's environment in user_data: no token (a bootstrap secret), the VM's own address reported."""
-        home = self._home(launch.username)
-        env = {
-            **launch.env,
-            **self.environment,
-            BOOTSTRAP_ENV: launch.bootstrap,
-            "HOME": home,
-            "USER": launch.username,
-            "LOGNAME": launch.username,
-            "DAAS_REPORT_ROUTE": "1",
-            "DAAS_PROFILE": launch.options.profile.id,
-            "DAAS_OPTIONS": json.dumps(launch.options.summary(), sort_keys=True),
-        }
-        prefix = launch.options.environment.prefix
-        if prefix:
-            env["PATH"] = f"{prefix}/bin:/usr/local/bin:/usr/bin:/bin"
-        if launch.mounts and launch.data_locations is not None:
-            root = launch.data_locations.mount_root  # in the VM the data is at the mount points
-            env["DAAS_DATA"] = json.dumps(
-                [Mount(m.proposal, m.name, m.target(root), m.writable).__dict__ for m in launch.mounts]
-            )
-        return env
+        """The server's environment in user_data (`server_env`); the launcher reports the VM's own address."""
+        name = launch.username
+        return self.server_env(launch, self._home(name), USER=name, LOGNAME=name, DAAS_REPORT_ROUTE="1")
 
     # -- a running server -----------------------------------------------------------------
 
@@ -290,17 +249,6 @@ class OpenStackBackend(NumericIdentityBackend[OpenStackState]):
         else:
             why = end_reason(server)
         return None if why is None else why[:1].upper() + why[1:] + "."
-
-    async def poll(self, state: OpenStackState) -> int | None:
-        if self.view is None:
-            await self.ready()
-        if self._end(state) is None:
-            return None
-        # JupyterHub's own poll may see the end before the next list: the spawner's watch hears it
-        # now, so the person is told why (the watch's reason) and not only that it stopped.
-        self._view().notify()
-        self._remove(state)
-        return 1
 
     async def wait_for_address(
         self, state: OpenStackState, reported: Awaitable[ServerAddress], redeemed: asyncio.Event
@@ -348,19 +296,6 @@ class OpenStackBackend(NumericIdentityBackend[OpenStackState]):
                 return
             await view.next_list()
 
-    def watch(self, state: OpenStackState, on_end: Callable[[str], None]) -> Callable[[], None]:
-        unsubscribe: Callable[[], None] | None = None
-
-        def check() -> None:
-            why = self._end(state)
-            if why is not None and unsubscribe is not None:
-                unsubscribe()
-                self._remove(state)
-                on_end(why)
-
-        unsubscribe = self._view().subscribe(check)
-        return unsubscribe
-
     async def stop(self, state: OpenStackState) -> None:
         view = self._view()
         server = self._server(state)
@@ -386,7 +321,7 @@ class OpenStackBackend(NumericIdentityBackend[OpenStackState]):
         except CloudError as err:
             raise SpawnFailed(f"the cloud did not delete VM {server_id} ({err}); it may still run") from None
 
-    def _remove(self, state: OpenStackState) -> None:
+    def _remove_ended(self, state: OpenStackState) -> None:
         """Delete the VM of a server that is over (lifetime, error, shut down): JupyterHub will not stop it."""
         server = self._server(state)
         if server is not None:
