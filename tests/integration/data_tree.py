@@ -24,6 +24,12 @@ import numpy as np
 
 GROUP = "daas-p{proposal}-test"  # not the demo's groups: it puts alice in 20220001's
 MEMBERS = {"20231234": (("alice",), "id11"), "20230042": (("bob",), "d22"), "20220001": ((), "bm02")}
+# What the test users' logins carry (auth_state["proposals"]) on the Kubernetes and OpenStack sites.
+PROPOSALS = {
+    "alice": [{"id": "20231234", "instrument": "ID11"}],
+    "bob": [{"id": "20230042", "instrument": "D22"}],
+    "carol": [],
+}
 FRAMES = np.arange(10 * 32 * 32, dtype=np.uint16).reshape(10, 32, 32)
 BLOB = bytes(range(256)) * 64  # 16 KiB
 

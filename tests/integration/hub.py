@@ -165,6 +165,13 @@ class Hub:
             response = self.api("POST", f"/users/{name}")
             assert response.status_code in (201, 409), response.text
 
+    def create_users_with_proposals(self, proposals: dict[str, list[dict[str, Any]]]) -> None:
+        """Users whose auth_state holds these proposals, as the authenticator stores them at login."""
+        self.create_users(*proposals)
+        for name, theirs in proposals.items():
+            response = self.api("PATCH", f"/users/{name}", json={"auth_state": {"proposals": theirs}})
+            assert response.status_code == 200, response.text
+
     def user_model(self, name: str) -> dict[str, Any]:
         response = self.api("GET", f"/users/{name}")
         response.raise_for_status()

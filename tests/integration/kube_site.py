@@ -22,18 +22,13 @@ from typing import Any
 import yaml
 
 from .conftest import public_tempdir
-from .data_tree import make_data_tree
+from .data_tree import PROPOSALS, make_data_tree
 from .hub import Hub
 from .kubernetes import DIR, HOST_IP, IMAGE, Kube, admin, cluster, grant_hub, write_kubeconfig
 
 VENV = Path(sys.executable).parent.parent
 HOME_CLASS = "daas-home"
 CPU = "k8s-cpu"
-PROPOSALS = {
-    "alice": [{"id": "20231234", "instrument": "ID11"}],
-    "bob": [{"id": "20230042", "instrument": "D22"}],
-    "carol": [],
-}
 
 
 def profile(profile_id: str, **resources: Any) -> dict[str, Any]:
@@ -167,10 +162,7 @@ class KubeSite:
             textwrap.dedent(config) + textwrap.dedent(extra_config(self) if extra_config else ""),
             env={"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)},
         ).start()
-        self.hub.create_users(*PROPOSALS)
-        for name, proposals in PROPOSALS.items():
-            response = self.hub.api("PATCH", f"/users/{name}", json={"auth_state": {"proposals": proposals}})
-            assert response.status_code == 200, response.text
+        self.hub.create_users_with_proposals(PROPOSALS)
 
     def pods(self) -> list[dict[str, Any]]:
         return self.kube.pods(self.namespace)

@@ -22,18 +22,13 @@ from typing import Any
 import yaml
 
 from .conftest import public_tempdir
-from .data_tree import make_data_tree
+from .data_tree import PROPOSALS, make_data_tree
 from .hub import Hub
 from .openstack import CLOUDS, Admin, cloud
 
 VENV = Path(sys.executable).parent.parent
 CPU = "vm-cpu"
 GPU = "vm-gpu"
-PROPOSALS = {
-    "alice": [{"id": "20231234", "instrument": "ID11"}],
-    "bob": [{"id": "20230042", "instrument": "D22"}],
-    "carol": [],
-}
 
 
 def profile(profile_id: str, flavors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,10 +100,7 @@ class OpenStackSite:
             textwrap.dedent(config) + textwrap.dedent(extra_config(self) if extra_config else ""),
             env={"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32), "OS_CLIENT_CONFIG_FILE": str(CLOUDS)},
         ).start()
-        self.hub.create_users(*PROPOSALS)
-        for name, proposals in PROPOSALS.items():
-            response = self.hub.api("PATCH", f"/users/{name}", json={"auth_state": {"proposals": proposals}})
-            assert response.status_code == 200, response.text
+        self.hub.create_users_with_proposals(PROPOSALS)
 
     def stop_all_servers(self) -> None:
         for name in PROPOSALS:
