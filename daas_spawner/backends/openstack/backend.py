@@ -30,7 +30,7 @@ from .cloud import Cloud, CloudError
 from .cloud_init import BootInputs, user_data
 from .profile import OpenStackProfile, OpenStackRequest
 from .servers import EXPIRES, START, ServerInputs, expires_at, expiry, server_body, server_name
-from .status import end_reason, progress_event, refusal_in_words
+from .status import GONE, end_reason, progress_event, refusal_in_words, sentence
 from .view import ServerView
 
 
@@ -146,12 +146,12 @@ class OpenStackBackend(ContainedBackend[OpenStackState]):
             if found is not None:
                 why = end_reason(found)
                 if why is not None:
-                    raise SpawnFailed(why[:1].upper() + why[1:] + ".")
+                    raise SpawnFailed(sentence(why))
                 self.log.info("Re-attached %s to VM %s", launch.server, found["id"])
                 yield resume.model_copy(update={"server_id": found["id"]})
                 return
             if resume.server_id is not None:
-                raise SpawnFailed("Your VM is gone from the cloud (deleted outside the hub).")
+                raise SpawnFailed(sentence(GONE))
         if view.error is not None:
             raise SpawnFailed(f"The cloud is not answering ({view.error}); please try again later.")
         request: OpenStackRequest = launch.request  # type: ignore[assignment]
@@ -248,7 +248,7 @@ class OpenStackBackend(ContainedBackend[OpenStackState]):
             why = end_reason(None)
         else:
             why = end_reason(server)
-        return None if why is None else why[:1].upper() + why[1:] + "."
+        return None if why is None else sentence(why)
 
     async def wait_for_address(
         self, state: OpenStackState, reported: Awaitable[ServerAddress], redeemed: asyncio.Event

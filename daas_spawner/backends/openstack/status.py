@@ -29,6 +29,7 @@ _ENDED_STATES = {
     "SUSPENDED": "was suspended",
     "PAUSED": "was paused",
 }
+GONE = "your VM is gone from the cloud (deleted outside the hub)"
 _NO_HOST = re.compile(r"no valid host", re.IGNORECASE)
 _QUOTA = re.compile(r"quota exceeded for (\w+)", re.IGNORECASE)
 _SECRET_LIKE = re.compile(r"[A-Za-z0-9_-]{32,}")
@@ -87,10 +88,15 @@ def progress_event(server: dict[str, Any] | None) -> ProgressEvent | None:
     return None
 
 
+def sentence(clause: str) -> str:
+    """A clause of this module as the sentence the person reads."""
+    return clause[:1].upper() + clause[1:] + "."
+
+
 def end_reason(server: dict[str, Any] | None) -> str | None:
     """Why the server is over (a clause), or None while it builds or runs; None server: gone from the cloud."""
     if server is None:
-        return "your VM is gone from the cloud (deleted outside the hub)"
+        return GONE
     status = server.get("status")
     if status == "ERROR":
         return fault_in_words(server.get("fault"))
