@@ -166,6 +166,12 @@ class DaaSSpawner(Spawner):
     def _default_options_form(self):
         return lambda spawner: spawner.render_options_form()
 
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Callable[[Any, Any], None]:
+        """JupyterHub's hook (5.3+) leaves user_options to this spawner: `start` validates them with the one options
+        model. Without it, JupyterHub warns at every spawn that the options were not handled."""
+        return lambda spawner, user_options: None
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.backend_state: BackendState | None = None

@@ -90,6 +90,7 @@ def test_gpu_spawn_via_rest_reaches_jupyterlab_through_the_proxy(site: OpenStack
     token = hub.token_for("alice", ["access:servers!user=alice"])
     lab = hub.http.get(f"{hub.url}/user/alice/api/status", headers={"Authorization": f"token {token}"})
     assert lab.status_code == 200, lab.text
+    assert "unhandled user_options" not in hub.log_tail(2000)  # the spawner takes them (JupyterHub 5.3+'s warning)
     hub.stop_server("alice")
     assert site.admin.server(server["id"]) is None  # the stop waited until the VM was gone
 
