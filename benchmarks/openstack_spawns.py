@@ -12,7 +12,9 @@ Systems, each starting N VMs at once (flavor daas.small, image daas-jupyter, no 
 - ``floor``: N concurrent ``openstack --os-cloud daas-hub server create ... --user-data FILE --tag daas-floor``
   (python-openstackclient of the cloud's venv, one process each) with a #cloud-config of the same shape (a
   systemd unit, daemon-reload, start --no-block) whose unit runs the same venv's JupyterLab (jupyter_server with
-  the lab extension) as the user on the VM's address, no token; ready = it answers HTTP 200.
+  the lab extension) as the user on the VM's address, no token; ready = it answers HTTP 200;
+- ``floor-sdk`` (not in the default systems, a diagnostic): the floor's VMs created as the hub creates its own,
+  through one warm openstacksdk connection (`POST /servers`, ids looked up once), no CLI process.
 
 Per system, N and round: time from the first POST or create to all ready, per-user p50/max, failures, and
 the stages of the VMs (seconds from the first request until the median and the last VM got there): create
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -47,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openstack
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -77,7 +81,8 @@ from tests.integration.hub import Hub
 from tests.integration.openstack import CLOUDS, DIR, NOVA_ACCESS_LOG, VMS, Admin, cloud
 from tests.integration.os_site import VENV, profile
 
-SYSTEMS = ("daas", "floor")
+SYSTEMS = ("daas", "floor", "floor-sdk")
+DEFAULT_SYSTEMS = ("daas", "floor")
 PROFILE = "vm-small"
 FLAVOR = "daas.small"
 IMAGE = "daas-jupyter"
@@ -101,6 +106,7 @@ HUB_EVENTS = {
 STAGES = {
     "daas": ("created", "active", "booted", "redeemed", "listening", "reported", "ready"),
     "floor": ("created", "active", "booted", "listening", "ready"),
+    "floor-sdk": ("created", "active", "booted", "listening", "ready"),
 }
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -292,7 +298,7 @@ class Run(ConcurrentRun):
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Run:
         """A run of an earlier invocation (--append), from its JSON."""
-        spawn = FloorSpawn if data["system"] == "floor" else Spawn
+        spawn = Spawn if data["system"] == "daas" else FloorSpawn
         return cls(
             data["system"],
             data["n"],
@@ -318,6 +324,8 @@ class Bench:
         self.hub = Hub(workdir / "hub", config, env={"OS_CLIENT_CONFIG_FILE": str(CLOUDS)})
         self.hub_log = LogTail(self.hub.log_path)
         self.nova = LogTail(NOVA_ACCESS_LOG)
+        self.project: Any = None  # floor-sdk's warm connection as the hub's project member, made at its first run
+        self.floor_body: dict[str, Any] = {}
         self.user_data = {}
         for user in users:
             self.user_data[user] = workdir / "floor" / f"{user}.yaml"
@@ -356,7 +364,7 @@ class Bench:
                     async with hub_client(self.hub) as client:
                         await start_servers(client, run.spawns, json.dumps(DAAS_OPTIONS), self.timeout)
                 else:
-                    await self.floor_spawns(run.spawns)
+                    await self.floor_spawns(run.spawns, sdk=system == "floor-sdk")
         finally:
             watching.cancel()
         ids = sorted(watch.seen)
@@ -384,10 +392,39 @@ class Bench:
 
     # -- the floor ---------------------------------------------------------------------------
 
-    async def floor_spawns(self, spawns: Sequence[FloorSpawn]) -> None:
+    def warm_project(self) -> None:
+        """floor-sdk's connection, its token fetched and the flavor's and image's ids looked up (as the hub's)."""
+        if self.project is None:
+            self.project = openstack.connect(cloud="daas-hub")
+            self.project.compute.get("/servers/detail?limit=1").raise_for_status()
+            self.floor_body = {
+                "imageRef": self.admin.image_id(IMAGE),
+                "flavorRef": self.admin.flavor_id(FLAVOR),
+                "networks": "none",
+                "tags": [FLOOR_TAG],
+            }
+
+    def sdk_create(self, spawn: FloorSpawn) -> None:
+        """`POST /servers` through the warm connection (a worker thread: the SDK blocks)."""
+        user_data = base64.b64encode(self.user_data[spawn.user].read_bytes()).decode()
+        body = {**self.floor_body, "name": f"floor-{spawn.user}", "user_data": user_data}
+        response = self.project.compute.post("/servers", json={"server": body}, microversion="2.52")
+        if response.status_code != 202:
+            spawn.failed = f"POST /servers: HTTP {response.status_code}: {response.text[:300]}"
+        else:
+            spawn.server_id = response.json()["server"]["id"]
+
+    async def floor_spawns(self, spawns: Sequence[FloorSpawn], sdk: bool) -> None:
         env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(CLOUDS)}
+        if sdk:
+            await asyncio.to_thread(self.warm_project)
 
         async def create(spawn: FloorSpawn) -> None:
+            if sdk:
+                spawn.posted = time.time()
+                await asyncio.to_thread(self.sdk_create, spawn)
+                spawn.created = time.time()
+                return
             argv = [
                 str(OPENSTACK_CLI), "--os-cloud", "daas-hub", "server", "create", "--flavor", FLAVOR,
                 "--image", IMAGE, "--nic", "none", "--user-data", str(self.user_data[spawn.user]),
@@ -466,13 +503,13 @@ class Bench:
 # -- summary ----------------------------------------------------------------------------------
 
 
-def per_round_ratio(runs: list[Run], n: int) -> dict[str, float] | None:
-    """All ready, daas / floor, for each round that has both, summarised."""
+def per_round_ratio(runs: list[Run], n: int, floor: str) -> dict[str, float] | None:
+    """All ready, daas / this floor, for each round that has both, summarised."""
     ratios = []
     for round_no in sorted({r.round for r in runs}):
         pair = {r.system: r for r in runs if r.n == n and r.round == round_no}
-        if "daas" in pair and "floor" in pair:
-            ratio = pair["daas"].all_ready_s / pair["floor"].all_ready_s
+        if "daas" in pair and floor in pair:
+            ratio = pair["daas"].all_ready_s / pair[floor].all_ready_s
             if not math.isnan(ratio):  # NaN: a run had failures
                 ratios.append(ratio)
     return spread(ratios) if ratios else None
@@ -500,8 +537,9 @@ def summarise(runs: list[Run], counts: list[int]) -> dict[str, Any]:
                     "by_call_per_run": {call: spread([p.requests.get(call, 0) for p in phases]) for call in seen},
                 }
             row[system] = entry
-        ratio = per_round_ratio(runs, n)
-        row["ratio_all_ready_daas_to_floor"] = ratio
+        row["ratio_all_ready_daas_to_floor"] = per_round_ratio(runs, n, "floor")
+        if any(r.system == "floor-sdk" and r.n == n for r in runs):
+            row["ratio_all_ready_daas_to_floor_sdk"] = per_round_ratio(runs, n, "floor-sdk")
         summary[str(n)] = row
     return summary
 
@@ -523,8 +561,10 @@ def table(summary: dict[str, Any]) -> str:
                 f"{fmt_spread(e['max_s']):<20} {e['failures']:>4}  {fmt_spread(e['reports_refused'], 0):<14} "
                 f"{requests[0]:<20} {requests[1]:<20}"
             )
-        if row["ratio_all_ready_daas_to_floor"]:
-            lines.append(f"{n:>3}  daas/floor all ready {fmt_spread(row['ratio_all_ready_daas_to_floor'], 2)}")
+        for floor in ("floor", "floor_sdk"):
+            ratio = row.get(f"ratio_all_ready_daas_to_{floor}")
+            if ratio:
+                lines.append(f"{n:>3}  daas/{floor} all ready {fmt_spread(ratio, 2)}")
     return "\n".join(lines)
 
 
@@ -576,6 +616,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--steady", type=float, default=60, help=f"seconds counting requests with {STEADY_SERVERS} VMs running (60)"
     )
+    parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS), help=f"subset of {','.join(SYSTEMS)}")
     parser.add_argument("--timeout", type=float, default=300, help="seconds until a server counts as failed")
     parser.add_argument("--json", type=Path, default=RESULTS / "openstack_spawns.json", help="results file")
     parser.add_argument("--workdir", type=Path, default=None, help="hub directory and logs (default: new /tmp dir)")
@@ -586,8 +627,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.count_list = sorted({int(c) for c in args.counts.split(",") if c.strip()})
-    if args.repeats < 0 or not args.count_list or min(args.count_list) < 1:
-        parser.error("--repeats and --counts must name something")
+    args.system_list = [s for s in SYSTEMS if s in {x.strip() for x in args.systems.split(",")}]
+    if not args.system_list or args.repeats < 0 or not args.count_list or min(args.count_list) < 1:
+        parser.error("--systems, --repeats and --counts must name something")
     return args
 
 
@@ -598,7 +640,7 @@ async def measure(
     first = max((r.round for r in runs), default=-1) + 1
     for round_no in range(first, first + args.repeats):
         for n in args.count_list:
-            for system in rotated(SYSTEMS, round_no):
+            for system in rotated(args.system_list, round_no):
                 run = await bench.run(system, n, round_no)
                 s = run.stats()
                 log(
@@ -626,6 +668,7 @@ def result(
             "counts": counts,
             "repeats": len({r.round for r in runs}),
             "steady_s": args.steady,
+            "systems": sorted({r.system for r in runs}, key=SYSTEMS.index),
             "vm": f"flavor {FLAVOR}, image {IMAGE}, network none; the servers: {VENV}",
             "daas_options": DAAS_OPTIONS,
             "backend_intervals": "the product's defaults: interval 10 s, busy_interval 2 s",
