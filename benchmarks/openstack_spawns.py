@@ -51,6 +51,7 @@ from typing import Any
 
 import httpx
 import openstack
+import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -192,6 +193,17 @@ class ServerWatch:
             await asyncio.sleep(WATCH_INTERVAL)
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores: /proc/stat's first line, all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def booted_at(server_id: str) -> float:
     """When the agent booted the VM: its boot.json (written before the files and the unit's start)."""
     try:
@@ -271,6 +283,8 @@ class Run(ConcurrentRun):
     # Epoch seconds at which each VM reached each stage (one value per VM; the order is not the users').
     stages: dict[str, list[float]] = field(default_factory=dict)
     reports_refused: int = 0  # the hub's 409s to a launcher's report (the view did not show the VM ACTIVE yet)
+    # CPU seconds from the first request until all were ready: the whole machine (cloud, agent, VMs, hub) and the hub.
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     def stats(self) -> dict[str, Any]:
         seconds = [s.seconds for s in self.spawns if not s.failed]
@@ -285,6 +299,7 @@ class Run(ConcurrentRun):
             "max_s": max(seconds, default=math.nan),
             "failures": sum(1 for s in self.spawns if s.failed),
             "reports_refused": self.reports_refused,
+            **{f"cpu_{name}_s": value for name, value in self.cpu_s.items()},
             **stages,
         }
 
@@ -307,6 +322,7 @@ class Run(ConcurrentRun):
             [Phase(**p) for p in data["phases"]],
             data.get("stages", {}),
             data.get("reports_refused", 0),
+            data.get("cpu_s", {}),
         )
 
 
@@ -357,6 +373,7 @@ class Bench:
         watch = ServerWatch()
         watching = asyncio.ensure_future(watch.run())
         self.hub_log.mark()
+        machine, hub = machine_busy_s(), process_cpu_s(self.hub.pid)
         try:
             async with self.metered(Phase("spawn", time.time())) as spawning:
                 run.phases.append(spawning)
@@ -367,6 +384,7 @@ class Bench:
                     await self.floor_spawns(run.spawns, sdk=system == "floor-sdk")
         finally:
             watching.cancel()
+        run.cpu_s = {"machine": machine_busy_s() - machine, "hub": process_cpu_s(self.hub.pid) - hub}
         ids = sorted(watch.seen)
         run.stages = {
             "active": [watch.active[i] for i in ids if i in watch.active],
@@ -572,8 +590,9 @@ def stages_table(summary: dict[str, Any]) -> str:
     """Seconds from the first request until the median VM / the last VM reached each stage."""
     names = STAGES["daas"]
     lines = [
-        "Where the time goes: seconds from the first request until the median VM | the last VM reached each stage",
-        f"{'N':>3}  {'system':<7} " + " ".join(f"{name:<13}" for name in names),
+        "Where the time goes: seconds from the first request until the median VM | the last VM reached each stage;"
+        " CPU seconds until all were ready, of the machine and of the hub",
+        f"{'N':>3}  {'system':<9} " + " ".join(f"{name:<13}" for name in (*names, "cpu machine", "cpu hub")),
     ]
     for n, row in summary.items():
         for system in SYSTEMS:
@@ -584,7 +603,8 @@ def stages_table(summary: dict[str, Any]) -> str:
             for name in names:
                 p50, last = e.get(f"stage_{name}_p50_s"), e.get(f"stage_{name}_last_s")
                 cells.append(f"{p50['median']:.1f}|{last['median']:.1f}" if p50 and last else "-")
-            lines.append(f"{n:>3}  {system:<7} " + " ".join(f"{cell:<13}" for cell in cells))
+            cells += [fmt_spread(e[key]) if key in e else "-" for key in ("cpu_machine_s", "cpu_hub_s")]
+            lines.append(f"{n:>3}  {system:<9} " + " ".join(f"{cell:<13}" for cell in cells))
     return "\n".join(lines)
 
 
@@ -649,6 +669,7 @@ async def measure(
                     f"{s['failures']} failed; stages (last) "
                     + ", ".join(f"{k} {s[f'stage_{k}_last_s']:.1f}" for k in STAGES[system])
                     + (f"; {run.reports_refused} reports refused (409)" if system == "daas" else "")
+                    + f"; CPU s machine {s['cpu_machine_s']:.1f}, hub {s['cpu_hub_s']:.1f}"
                 )
                 for spawn in run.spawns:
                     if spawn.failed:
