@@ -21,6 +21,7 @@ from benchmarks.common import POD_SPAWN_COSTS, REPO, RESULTS
 from benchmarks.common import spread as common_spread
 
 SYSTEMS = ("daas", "batchspawner", "floor")
+OPENSTACK_SYSTEMS = ("daas", "floor", "floor-sdk")
 
 
 def load(results: Path, name: str) -> dict[str, Any] | None:
@@ -54,6 +55,7 @@ class Report:
         self.hardening = load(results, "hardening")
         self.attacks = load(results, "attack_matrix")
         self.kubernetes = load(results, "kubernetes_spawns")
+        self.openstack = load(results, "openstack_spawns")
         self.targets: list[tuple[str, str, str, bool | None]] = []  # target, DaaS, peer, met
 
     def header(self) -> list[str]:
@@ -246,6 +248,90 @@ class Report:
                      f"{daas['steady']['requests_per_min']['median']:.1f}/min",
                      f"{f((peer.get('steady') or {}).get('requests_per_min', {}).get('median'))}/min", None)
                 )  # fmt: skip
+        return lines
+
+    def openstack_section(self) -> list[str]:
+        if not self.openstack:
+            return ["## Concurrent VM spawns on OpenStack", "", "Not run.", ""]
+        settings, summary, steady = self.openstack["settings"], self.openstack["summary"], self.openstack["steady"]
+        rounds = ", ".join(f"{n}: {row['daas']['spawns'] // int(n)}" for n, row in summary.items() if "daas" in row)
+        lines = [
+            "## Concurrent VM spawns on OpenStack",
+            "",
+            f"Rounds per N: {rounds} on the OpenStack test cloud (Nova's fake driver, the boot agent playing the"
+            f" VMs); each VM {settings['vm']}; DaaS with {settings['backend_intervals']}; the floor is"
+            " `openstack server create` (one CLI process per VM) and the same JupyterLab without a hub; the"
+            " systems alternate, their order rotating.",
+            "",
+            "| N | system | all ready, s | per user p50, s | max, s | failed | reports refused (409) |"
+            " nova-api requests per spawn run | per stop run |",
+            "|---:|---|---|---|---|---:|---|---|---|",
+        ]
+        for n, row in summary.items():
+            for system in OPENSTACK_SYSTEMS:
+                e = row.get(system)
+                if e:
+                    lines.append(
+                        f"| {n} | {system} | {s(e['all_ready_s'])} | {s(e['p50_s'])} | {s(e['max_s'])} |"
+                        f" {e['failures']} | {s(e['reports_refused'], 0) if system == 'daas' else '-'} |"
+                        f" {s(e['spawn']['requests_per_run'], 0)} | {s(e['stop']['requests_per_run'], 0)} |"
+                    )
+        lines += ["", "| N | DaaS / floor, all ready, per round | DaaS / floor-sdk |", "|---:|---|---|"]
+        for n, row in summary.items():
+            ratios = [s(row.get(f"ratio_all_ready_daas_to_{floor}"), 2) for floor in ("floor", "floor_sdk")]
+            lines.append(f"| {n} | {' | '.join(ratios)} |")
+        stages = ("created", "active", "booted", "redeemed", "listening", "reported", "ready")
+        lines += [
+            "",
+            "Where the time goes: seconds from the first request until the median VM / the last VM reached each"
+            " stage (medians over rounds): the create answered, ACTIVE in the admin's list (every"
+            f" {settings['active_watch_s']:g} s), booted by the agent, the bootstrap secret redeemed, JupyterLab"
+            " listening (its log), the address reported, ready; CPU seconds until all were ready (the machine's"
+            " and the hub's) where measured:",
+            "",
+            "| N | system | " + " | ".join(stages) + " | CPU machine | CPU hub |",
+            "|---:|---|" + "---|" * (len(stages) + 2),
+        ]
+        for n, row in summary.items():
+            for system in OPENSTACK_SYSTEMS:
+                e = row.get(system) or {}
+                cells = [
+                    f"{f(e[f'stage_{x}_p50_s']['median'])} / {f(e[f'stage_{x}_last_s']['median'])}"
+                    if f"stage_{x}_p50_s" in e
+                    else "-"
+                    for x in stages
+                ]
+                cells += [s(e.get(key)) for key in ("cpu_machine_s", "cpu_hub_s")]
+                if e:
+                    lines.append(f"| {n} | {system} | " + " | ".join(cells) + " |")
+        if steady:
+            calls = ", ".join(f"`{c}` {v:.1f}" for c, v in steady["by_call_per_min"].items())
+            lines += [
+                "",
+                f"{steady['servers']} DaaS VMs running, {steady['seconds']:.0f} s counted after"
+                f" {steady['settle_s']:g} s: the hub's nova-api requests {steady['requests_per_min']:.1f}/min"
+                f" ({calls or 'none'}).",
+            ]
+        lines.append("")
+        for n, row in summary.items():
+            ratio, daas = row["ratio_all_ready_daas_to_floor"], row.get("daas")
+            if ratio and "floor" in row:
+                self.targets.append(
+                    (f"all {n} VMs ready within 1.15x plain `server create` + boot", f"{ratio['median']:.2f}x",
+                     f"{s(row['floor']['all_ready_s'])} s", ratio["median"] <= 1.15)
+                )  # fmt: skip
+            if daas:
+                self.targets.append(
+                    (f"{n} concurrent VM spawns, 0 failures", str(daas["failures"]),
+                     str(row.get("floor", {}).get("failures", "-")), daas["failures"] == 0)
+                )  # fmt: skip
+        if steady:
+            rate = steady["requests_per_min"]
+            # One list per 10 s interval: six a minute, seven when the window catches both edges.
+            self.targets.append(
+                (f"nova-api requests/min with {steady['servers']} VMs running: one list per interval",
+                 f"{rate:.1f}/min", "-", rate <= 60 / 10 + 60 / steady["seconds"])
+            )  # fmt: skip
         return lines
 
     def form_section(self) -> list[str]:
@@ -457,7 +543,8 @@ class Report:
         return lines
 
     def render(self) -> str:
-        body = self.spawn_section() + self.kubernetes_section() + self.form_section() + self.dask_section()
+        body = self.spawn_section() + self.kubernetes_section() + self.openstack_section()
+        body += self.form_section() + self.dask_section()
         body += self.hardening_section() + self.security_section()
         targets = ["## Targets", "", "| target | DaaS | peer | |", "|---|---|---|---|"]
         targets += [f"| {t} | {d} | {p} | {verdict(ok)} |" for t, d, p, ok in self.targets]

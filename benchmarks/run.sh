@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every benchmark in one run, then benchmarks/RESULTS.md (as root, on the test VM; about 95 minutes):
+# Every benchmark in one run, then benchmarks/RESULTS.md (as root, on the test VM; about 100 minutes):
 #   bash benchmarks/run.sh
 # Installs what is missing (tests/setup.sh, benchmarks/setup.sh), starts the Slurm and Kubernetes test
-# clusters, runs each benchmark against the real components with the DaaS spawner and its peer alternately,
+# clusters and the OpenStack test cloud, runs each benchmark against the real components with the DaaS spawner and its peer alternately,
 # writes each one's JSON into benchmarks/results/ and the report from them. BENCH_QUICK=1: fewer rounds and
 # smaller N, to try the machinery (its figures are not for RESULTS.md).
 set -euo pipefail
@@ -16,16 +16,18 @@ bash tests/setup.sh
 bash benchmarks/setup.sh
 bash tests/cluster/slurm.sh start
 bash tests/cluster/kubernetes.sh start
+bash tests/cluster/openstack.sh start
 
 if [[ -n ${BENCH_QUICK:-} ]]; then
     spawns=(--counts 1,5 --repeats 1 --steady 10)
     kubernetes=(--counts 1,5 --repeats 1 --steady 10)
+    openstack=(--counts 1,2 --repeats 1 --steady 20)
     form=(--repeats 1 --viewers 1,10 --views 50)
     dask=(--repeats 1)
     fuzz=(--rest 50 --form 20)
     hardening=(--servers 5 --running 3 --outage 20)
 else
-    spawns=() kubernetes=() form=() dask=() fuzz=() hardening=()
+    spawns=() kubernetes=() openstack=() form=() dask=() fuzz=() hardening=()
 fi
 
 run() {
@@ -34,6 +36,7 @@ run() {
 }
 run benchmarks/spawns.py "${spawns[@]}"
 run benchmarks/kubernetes_spawns.py "${kubernetes[@]}"
+run benchmarks/openstack_spawns.py "${openstack[@]}"
 run benchmarks/form_render.py "${form[@]}"
 run benchmarks/dask_offload.py "${dask[@]}"
 run benchmarks/fuzz_options.py "${fuzz[@]}"
