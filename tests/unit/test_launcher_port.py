@@ -6,7 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 
+from daas_spawner import launcher
 from daas_spawner.launcher import is_running, listening_uids, parse_listeners, route_address, wait_until_listening
 
 TABLE = """\
@@ -45,6 +48,31 @@ def test_a_real_listener_is_seen_with_this_processes_uid() -> None:
         sock.listen()
         assert listening_uids(port) == {os.getuid()}
         assert wait_until_listening(os.getpid(), port) is None
+
+
+def test_the_socket_tables_are_read_only_once_something_accepts(monkeypatch) -> None:
+    looks = []
+    monkeypatch.setattr(launcher, "port_check", lambda port, uid: looks.append(port) or (True, None))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        waiting = threading.Thread(target=launcher.wait_until_listening, args=(os.getpid(), port, 0.01))
+        waiting.start()
+        time.sleep(0.3)  # thirty looks while nothing listens: none reads the tables
+        assert looks == []
+        sock.listen()
+        waiting.join(5)
+    assert looks == [port]
+
+
+def test_a_port_another_account_holds_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(launcher, "listening_uids", lambda port: {os.getuid(), 4242})
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        why = launcher.wait_until_listening(os.getpid(), port)
+    assert why == f"port {port} was taken by another account (uid 4242) before the server could listen on it"
 
 
 def test_waiting_ends_when_the_server_ends_first() -> None:
