@@ -106,6 +106,7 @@ unpack_cloud_init() {
     chmod 755 "$download"  # apt's download user writes there
     (cd "$download" && { apt-get download -qq cloud-init 2>/dev/null || { apt-get update -qq && apt-get download -qq cloud-init; }; })
     rm -rf "$CLOUD_INIT"
+    mkdir -p "$CACHE"
     dpkg-deb -x "$download"/cloud-init_*.deb "$CLOUD_INIT"
     rm -rf "$download"
 }
