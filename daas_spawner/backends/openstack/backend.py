@@ -103,10 +103,10 @@ class OpenStackBackend(ContainedBackend[OpenStackState]):
             raise SpawnFailed("the OpenStack backend has no cloud: the site must set c.OpenStackBackend.cloud")
         client = Cloud(self.cloud, self.api_timeout)
         view = ServerView(lambda: client.list_servers(self.tag), self.interval, self.busy_interval)
+        self.client, self.view = client, view  # the first list's reconciliation reads them
         view.subscribe(self._reconcile)
         await view.refresh()
         view.start()
-        self.client, self.view = client, view
         self._flavors = SharedQuery(client.flavors, ttl=self.flavor_ttl)
         self.availability_cache = AvailabilityCache(self._flavor_availability, ttl=self.availability_ttl)
 

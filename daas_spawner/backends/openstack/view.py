@@ -37,6 +37,7 @@ class ServerView:
         self._waiters = 0
         self._wake = asyncio.Event()
         self._listed = asyncio.Event()
+        self._asked_at = 0.0  # time.monotonic() when the last list began (good or failed)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -91,6 +92,7 @@ class ServerView:
         """List now (the first look after a hub start, before any answer is given)."""
         self.lists += 1
         started, taken = time.monotonic(), time.time()
+        self._asked_at = started
         try:
             servers = await self._query()
         except Exception as err:  # an answer about the view, never a crash of the hub
@@ -104,12 +106,13 @@ class ServerView:
         self.notify()
 
     async def _loop(self) -> None:
+        """One list per interval, counted from the start of the last (its own duration does not stretch it)."""
         while True:
             self._wake.clear()
             delay = self.busy_interval if self._waiters else self.interval
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            if self._wake.is_set() and self.listed_at is not None:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, delay - (time.monotonic() - self._asked_at)))
+            if self._wake.is_set():
                 # Woken by a new waiter: keep to the busy interval since the last list.
-                await asyncio.sleep(max(0.0, self.busy_interval - (time.monotonic() - self.listed_at)))
+                await asyncio.sleep(max(0.0, self.busy_interval - (time.monotonic() - self._asked_at)))
             await self.refresh()
