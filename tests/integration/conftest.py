@@ -245,9 +245,7 @@ def slurm_hub(slurm_cluster: None) -> Iterator[SlurmHub]:
 
 
 def stop_all_servers(hub: Hub) -> None:
-    for name in TEST_USERS:
-        for server in list(hub.user_model(name)["servers"]):
-            hub.stop_server(name, server)
+    hub.stop_all_servers(TEST_USERS)
 
 
 @pytest.fixture

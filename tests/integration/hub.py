@@ -9,7 +9,7 @@ import secrets
 import shutil
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,12 @@ class Hub:
         response = self.api("DELETE", self.server_path(name, server))
         assert response.status_code in (202, 204), response.text
         self.wait_stopped(name, server)
+
+    def stop_all_servers(self, names: Iterable[str]) -> None:
+        """Stop every server (default and named) of these users, each until it is gone."""
+        for name in names:
+            for server in list(self.user_model(name)["servers"]):
+                self.stop_server(name, server)
 
     def job_id(self, name: str, server: str = "") -> str:
         model = self.server_model(name, server)

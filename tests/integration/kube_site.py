@@ -175,9 +175,7 @@ class KubeSite:
         return pod
 
     def stop_all_servers(self) -> None:
-        for name in PROPOSALS:
-            for server in list(self.hub.user_model(name)["servers"]):
-                self.hub.stop_server(name, server)
+        self.hub.stop_all_servers(PROPOSALS)
 
     def close(self) -> None:
         self.hub.stop()

@@ -103,9 +103,7 @@ class OpenStackSite:
         self.hub.create_users_with_proposals(PROPOSALS)
 
     def stop_all_servers(self) -> None:
-        for name in PROPOSALS:
-            for server in list(self.hub.user_model(name)["servers"]):
-                self.hub.stop_server(name, server)
+        self.hub.stop_all_servers(PROPOSALS)
 
     def close(self) -> None:
         self.hub.stop()
