@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
-from .quantities import parse_memory_mb, parse_walltime_seconds
+from .quantities import parse_duration_seconds, parse_memory_mb, parse_walltime_seconds
 
 
 class Strict(BaseModel):
@@ -30,6 +30,7 @@ UrlPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./?=&%-]{0,255
 PlainText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]{0,2000}$")]
 MemoryMB = Annotated[int, BeforeValidator(parse_memory_mb)]
 WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
+DurationSeconds = Annotated[int, BeforeValidator(parse_duration_seconds)]
 
 # A scheduler account (Slurm --account): what sbatch, the Dask service and profiles accept.
 ACCOUNT = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")

@@ -1,4 +1,4 @@
-"""Parse and format the two quantities people write by hand: memory sizes and wall times.
+"""Parse and format the quantities people write by hand: memory sizes, wall times and durations.
 
 Both profiles (admin input) and user options (user input) go through these parsers, so a
 value means the same thing wherever it is written. Parsers accept only a strict grammar;
@@ -20,6 +20,10 @@ _WALLTIME = re.compile(
     r"|(?P<minutes>\d{1,6}))$",
     re.ASCII,
 )
+
+# A duration as admins write lifetimes and timeouts: "90s", "2m", "8h", "1d", "1h30m" (largest unit first).
+_DURATION = re.compile(r"^(?:(?P<d>\d{1,4})d)?(?:(?P<h>\d{1,5})h)?(?:(?P<m>\d{1,6})m)?(?:(?P<s>\d{1,7})s)?$", re.ASCII)
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_memory_mb(value: str | int) -> int:
@@ -79,3 +83,28 @@ def format_walltime(seconds: int) -> str:
     if days:
         return f"{days}-{hrs:02d}:{mins:02d}:{secs:02d}"
     return f"{hrs}:{mins:02d}:{secs:02d}"
+
+
+def parse_duration_seconds(value: str | int) -> int:
+    """Return seconds from "90s", "2m", "8h", "1d" or "1h30m"; a plain number is seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is written like '30m', '8h' or '2d'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration must not be negative")
+        return value
+    text = value.replace(" ", "") if isinstance(value, str) else ""
+    match = _DURATION.fullmatch(text) if text else None
+    if not match or not any(match.groupdict().values()):
+        raise ValueError(f"duration {value!r} is not written like '30m', '8h', '1h30m' or '2d'")
+    return sum(int(amount) * _DURATION_UNITS[unit] for unit, amount in match.groupdict().items() if amount)
+
+
+def format_duration(seconds: int) -> str:
+    """Render seconds the way people say them: '2 min', '8 h', '1 h 30 min', '2 d 4 h' (two units at most)."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount} {unit}")
+    return " ".join(parts[:2]) or "0 s"

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from daas_core.quantities import format_memory, format_walltime, parse_memory_mb, parse_walltime_seconds
+from daas_core.quantities import (
+    format_duration,
+    format_memory,
+    format_walltime,
+    parse_duration_seconds,
+    parse_memory_mb,
+    parse_walltime_seconds,
+)
 
 
 @pytest.mark.parametrize(
@@ -174,3 +181,38 @@ def test_format_walltime(seconds, text):
 @pytest.mark.parametrize("seconds", [0, 1, 59, 60, 3599, 3600, 86399, 86400, 86401, 7 * 86400 + 1, 999 * 86400 + 86399])
 def test_walltime_round_trip(seconds):
     assert parse_walltime_seconds(format_walltime(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (0, 0),
+        (90, 90),
+        ("90s", 90),
+        ("2m", 120),
+        ("8h", 8 * 3600),
+        ("2d", 2 * 86400),
+        ("1h30m", 5400),
+        ("1d 2h", 86400 + 7200),
+        ("1h0m30s", 3630),
+    ],
+)
+def test_parse_duration(value, expected):
+    assert parse_duration_seconds(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, -1, "", "m", "2", "2x", "30m2h", "1h30", "2m\n", "2 minutes", "$(id)m", "\u0664m", "9" * 20 + "s", None],
+)
+def test_parse_duration_rejects(value):
+    with pytest.raises(ValueError):
+        parse_duration_seconds(value)
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(0, "0 s"), (45, "45 s"), (120, "2 min"), (5400, "1 h 30 min"), (8 * 3600, "8 h"), (86400 + 7260, "1 d 2 h")],
+)
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
