@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, TypeVar
 
-from .profiles import Environment, Profile, ProfileSet
+from .profiles import DESKTOP_URL, Environment, Profile, ProfileSet
 
 COMMON_FIELDS = ("profile", "proposal", "environment")
 _DIGITS = re.compile(r"[0-9]{1,9}")
@@ -60,6 +60,11 @@ class BackendRequest:
         """JSON-able, for state, logs and the server's environment; None values left out."""
         return {key: value for key, value in asdict(self).items() if value is not None}
 
+    @property
+    def time_limit(self) -> int | None:
+        """Seconds the backend itself lets the server run (a job's wall time), None: no limit of its own."""
+        return None
+
 
 R = TypeVar("R", bound=BackendRequest)
 
@@ -76,6 +81,11 @@ class ResolvedOptions(Generic[R]):
     @property
     def backend(self) -> str:
         return self.profile.backend
+
+    @property
+    def default_url(self) -> str | None:
+        """Where the server opens: a desktop environment's desktop, else the profile's page."""
+        return DESKTOP_URL if self.environment.kind == "desktop" else self.profile.default_url
 
     def summary(self) -> dict[str, Any]:
         """JSON-able description (for state, logs and the server's environment)."""

@@ -176,11 +176,15 @@ class Backend(SingletonConfigurable, Generic[S]):
         resolves a user's options into the backend's typed request (`Launch.request`).
     state_class : type[BackendState]
         The backend's state model; `load_state` builds it from what the hub stored.
+    ends_with_server : bool
+        Whether what the backend made ends when the server process exits (a job, a pod, a
+        process). False (a VM that boots on): the hub ends an idle server itself.
     """
 
     name: ClassVar[str] = ""
     profile_class: ClassVar[type[Profile]]
     state_class: ClassVar[type[BackendState]] = BackendState
+    ends_with_server: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -29,24 +29,39 @@ class Execution:
         return self.stdout.splitlines()
 
 
-def run_in_kernel(hub: Hub, user: str, token: str, code: str, server: str = "", timeout: float = 300) -> Execution:
-    """Start a kernel in `user`'s server, run `code` in it, shut the kernel down; what it printed."""
+def _new_kernel(hub: Hub, user: str, token: str, server: str) -> tuple[str, dict[str, str], str]:
+    """A new kernel in `user`'s server: the kernels API's URL, the headers, and the kernel's websocket URL."""
     base = f"{hub.url}/user/{user}/{server + '/' if server else ''}api/kernels"
     headers = {"Authorization": f"token {token}"}
     response = hub.http.post(base, headers=headers, json={"name": "python3"})
     assert response.status_code == 201, response.text
-    kernel_id = response.json()["id"]
+    kernel = f"{base}/{response.json()['id']}"
+    return kernel, headers, f"{kernel.replace('http://', 'ws://', 1)}/channels?session_id={uuid.uuid4().hex}"
+
+
+def run_in_kernel(hub: Hub, user: str, token: str, code: str, server: str = "", timeout: float = 300) -> Execution:
+    """Start a kernel in `user`'s server, run `code` in it, shut the kernel down; what it printed."""
+    kernel, headers, url = _new_kernel(hub, user, token, server)
     try:
-        url = f"{base.replace('http://', 'ws://', 1)}/{kernel_id}/channels?session_id={uuid.uuid4().hex}"
         return asyncio.run(asyncio.wait_for(_execute(url, headers, user, code), timeout))
     finally:
-        hub.http.delete(f"{base}/{kernel_id}", headers=headers)
+        hub.http.delete(kernel, headers=headers)
 
 
-async def _execute(url: str, headers: dict[str, str], user: str, code: str) -> Execution:
+def start_in_kernel(hub: Hub, user: str, token: str, code: str, server: str = "") -> None:
+    """Start a kernel in `user`'s server and have it begin running `code`; return at once (the kernel is busy)."""
+    _, headers, url = _new_kernel(hub, user, token, server)
+    asyncio.run(_send(url, headers, user, code))
+
+
+async def _send(url: str, headers: dict[str, str], user: str, code: str) -> None:
     connection = await websocket.websocket_connect(HTTPRequest(url, headers=headers))
-    msg_id = uuid.uuid4().hex
-    request = {
+    await connection.write_message(json.dumps(_execute_request(uuid.uuid4().hex, user, code)))
+    connection.close()
+
+
+def _execute_request(msg_id: str, user: str, code: str) -> dict:
+    return {
         "header": {
             "msg_id": msg_id,
             "msg_type": "execute_request",
@@ -61,7 +76,12 @@ async def _execute(url: str, headers: dict[str, str], user: str, code: str) -> E
         "channel": "shell",
         "buffers": [],
     }
-    await connection.write_message(json.dumps(request))
+
+
+async def _execute(url: str, headers: dict[str, str], user: str, code: str) -> Execution:
+    connection = await websocket.websocket_connect(HTTPRequest(url, headers=headers))
+    msg_id = uuid.uuid4().hex
+    await connection.write_message(json.dumps(_execute_request(msg_id, user, code)))
     out: dict[str, list[str]] = {"stdout": [], "stderr": []}
     error = None
     try:

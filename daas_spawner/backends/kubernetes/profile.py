@@ -166,6 +166,10 @@ class KubernetesRequest(BackendRequest):
     feature: str | None
     walltime_seconds: int
 
+    @property
+    def time_limit(self) -> int | None:
+        return self.walltime_seconds
+
     def summary(self) -> dict[str, Any]:
         return summary_in_words(super().summary(), "kubernetes", self.memory_mb, self.walltime_seconds)
 

@@ -54,6 +54,7 @@ class OpenStackBackend(ContainedBackend[OpenStackState]):
     name = "openstack"
     profile_class = OpenStackProfile
     state_class = OpenStackState
+    ends_with_server = False  # the VM runs on after its server: the hub ends idle ones
     backend_variables = SERVER_VARIABLES | {"USER", "LOGNAME", "DAAS_REPORT_ROUTE"}
 
     cloud = Unicode(

@@ -94,6 +94,10 @@ class OpenStackRequest(BackendRequest):
     flavor: str
     walltime_seconds: int
 
+    @property
+    def time_limit(self) -> int | None:
+        return self.walltime_seconds
+
     def summary(self) -> dict[str, Any]:
         return {"flavor": self.flavor, "walltime": format_walltime(self.walltime_seconds)}
 

@@ -77,6 +77,10 @@ class SlurmRequest(BackendRequest):
     gpus: int
     walltime_seconds: int
 
+    @property
+    def time_limit(self) -> int | None:
+        return self.walltime_seconds
+
     def summary(self) -> dict[str, Any]:
         return summary_in_words(super().summary(), "slurm", self.memory_mb, self.walltime_seconds)
 
