@@ -13,25 +13,31 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from jupyterhub import apihandlers
 
 from daas_auth import hub_api
-from daas_spawner import hub_handlers
+from daas_spawner import hub_handlers, sharing
+
+TEMPLATES = str(Path(__file__).resolve().parent / "templates")
+"""The hub pages this suite extends (the home page's sessions, sharing): c.JupyterHub.template_paths = [TEMPLATES]."""
 
 
 def register_handlers() -> None:
     """Add the suite's endpoints to the hub's REST API; call it once in jupyterhub_config.py.
 
-    The spawner's (server address reports, one-time server secrets, live availability) and the
-    authenticator's (proposals for the services). JupyterHub builds its routes from
-    `jupyterhub.apihandlers.default_handlers` after reading the config; a DaaSSpawner refuses to
-    start servers on a hub without them. Calling it again changes nothing.
+    The spawner's (server address reports, one-time server secrets, live availability, sharing
+    with the proposal's team) and the authenticator's (proposals for the services). JupyterHub
+    builds its routes from `jupyterhub.apihandlers.default_handlers` after reading the config; a
+    DaaSSpawner refuses to start servers on a hub without them. Calling it again changes nothing.
+    It also makes a person's shares end when they leave a proposal (`sharing.follow_group_changes`).
     """
     for path, handler in [*hub_handlers.HANDLERS, (hub_api.PATH, hub_api.ProposalsAPIHandler)]:
         if not any(route[0] == path for route in apihandlers.default_handlers):
             apihandlers.default_handlers.append((path, handler))
+    sharing.follow_group_changes()
 
 
 def managed_service(

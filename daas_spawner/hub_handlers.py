@@ -5,12 +5,13 @@ from __future__ import annotations
 from jupyterhub import apihandlers
 from tornado.web import RequestHandler
 
-from . import address, availability, bootstrap
+from . import address, availability, bootstrap, sharing
 
 HANDLERS: list[tuple[str, type[RequestHandler]]] = [
     (address.PATH, address.ServerAddressAPIHandler),  # a starting server reports where it listens
     (bootstrap.PATH, bootstrap.ServerSecretsAPIHandler),  # a launcher redeems its one-time secret
     (availability.PATH, availability.AvailabilityAPIHandler),  # the form's live availability
+    (sharing.PATH, sharing.SharesAPIHandler),  # a server's owner shares it with the proposal's team
 ]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -28,7 +28,16 @@ from pydantic import (
     model_validator,
 )
 
-from daas_core.fields import AbsolutePath, Identifier, ModuleName, PlainText, SchedulerArg, Strict, UrlPath
+from daas_core.fields import (
+    AbsolutePath,
+    DurationSeconds,
+    Identifier,
+    ModuleName,
+    PlainText,
+    SchedulerArg,
+    Strict,
+    UrlPath,
+)
 from daas_core.loading import SiteFileError, load_model, parse_model
 
 if TYPE_CHECKING:
@@ -42,12 +51,21 @@ class ProfileConfigError(SiteFileError):
     """A profiles file that cannot be used; the message names the file and the field."""
 
 
+DESKTOP_URL = "/desktop/"  # where jupyter-remote-desktop-proxy serves its noVNC page
+
+
 class Environment(Strict):
-    """Where the single-user server's Python comes from."""
+    """Where the single-user server's Python comes from, and what the server opens."""
 
     id: Identifier
     display_name: PlainText
     description: PlainText = ""
+    kind: Literal["lab", "desktop"] = Field(
+        "lab",
+        description="`lab`: the server opens the profile's default_url (JupyterLab). `desktop`: a remote desktop "
+        f"in the browser ({DESKTOP_URL}, noVNC through jupyter-remote-desktop-proxy, which the environment must "
+        "have, with a VNC server and a desktop installed where servers run).",
+    )
     prefix: AbsolutePath | None = Field(None, description="A Python environment prefix (venv/conda).")
     modules: list[ModuleName] = Field(default_factory=list, description="Environment modules to load.")
     image: AbsolutePath | None = Field(None, description="An Apptainer image to run the server in.")
@@ -95,6 +113,21 @@ class Profile(Strict):
         description="Proposal id patterns (`2023*`, `MX-*`) whose members may use it, billed to that proposal; "
         "with allowed_groups empty too, everyone may.",
     )
+    max_lifetime: DurationSeconds | None = Field(
+        None,
+        description="The longest a server may run (`8h`, `2d`); the hub stops it then, also after a hub outage. "
+        "A backend's own limit (a Slurm job's wall time) ends it earlier where shorter.",
+    )
+    idle_timeout: DurationSeconds | None = Field(
+        None,
+        description="The server stops itself after this long without activity (`30m`): no kernel running a cell, "
+        "no request from a browser. Idle kernels and terminals are shut down after it too.",
+    )
+    sharing: bool = Field(
+        True,
+        description="Whether the owner of a server that works for a proposal may share it with that proposal's "
+        "members (a guest uses the server as its owner: their files, their data rights).",
+    )
 
     @model_validator(mode="after")
     def _unique_environments(self) -> Profile:
@@ -102,6 +135,13 @@ class Profile(Strict):
         if len(ids) != len(set(ids)):
             raise ValueError("environment ids must be unique")
         return self
+
+    @field_validator("max_lifetime", "idle_timeout")
+    @classmethod
+    def _a_minute_or_more(cls, seconds: int | None) -> int | None:
+        if seconds is not None and seconds < 60:
+            raise ValueError("must be at least a minute (a server looks at its activity once a minute)")
+        return seconds
 
     def environment(self, env_id: str) -> Environment | None:
         return next((env for env in self.environments if env.id == env_id), None)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from jupyterhub import orm
@@ -14,12 +16,13 @@ from jupyterhub.utils import hash_token
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import inspect
 from tornado import web
-from traitlets import Bool, Dict, Instance, List, Unicode, default
+from traitlets import Bool, Dict, Instance, Integer, List, Unicode, default
 from traitlets.utils.importstring import import_item
 
 from daas_core.identity import PosixIdentity
 from daas_core.mounts import DataLocations, Mount, mounts_env, resolve_mounts
 from daas_core.proposals import Proposal, proposals_from_auth_state
+from daas_core.quantities import format_duration
 
 from . import bootstrap, hub_handlers
 from .address import ServerReport
@@ -29,8 +32,19 @@ from .bootstrap import split_secret_env
 from .form import form_to_options, render_form, template_environment
 from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
 from .profiles import Profile, ProfileSet, local_demo
+from .session import (
+    STATE_KEY,
+    Session,
+    ended_idle,
+    idle_message,
+    idle_over,
+    lifetime_over,
+    open_session,
+    session_args,
+    session_env,
+)
+from .sharing import end_shares, members, shares_model
 
-STATE_KEY = "daas"
 LAST_END_KEY = "daas_last_end"  # kept in the stopped server's state: JupyterHub drops the spawner object
 
 
@@ -63,6 +77,7 @@ class StoredServer(BaseModel):
     state: dict[str, Any]
     options: dict[str, Any] | None = None  # the resolved options' summary, for services and the form
     start: StartRecord = StartRecord()
+    session: Session | None = None  # its ends and whom it may be shared with (releases before #19: none)
 
     @classmethod
     def load(cls, saved: Any) -> StoredServer:
@@ -145,6 +160,22 @@ class DaaSSpawner(Spawner):
         A server named after a proposal gets only that proposal's data. None: no data links.""",
     )
 
+    end_warning = Integer(
+        15 * 60,
+        config=True,
+        help="""Seconds before a server's end (its profile's `max_lifetime` or its job's wall time) that
+        JupyterLab warns the person, so they can save their work. The time left shows all along.""",
+    )
+
+    access_check_interval = Integer(
+        10,
+        config=True,
+        help="""Seconds a server trusts the hub's answer on who may use it (jupyterhub-singleuser's
+        `HubOAuth.cache_max_age`, 300 by default). A revoked share, or a guest who left the
+        proposal, is refused after at most this long; each open session asks the hub again
+        this often while it is used.""",
+    )
+
     @default("profiles")
     def _default_profiles(self) -> ProfileSet:
         return local_demo()
@@ -191,6 +222,8 @@ class DaaSSpawner(Spawner):
         self._auth_state: dict[str, Any] = {}
         self.proposals: list[Proposal] = []
         self.last_end: str | None = None  # why the last server ended on its own, for the next form
+        self.session: Session | None = None
+        self._session_ended = False  # the hub stopped the server at its session's end
 
     # -- options -------------------------------------------------------------------------
 
@@ -396,10 +429,11 @@ class DaaSSpawner(Spawner):
             # limits per profile) read it from the server model with `read:servers`.
             self.user_options = {**self.user_options, "profile": options.profile.id}
         backend = self.backend(options.backend)
-        if options.profile.default_url:
-            self.default_url = options.profile.default_url
+        if options.default_url:
+            self.default_url = options.default_url
         token = orm.APIToken.find(self._session, self.api_token) if self._session is not None else None
         self._start = StartRecord(starting=True, token_id=token.id if token is not None else None)
+        self.session = open_session(options, self._share_group_template)
         launch = self._launch(options)
         reported = self._reported = asyncio.get_running_loop().create_future()
         self.last_end = None
@@ -419,8 +453,13 @@ class DaaSSpawner(Spawner):
         self._redeemed = asyncio.Event()
         if self._start.secrets_delivered:
             self._redeemed.set()  # before a hub restart
+        if self.session is None:  # a start stored by a release before sessions
+            self.session = open_session(options, self._share_group_template)
         env, secret_env = split_secret_env(
-            self.get_env() | self.proposal_env(options) | mounts_env(self.data_locations, mounts)
+            self.get_env()
+            | self.proposal_env(options)
+            | mounts_env(self.data_locations, mounts)
+            | session_env(self.session, self.end_warning)
         )
         secret = bootstrap.pending.issue(secret_env, self._secrets_redeemed)
         self._start = self._start.model_copy(update={"bootstraps": (*self._start.bootstraps, bootstrap.digest(secret))})
@@ -429,13 +468,18 @@ class DaaSSpawner(Spawner):
             server=self._log_name,
             options=options,
             env=env,
-            command=[*self.cmd, *self.get_args()],
+            command=[*self.cmd, *self.get_args(), *session_args(self.session, self.access_check_interval)],
             mounts=tuple(mounts),
             data_locations=self.data_locations,
             identity=PosixIdentity.from_auth_state(self._auth_state),
             secret_env=secret_env,
             bootstrap=secret,
         )
+
+    @property
+    def _share_group_template(self) -> str:
+        """The authenticator's name for a proposal's group (DaaSAuthenticator.proposal_group_template)."""
+        return getattr(self.authenticator, "proposal_group_template", "proposal-{id}")
 
     def _secrets_redeemed(self) -> None:
         """The server exchanged its bootstrap secret: a restart from now on must keep its token."""
@@ -591,9 +635,53 @@ class DaaSSpawner(Spawner):
             return 0
         if self._start.starting and not self._started_here:
             return await self._resume()
+        if self._session_ended:
+            return 0
         backend = await self.ready_backend(self.backend_name)
+        over = self._session_over(backend)
+        if over is not None:
+            return await self._end_session(over)
         self._watch()
-        return await backend.poll(self.backend_state)
+        status = await backend.poll(self.backend_state)
+        if (
+            status is not None
+            and self.session is not None
+            and ended_idle(self.session, time.time(), self._last_activity)
+        ):
+            self.last_end = idle_message(self.session)
+        return status
+
+    @property
+    def _last_activity(self) -> float | None:
+        """The hub's last sign of use of this server (reports from the server, traffic through the proxy)."""
+        last = self.orm_spawner.last_activity if self.orm_spawner is not None else None
+        return last.replace(tzinfo=timezone.utc).timestamp() if last is not None else None
+
+    async def _end_session(self, why: str) -> int | None:
+        """Stop the server whose session is over, here: JupyterHub stops only servers that poll as running.
+
+        0 once it is gone (JupyterHub then cleans up and the home page says why); None while it
+        could not be stopped (the next poll tries again).
+        """
+        self.log.info("Stopping %s: %s", self._log_name, why)
+        try:
+            await self.stop()  # unsubscribes first: its end is told here, not as one on its own
+        except SpawnFailed as err:
+            self.log.warning("Could not stop %s at the end of its session: %s", self._log_name, err)
+            return None
+        self.last_end = why
+        self._session_ended = True
+        return 0
+
+    def _session_over(self, backend: Backend) -> str | None:
+        """Why the hub must end the server now (its lifetime is over; idle on a machine that outlives it)."""
+        if self.session is None or self._start.starting:
+            return None
+        now = time.time()
+        over = lifetime_over(self.session, now)
+        if over is None and not backend.ends_with_server:
+            over = idle_over(self.session, now, self._last_activity)
+        return over
 
     async def stop(self, now: bool = False) -> None:
         if self._resuming is not None and not self._resuming.done():
@@ -606,6 +694,12 @@ class DaaSSpawner(Spawner):
             await backend.stop(self.backend_state)
         self._forget_server_token()
         self._forget_options()  # a later spawn without options must not reuse them
+
+    def run_post_stop_hook(self) -> Any:
+        """After every stop, also of a server that ended on its own: its shares end with it."""
+        if self._session is not None:
+            end_shares(self._session, self.orm_spawner)
+        return super().run_post_stop_hook()
 
     def _forget_server_token(self) -> None:
         """Delete the server's token by its id when this hub never knew it (it started before a restart).
@@ -639,6 +733,26 @@ class DaaSSpawner(Spawner):
         for note in self._data_notes:
             yield {"progress": 90, "message": note}
 
+    def session_view(self) -> dict[str, Any]:
+        """What the hub's home page shows of this server: when it ends, why it last ended, whom it is shared with."""
+        if not self.active or self.session is None:
+            return {"last_end": self.last_end}
+        ends_at = self.session.ends_at
+        idle_ends_at = self.session.idle_ends_at(self._last_activity)
+        view: dict[str, Any] = {
+            "profile": self.session.profile,
+            "proposal": (self.resolved_summary or {}).get("proposal"),
+            "ends_at": _iso(ends_at) if ends_at is not None else None,
+            "ends_by": self.session.ends_by,
+            "idle_timeout": format_duration(self.session.idle_timeout) if self.session.idle_timeout else None,
+            "idle_ends_at": _iso(idle_ends_at) if idle_ends_at is not None else None,
+            "sharing": None,
+        }
+        group = self.session.share_group
+        if group is not None and self.ready and self._session is not None:
+            view["sharing"] = shares_model(self.orm_spawner, group, members(self._session, group, self.user.name))
+        return view
+
     # -- state ---------------------------------------------------------------------------
 
     def get_state(self) -> dict[str, Any]:
@@ -650,6 +764,7 @@ class DaaSSpawner(Spawner):
                 state=self.backend_state.dump(),
                 options=self.resolved_summary,
                 start=self._start,
+                session=self.session,
             )
             state[STATE_KEY] = stored.model_dump(mode="json")
         if self.last_end:
@@ -672,6 +787,7 @@ class DaaSSpawner(Spawner):
         self.backend_name = stored.backend
         self.resolved_summary = stored.options
         self._start = stored.start
+        self.session = stored.session
 
     def clear_state(self) -> None:
         super().clear_state()
@@ -679,6 +795,8 @@ class DaaSSpawner(Spawner):
         self.backend_name = None
         self.resolved_summary = None
         self._start = StartRecord()
+        self.session = None
+        self._session_ended = False
         self._started_here = False
         self._resuming = None
         self._submitted = asyncio.Event()
@@ -698,6 +816,10 @@ def stored_states(session: Any, backend: Backend) -> list[BackendState]:
         except ValueError:
             continue  # logged where its own spawner loads it
     return states
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
 
 
 def unreachable_data_notes(locations: tuple[str, ...]) -> list[str]:

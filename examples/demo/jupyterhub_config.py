@@ -7,7 +7,7 @@ see examples/slurm/jupyterhub_config.py for a site configuration.
 import os
 import sys
 
-from daas_hub import register_handlers
+from daas_hub import TEMPLATES, register_handlers
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -64,6 +64,7 @@ else:
     c.Authenticator.allow_all = True
 
 c.JupyterHub.spawner_class = "daas"
+c.JupyterHub.template_paths = [TEMPLATES]  # the home page shows when servers end, and shares them
 register_handlers()  # the spawner's endpoints (and the proposals endpoint for the services)
 c.Spawner.cmd = [os.path.join(os.path.dirname(sys.executable), "jupyterhub-singleuser")]
 if mode == "slurm":

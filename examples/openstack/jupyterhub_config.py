@@ -4,7 +4,7 @@ Copy and adapt: the cloud's clouds.yaml entry, the profile file, how VMs reach t
 """
 
 from daas_core.mounts import load_data_locations
-from daas_hub import custom_scopes, dask_service, data_service, register_handlers, service_roles
+from daas_hub import TEMPLATES, custom_scopes, dask_service, data_service, register_handlers, service_roles
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -12,6 +12,7 @@ DAAS_CONFIG = "/etc/jupyterhub/daas_config.py"
 load_subconfig(DAAS_CONFIG)  # noqa: F821 - provided by traitlets
 
 c.JupyterHub.spawner_class = "daas"
+c.JupyterHub.template_paths = [TEMPLATES]  # the home page shows when servers end, and shares them
 register_handlers()  # the server address reports and one-time server secrets the VMs use
 c.DaaSSpawner.profiles = load_profiles("/etc/jupyterhub/profiles.yaml")  # e.g. profiles/openstack.yaml
 c.Spawner.cmd = ["jupyterhub-singleuser"]  # in the image; the environment's prefix/bin goes first on PATH

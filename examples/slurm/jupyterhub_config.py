@@ -4,7 +4,7 @@ Copy and adapt: profile file path, Slurm location, how the hub acts as users, in
 """
 
 from daas_core.mounts import load_data_locations
-from daas_hub import custom_scopes, dask_service, data_service, register_handlers, service_roles
+from daas_hub import TEMPLATES, custom_scopes, dask_service, data_service, register_handlers, service_roles
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -13,6 +13,7 @@ DAAS_CONFIG = "/etc/jupyterhub/daas_config.py"
 load_subconfig(DAAS_CONFIG)  # noqa: F821 - provided by traitlets
 
 c.JupyterHub.spawner_class = "daas"
+c.JupyterHub.template_paths = [TEMPLATES]  # the home page shows when servers end, and shares them
 register_handlers()  # the spawner's endpoints (and the proposals endpoint for the services)
 # A bad file stops the hub here, naming the file and the field.
 c.DaaSSpawner.profiles = load_profiles("/etc/jupyterhub/profiles.yaml")

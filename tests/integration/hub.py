@@ -43,11 +43,12 @@ class Hub:
     as a site runs an unprivileged hub; None: as the tests (root).
     """
 
-    # The DaaS spawner with its hub endpoints; a hub of another spawner (a benchmark's peer) has none.
+    # The DaaS spawner with its hub endpoints and pages; a hub of another spawner (a benchmark's peer) has none.
     spawner_config: tuple[str, ...] = (
         'c.JupyterHub.spawner_class = "daas"',
-        "from daas_hub import register_handlers",
+        "from daas_hub import TEMPLATES, register_handlers",
         "register_handlers()",
+        "c.JupyterHub.template_paths = [TEMPLATES]",
     )
 
     def __init__(

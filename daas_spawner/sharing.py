@@ -1,0 +1,190 @@
+"""Sharing a running server with its proposal's team, on JupyterHub's own shares and scopes.
+
+A share is a JupyterHub `Share` (`access:servers!server=<owner>/<name>`): JupyterHub decides
+every request to the server from it, lists it in its sharing API and drops it when the guest
+leaves a shared-with group. This module adds the facility's rule, in the one place users can
+share from (`/hub/api/daas/shares/<owner>/<server>`; users get none of JupyterHub's `shares`
+scopes, so its own sharing API and share codes stay closed to them):
+
+- only a running server that works for a proposal, whose profile allows sharing, is shared;
+- only with that proposal's JupyterHub group, or with one member of it;
+- a person share ends when the person leaves the proposal's group (`follow_group_changes`:
+  groups are refreshed at login and token refresh), and every share ends with the server.
+
+A guest uses the server as its owner (the owner's files and data rights): that is why the
+circle is the proposal's team and nobody else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jupyterhub import orm
+from jupyterhub.apihandlers import APIHandler
+from jupyterhub.scopes import needs_scope
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import event
+from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm.attributes import get_history
+from tornado import web
+
+from .session import STATE_KEY, Session
+
+PATH = r"/api/daas/shares/([^/]+)/([^/]*)"
+# JupyterHub user and group names as this suite makes them: no spaces, quotes, slashes or control characters.
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,254}$"
+
+
+class ShareTarget(BaseModel):
+    """Whom to share with or revoke: exactly one of a group (the proposal's) or a user (a member of it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str | None = Field(None, pattern=NAME)
+    group: str | None = Field(None, pattern=NAME)
+
+    @model_validator(mode="after")
+    def _one(self) -> ShareTarget:
+        if (self.user is None) == (self.group is None):
+            raise ValueError("give exactly one of 'user' or 'group'")
+        return self
+
+
+def parse_target(body: bytes) -> ShareTarget:
+    """The request body as a ShareTarget, or HTTP 400 saying what is wrong."""
+    try:
+        return ShareTarget.model_validate(json.loads(body or b"null"))
+    except json.JSONDecodeError:
+        raise web.HTTPError(400, 'the body must be JSON: {"group": ...} or {"user": ...}') from None
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}" for error in err.errors()
+        )
+        raise web.HTTPError(400, f"Invalid share: {problems}") from None
+
+
+def share_group(orm_spawner: orm.Spawner) -> str | None:
+    """The group a server may be shared with, from its stored session (None: it may not be shared)."""
+    saved = ((orm_spawner.state or {}).get(STATE_KEY) or {}).get("session")
+    try:
+        return Session.model_validate(saved).share_group if saved else None
+    except ValidationError:
+        return None
+
+
+def members(db: DBSession, group: str | None, owner: str) -> list[str]:
+    """Whom the owner may share with one by one: the group's members but the owner."""
+    found = orm.Group.find(db, group) if group else None
+    return sorted(user.name for user in (found.users if found else []) if user.name != owner)
+
+
+def shares_model(orm_spawner: orm.Spawner, group: str | None, members: list[str]) -> dict[str, Any]:
+    """A server's shares as the API answers them and the home page shows them."""
+    return {
+        "server": f"{orm_spawner.user.name}/{orm_spawner.name}",
+        "group": group,
+        "members": members,
+        "shares": sorted(
+            ({"group": share.group.name} if share.group is not None else {"user": share.user.name})
+            for share in orm_spawner.shares
+            if share.group is not None or share.user is not None
+        ),
+    }
+
+
+class SharesAPIHandler(APIHandler):
+    """GET, POST and DELETE /hub/api/daas/shares/<owner>/<server>: who may use the server besides its owner.
+
+    Allowed for whoever may start and stop the server (`servers` on it: its owner, admins).
+    """
+
+    def _server(self, user_name: str, server_name: str) -> tuple[Any, str | None]:
+        """The live spawner and the group it may be shared with; 404 for a server that does not exist."""
+        user = self.find_user(user_name)
+        spawner = user.spawners.get(server_name) if user is not None else None
+        if spawner is None or spawner.orm_spawner is None or server_name not in user.orm_user.orm_spawners:
+            raise web.HTTPError(404, f"no server {user_name}/{server_name}")
+        return spawner, share_group(spawner.orm_spawner)
+
+    @needs_scope("servers")
+    async def get(self, user_name: str, server_name: str) -> None:
+        spawner, group = self._server(user_name, server_name)
+        self.write(shares_model(spawner.orm_spawner, group, members(self.db, group, user_name)))
+
+    @needs_scope("servers")
+    async def post(self, user_name: str, server_name: str) -> None:
+        target = parse_target(self.request.body)
+        spawner, group = self._server(user_name, server_name)
+        if not spawner.ready:
+            raise web.HTTPError(409, "only a running server can be shared (a share ends when the server stops)")
+        if group is None:
+            raise web.HTTPError(
+                403,
+                "this server cannot be shared: it works for no proposal, or its profile does not allow sharing",
+            )
+        share_with = self._allowed_target(target, group, user_name)
+        orm.Share.grant(self.db, spawner.orm_spawner, share_with)
+        self.log.info("%s shared %s/%s with %s", self.current_user.name, user_name, server_name, target)
+        self.write(shares_model(spawner.orm_spawner, group, members(self.db, group, user_name)))
+
+    def _allowed_target(self, target: ShareTarget, group: str, owner: str) -> orm.User | orm.Group:
+        """The user or group the rule lets this server be shared with; 400 with why for anyone else."""
+        if target.group is not None:
+            if target.group != group:
+                raise web.HTTPError(400, f"this server works for the proposal of group {group}: share with that group")
+            found = orm.Group.find(self.db, group)
+            if found is None:
+                raise web.HTTPError(400, f"group {group} has no members yet")
+            return found
+        user = orm.User.find(self.db, target.user)
+        if user is None or user.name == owner or group not in {g.name for g in user.groups}:
+            raise web.HTTPError(400, f"{target.user} is not a member of this server's proposal (group {group})")
+        return user
+
+    @needs_scope("servers")
+    async def delete(self, user_name: str, server_name: str) -> None:
+        target = parse_target(self.request.body)
+        spawner, group = self._server(user_name, server_name)
+        share_with = (
+            orm.Group.find(self.db, target.group) if target.group is not None else orm.User.find(self.db, target.user)
+        )
+        share = orm.Share.find(self.db, spawner.orm_spawner, share_with) if share_with is not None else None
+        if share is None:
+            raise web.HTTPError(404, f"{user_name}/{server_name} is not shared with {target.group or target.user}")
+        self.db.delete(share)
+        self.db.commit()
+        self.log.info("%s revoked the share of %s/%s with %s", self.current_user.name, user_name, server_name, target)
+        self.write(shares_model(spawner.orm_spawner, group, members(self.db, group, user_name)))
+
+
+def end_shares(db: DBSession, orm_spawner: orm.Spawner) -> None:
+    """Drop every share of a server that stops: the next server under that name may work for another proposal."""
+    if orm_spawner.shares or orm_spawner.share_codes:
+        for share in [*orm_spawner.shares, *orm_spawner.share_codes]:
+            db.delete(share)
+        db.commit()
+
+
+def _left_groups(session: DBSession) -> list[tuple[orm.User, orm.Group]]:
+    """(user, group) pairs whose membership this flush ends, seen from either side of the relation."""
+    left = []
+    for obj in session.dirty:
+        if isinstance(obj, orm.User):
+            left += [(obj, group) for group in get_history(obj, "groups").deleted]
+        elif isinstance(obj, orm.Group):
+            left += [(user, obj) for user in get_history(obj, "users").deleted]
+    return left
+
+
+def _end_shares_of_leavers(session: DBSession, flush_context: Any, instances: Any) -> None:
+    for user, group in _left_groups(session):
+        for share in list(user.shared_with_me):
+            if share.spawner is not None and share_group(share.spawner) == group.name:
+                session.delete(share)
+
+
+def follow_group_changes() -> None:
+    """End a person's shares of a proposal's servers when they leave the proposal's group (once per process)."""
+    if not event.contains(DBSession, "before_flush", _end_shares_of_leavers):
+        event.listen(DBSession, "before_flush", _end_shares_of_leavers)
