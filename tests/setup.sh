@@ -36,6 +36,10 @@ echo "setup: installing jupyterhub-daas[test,demo] with $JUPYTERHUB_REQ into $VE
 "$VENV/bin/python" -m pip install -q "$REPO[test,demo]" "$JUPYTERHUB_REQ" 2>&1 | grep -v "^WARNING: Location" || true
 "$VENV/bin/python" -c "import jupyterhub, daas_spawner; print('setup: JupyterHub', jupyterhub.__version__)"
 
+# The servers' JupyterLab part (lab/: the session's time left), built from npm beside the venv, kept between runs.
+echo "setup: building and installing the JupyterLab extension into $VENV"
+DAAS_LAB_BUILD=$PREFIX/lab-build bash "$REPO/lab/install.sh" "$VENV"
+
 if [[ ! -x $PREFIX/node/node_modules/.bin/configurable-http-proxy ]]; then
     echo "setup: installing configurable-http-proxy"
     mkdir -p "$PREFIX/node"
