@@ -36,8 +36,9 @@ ACCOUNTS=(alice bob carol daas-demo daas-hub slurmrest)
 while IFS=: read -r name _; do
     [[ $name =~ ^bench[0-9]+$ ]] && ACCOUNTS+=("$name")
 done </etc/passwd
-# Packages the project's scripts install that a fresh Debian image does not have.
+# Packages the project's scripts install that a fresh Debian image does not have (their dependencies go by autoremove).
 PACKAGE_PATTERNS=('slurm*' 'libslurm*' 'munge' 'libmunge*' 'chromium*' 'sudo'
+    'tigervnc-*' dbus-x11 'xfce4-*' xfwm4 xfdesktop4 'xfdesktop4-*'
     etcd-server containerd runc containernetworking-plugins mmdebstrap umoci conntrack 'golang-1.19*'
     golang-github-modern-go-reflect2-dev rabbitmq-server 'erlang-*')
 

@@ -169,3 +169,11 @@ def test_a_proposal_from_the_link_is_preselected(site):
 def test_the_user_office_warning_is_shown(site):
     page = render_form(template_environment(), [site.get("cpu")], None, warning="The user office <is> down")
     assert 'role="alert">The user office &lt;is&gt; down</div>' in page
+
+
+def test_render_names_desktop_environments(site):
+    cpu = site.get("cpu")
+    environments = [*cpu.environments, cpu.environments[0].model_copy(update={"id": "xfce", "kind": "desktop"})]
+    page = render_form(template_environment(), [cpu.model_copy(update={"environments": environments})], None)
+    assert '<option value="xfce">DaaS Python (remote desktop)</option>' in page
+    assert '<option value="daas">DaaS Python</option>' in page

@@ -320,3 +320,23 @@ def test_shell_and_directive_characters_rejected_in_every_field(site, field, pro
     with pytest.raises(OptionsError) as info:
         resolve_options(raw, site, MEMBER)
     assert info.value.field == field
+
+
+def test_a_desktop_environment_opens_the_desktop_instead_of_the_profiles_page():
+    raw = site_profiles_raw()
+    cpu = raw["profiles"][0]
+    cpu["default_url"] = "/lab"
+    cpu["environments"].append({"id": "xfce", "display_name": "Xfce", "prefix": "/opt/daas/venv", "kind": "desktop"})
+    site = parse_profiles(raw, "t")
+    assert resolve_options({"profile": "cpu"}, site, UserAccess()).default_url == "/lab"
+    desktop = resolve_options({"profile": "cpu", "environment": "xfce"}, site, UserAccess())
+    assert (desktop.environment.kind, desktop.default_url) == ("desktop", "/desktop/")
+
+
+def test_an_environment_kind_is_lab_or_desktop():
+    raw = site_profiles_raw()
+    raw["profiles"][0]["environments"][0]["kind"] = "vnc"
+    with pytest.raises(
+        ValueError, match=r"profiles\[cpu\]\.environments\[daas\]\.kind: Input should be 'lab' or 'desktop'"
+    ):
+        parse_profiles(raw, "t")
