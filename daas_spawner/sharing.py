@@ -1,18 +1,23 @@
 """Sharing a running server with its proposal's team, on JupyterHub's own shares and scopes.
 
 A share is a JupyterHub `Share` (`access:servers!server=<owner>/<name>`): JupyterHub decides
-every request to the server from it, lists it in its sharing API and drops it when the guest
-leaves a shared-with group. This module adds the facility's rule, in the one place users can
-share from (`/hub/api/daas/shares/<owner>/<server>`; users get none of JupyterHub's `shares`
-scopes, so its own sharing API and share codes stay closed to them):
+every request to the server from it and lists it in its sharing API. This module adds the
+facility's rule, in the one place users can share from (`/hub/api/daas/shares/<owner>/<server>`;
+users get none of JupyterHub's `shares` scopes, so its own sharing API and share codes stay
+closed to them):
 
 - only a running server that works for a proposal, whose profile allows sharing, is shared;
-- only with that proposal's JupyterHub group, or with one member of it;
-- a person share ends when the person leaves the proposal's group (`follow_group_changes`:
-  groups are refreshed at login and token refresh), and every share ends with the server.
+- only with that proposal's JupyterHub group (the team), or with one member of it;
+- a person's shares of the proposal's servers end when they leave its group, and every share
+  ends with the server (`follow_group_changes`: groups are refreshed at login and token refresh).
 
-A guest uses the server as its owner (the owner's files and data rights): that is why the
-circle is the proposal's team and nobody else.
+Sharing with the team grants the group a share and each member one of their own, and a member
+who joins later gets theirs as they join: JupyterHub (5.x to 6.1) honours a group's share for the
+person's browser session on the hub but not for the OAuth token the server checks, so a group
+share alone would not let the team in.
+
+A guest uses the server as its owner (the owner's files and data rights): that is why the circle
+is the proposal's team and nobody else.
 """
 
 from __future__ import annotations
@@ -125,6 +130,10 @@ class SharesAPIHandler(APIHandler):
             )
         share_with = self._allowed_target(target, group, user_name)
         orm.Share.grant(self.db, spawner.orm_spawner, share_with)
+        if isinstance(share_with, orm.Group):
+            for member in share_with.users:
+                if member.id != spawner.orm_spawner.user.id:
+                    orm.Share.grant(self.db, spawner.orm_spawner, member)
         self.log.info("%s shared %s/%s with %s", self.current_user.name, user_name, server_name, target)
         self.write(shares_model(spawner.orm_spawner, group, members(self.db, group, user_name)))
 
@@ -146,13 +155,21 @@ class SharesAPIHandler(APIHandler):
     async def delete(self, user_name: str, server_name: str) -> None:
         target = parse_target(self.request.body)
         spawner, group = self._server(user_name, server_name)
-        share_with = (
-            orm.Group.find(self.db, target.group) if target.group is not None else orm.User.find(self.db, target.user)
-        )
-        share = orm.Share.find(self.db, spawner.orm_spawner, share_with) if share_with is not None else None
-        if share is None:
+        dropped = [
+            share
+            for share in spawner.orm_spawner.shares
+            if (share.group is not None and share.group.name == target.group)
+            or (share.user is not None and share.user.name == target.user)
+        ]
+        if not dropped:
             raise web.HTTPError(404, f"{user_name}/{server_name} is not shared with {target.group or target.user}")
-        self.db.delete(share)
+        if target.group is not None:  # the team's share: its members' own go with it
+            team = {user.id for user in dropped[0].group.users}
+            dropped += [
+                share for share in spawner.orm_spawner.shares if share.user is not None and share.user.id in team
+            ]
+        for share in dropped:
+            self.db.delete(share)
         self.db.commit()
         self.log.info("%s revoked the share of %s/%s with %s", self.current_user.name, user_name, server_name, target)
         self.write(shares_model(spawner.orm_spawner, group, members(self.db, group, user_name)))
@@ -166,25 +183,45 @@ def end_shares(db: DBSession, orm_spawner: orm.Spawner) -> None:
         db.commit()
 
 
-def _left_groups(session: DBSession) -> list[tuple[orm.User, orm.Group]]:
-    """(user, group) pairs whose membership this flush ends, seen from either side of the relation."""
-    left = []
-    for obj in session.dirty:
+def _membership_changes(session: DBSession) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+    """(user, group) pairs whose membership this flush begins and ends, seen from either side of the relation."""
+    joined, left = [], []
+    for obj in session.dirty | session.new:
         if isinstance(obj, orm.User):
-            left += [(obj, group) for group in get_history(obj, "groups").deleted]
+            history = get_history(obj, "groups")
+            joined += [(obj, group) for group in history.added]
+            left += [(obj, group) for group in history.deleted]
         elif isinstance(obj, orm.Group):
-            left += [(user, obj) for user in get_history(obj, "users").deleted]
-    return left
+            history = get_history(obj, "users")
+            joined += [(user, obj) for user in history.added]
+            left += [(user, obj) for user in history.deleted]
+    return joined, left
 
 
-def _end_shares_of_leavers(session: DBSession, flush_context: Any, instances: Any) -> None:
-    for user, group in _left_groups(session):
+def _follow_memberships(session: DBSession, flush_context: Any, instances: Any) -> None:
+    joined, left = _membership_changes(session)
+    for user, group in left:
         for share in list(user.shared_with_me):
             if share.spawner is not None and share_group(share.spawner) == group.name:
                 session.delete(share)
+    for user, group in joined:
+        for team_share in group.shared_with_me:
+            server = team_share.spawner
+            if server is None or server.user is user or share_group(server) != group.name:
+                continue
+            if not any(share.user is user for share in server.shares):  # (orm.Share.grant commits: not here)
+                session.add(
+                    orm.Share(
+                        created_at=orm.Share.now(),
+                        owner=server.user,
+                        spawner=server,
+                        user=user,
+                        scopes=team_share.scopes,
+                    )
+                )
 
 
 def follow_group_changes() -> None:
-    """End a person's shares of a proposal's servers when they leave the proposal's group (once per process)."""
-    if not event.contains(DBSession, "before_flush", _end_shares_of_leavers):
-        event.listen(DBSession, "before_flush", _end_shares_of_leavers)
+    """Keep the team's members' shares in step with the proposal's group (once per process)."""
+    if not event.contains(DBSession, "before_flush", _follow_memberships):
+        event.listen(DBSession, "before_flush", _follow_memberships)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from jupyterhub import orm
+from jupyterhub import orm, roles, scopes
 from tornado import web
 
 from daas_spawner import sharing
@@ -121,3 +121,56 @@ def test_a_stopping_server_ends_its_shares(db):
     sharing.end_shares(db, shared)
 
     assert orm.Share.find(db, shared, bob) is None and bob.shared_with_me == []
+
+
+def test_a_member_who_joins_gets_a_share_of_the_teams_servers(db):
+    alice, carol = orm.User(name="alice"), orm.User(name="carol")
+    team_a, team_b = orm.Group(name="proposal-a"), orm.Group(name="proposal-b")
+    db.add_all([alice, carol, team_a, team_b])
+    alice.groups = [team_a, team_b]
+    db.commit()
+    shared, other = server(db, alice, "a", "proposal-a"), server(db, alice, "b", "proposal-b")
+    orm.Share.grant(db, shared, team_a)
+    orm.Share.grant(db, other, team_a)  # (an admin's share outside the rule: not followed)
+
+    carol.groups = [team_a, team_b]  # carol joins both at her next login
+    db.commit()
+
+    joined = orm.Share.find(db, shared, carol)
+    assert joined is not None and joined.scopes == ["access:servers!server=alice/a"]
+    assert orm.Share.find(db, other, carol) is None
+    assert orm.Share.find(db, shared, alice) is None  # the owner needs none
+
+
+def test_team_members_reach_the_server_with_the_token_it_checks(db):
+    """Why each member gets a share of their own: JupyterHub does not count a group's share for tokens.
+
+    Should JupyterHub come to count it, the second assertion fails: the members' own shares can then go.
+    """
+    roles.create_role(db, {"name": "user", "scopes": ["self"]})
+    alice, bob = orm.User(name="alice"), orm.User(name="bob")
+    team = orm.Group(name="proposal-a")
+    db.add_all([alice, bob, team])
+    db.commit()
+    for person in (alice, bob):
+        roles.assign_default_roles(db, person)
+    client = orm.OAuthClient(identifier="jupyterhub-user-alice-a")
+    db.add(client)
+    db.commit()
+    shared = server(db, alice, "a", "proposal-a")
+    shared.oauth_client_id = client.identifier
+    bob.groups = [team]
+    db.commit()
+    orm.Share.grant(db, shared, team)
+    token = orm.APIToken.find(
+        db, orm.APIToken.new(user=bob, scopes=["access:servers!server=alice/a"], client_id=client.identifier)
+    )
+    assert "access:servers!server=alice/a" in scopes.get_scopes_for(bob)  # the hub's own pages
+    assert "access:servers!server=alice/a" not in scopes.get_scopes_for(token)  # the server's check
+
+    bob.groups = []
+    db.commit()
+    bob.groups = [team]  # as he joins (the team's share exists): his own share
+    db.commit()
+
+    assert "access:servers!server=alice/a" in scopes.get_scopes_for(token)
