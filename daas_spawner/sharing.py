@@ -90,10 +90,12 @@ def shares_model(orm_spawner: orm.Spawner, group: str | None, members: list[str]
         "server": f"{orm_spawner.user.name}/{orm_spawner.name}",
         "group": group,
         "members": members,
-        "shares": sorted(
-            ({"group": share.group.name} if share.group is not None else {"user": share.user.name})
-            for share in orm_spawner.shares
-            if share.group is not None or share.user is not None
+        "shares": [  # the team first, then its members by name
+            {"group": share.group.name} for share in orm_spawner.shares if share.group is not None
+        ]
+        + sorted(
+            ({"user": share.user.name} for share in orm_spawner.shares if share.user is not None),
+            key=lambda share: share["user"],
         ),
     }
 

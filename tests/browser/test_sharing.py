@@ -109,7 +109,7 @@ def test_alice_shares_with_her_proposal_and_its_members_only(browser: Browser, s
     row.get_by_role("button", name="Share with the proposal's team").click()
     expect(alice.locator('tr.daas-session[data-server=""]')).to_contain_text(f"{TEAM} (the proposal's team)")
     screenshot(alice, "sharing-01-alice-shared-with-her-team")
-    assert shares(hub, alices).json()["shares"] == [{"group": TEAM}]
+    assert shares(hub, alices).json()["shares"] == [{"group": TEAM}, {"user": "bob"}]  # the team, each member
 
     # bob, a member, opens it and runs a cell
     bob_context = browser.new_context()
@@ -150,28 +150,30 @@ def test_alice_shares_with_her_proposal_and_its_members_only(browser: Browser, s
         f"{hub.api_url}/shares/alice/", headers={"Authorization": f"token {alices}"}, json={"user": "carol"}
     )
     assert own_api.status_code == 403, own_api.text  # JupyterHub's own sharing API stays closed to users
-    assert shares(hub, alices).json()["shares"] == [{"group": TEAM}]
+    assert shares(hub, alices).json()["shares"] == [{"group": TEAM}, {"user": "bob"}]
     assert http.get(f"{hub.url}/user/alice/lab", follow_redirects=True).status_code in (403, 404)
 
     # alice revokes: bob is refused at his next request after the server's short trust
     assert status_for(bob, hub) == 200
     alice.goto(f"{hub.url}/hub/home")
-    alice.locator('tr.daas-session[data-server=""]').get_by_role("button", name="revoke").click()
+    alice.locator('tr.daas-session[data-server=""] button.daas-revoke[data-kind="group"]').click()
     expect(alice.locator('tr.daas-session[data-server=""]')).to_contain_text("only you")
     revoked = time.monotonic()
     wait_for(lambda: status_for(bob, hub) == 403, ACCESS_CHECK + 10, "bob to be refused")
     print(f"bob refused {time.monotonic() - revoked:.1f} s after the revocation")
 
-    # shared with bob in person (and the team again); he leaves the proposal: refused after his token refresh
-    assert share(hub, alices, {"user": "bob"}).status_code == 200
+    assert shares(hub, alices).json()["shares"] == []  # the members' shares went with the team's
+
+    # shared with the team again; bob leaves the proposal: refused after his token refresh
     assert share(hub, alices, {"group": TEAM}).status_code == 200
     wait_for(lambda: status_for(bob, hub) == 200, ACCESS_CHECK + 10, "bob to be let in again")
     set_membership(site, "bob", member=False)
     left = time.monotonic()
     wait_for(lambda: status_for(bob, hub) == 403, PROPOSALS_MAX_AGE + ACCESS_CHECK + 20, "bob to be refused")
     print(f"bob refused {time.monotonic() - left:.1f} s after leaving the proposal")
-    assert TEAM not in {g for g in hub.user_model("bob")["groups"]}
+    assert TEAM not in hub.user_model("bob")["groups"]
     assert shares(hub, alices).json()["shares"] == [{"group": TEAM}]  # his own share ended with his membership
+    assert share(hub, alices, {"user": "bob"}).status_code == 400  # and he may not be given another
 
     # every share ends with the server
     hub.stop_server("alice")
