@@ -109,9 +109,9 @@ class SharesAPIHandler(APIHandler):
     def _server(self, user_name: str, server_name: str) -> tuple[Any, str | None]:
         """The live spawner and the group it may be shared with; 404 for a server that does not exist."""
         user = self.find_user(user_name)
-        spawner = user.spawners.get(server_name) if user is not None else None
-        if spawner is None or spawner.orm_spawner is None or server_name not in user.orm_user.orm_spawners:
+        if user is None or server_name not in user.orm_user.orm_spawners:
             raise web.HTTPError(404, f"no server {user_name}/{server_name}")
+        spawner = user.spawners[server_name]  # made from its row if this hub has not used it yet
         return spawner, share_group(spawner.orm_spawner)
 
     @needs_scope("servers")
