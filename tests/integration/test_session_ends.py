@@ -7,6 +7,7 @@ lifetime passed while the hub was down. The home page says when each server ends
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ def home_row(hub: Hub, user: str, server: str) -> str:
         page = browser.get("/hub/home").text
     row = re.search(rf'<tr class="daas-session" data-server="{server}">(.*?)</tr>', page, re.S)
     assert row, f"no session row for {user}/{server} on the home page:\n{page[-3000:]}"
-    return " ".join(re.sub(r"<[^>]+>", " ", row.group(1)).split())
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", row.group(1))).split())
 
 
 def test_an_idle_server_stops_itself_but_not_while_a_cell_runs(hub: Hub) -> None:
