@@ -54,6 +54,20 @@ def db():
     session.close()
 
 
+def people(db, *names: str) -> list[orm.User]:
+    found = [orm.User(name=name) for name in names]
+    db.add_all(found)
+    db.commit()
+    return found
+
+
+def teams(db, *names: str) -> list[orm.Group]:
+    found = [orm.Group(name=name) for name in names]
+    db.add_all(found)
+    db.commit()
+    return found
+
+
 def server(db, owner: orm.User, name: str, share_group: str | None) -> orm.Spawner:
     stored = {"session": Session(profile="p", started_at=0, share_group=share_group).model_dump()}
     spawner = orm.Spawner(user=owner, name=name, state={STATE_KEY: stored})
@@ -63,9 +77,8 @@ def server(db, owner: orm.User, name: str, share_group: str | None) -> orm.Spawn
 
 
 def test_a_person_leaving_the_proposal_loses_their_shares_of_its_servers_only(db):
-    alice, bob = orm.User(name="alice"), orm.User(name="bob")
-    team_a, team_b = orm.Group(name="proposal-a"), orm.Group(name="proposal-b")
-    db.add_all([alice, bob, team_a, team_b])
+    alice, bob = people(db, "alice", "bob")
+    team_a, team_b = teams(db, "proposal-a", "proposal-b")
     bob.groups = [team_a, team_b]
     db.commit()
     for_a, for_b = server(db, alice, "a", "proposal-a"), server(db, alice, "b", "proposal-b")
@@ -82,9 +95,8 @@ def test_a_person_leaving_the_proposal_loses_their_shares_of_its_servers_only(db
 
 
 def test_removal_from_the_group_side_ends_the_share_too(db):
-    alice, bob = orm.User(name="alice"), orm.User(name="bob")
-    team = orm.Group(name="proposal-a")
-    db.add_all([alice, bob, team])
+    alice, bob = people(db, "alice", "bob")
+    (team,) = teams(db, "proposal-a")
     team.users = [bob]
     db.commit()
     shared = server(db, alice, "a", "proposal-a")
@@ -97,9 +109,8 @@ def test_removal_from_the_group_side_ends_the_share_too(db):
 
 
 def test_shares_of_servers_without_a_share_group_are_left_to_their_owner(db):
-    alice, bob = orm.User(name="alice"), orm.User(name="bob")
-    team = orm.Group(name="proposal-a")
-    db.add_all([alice, bob, team])
+    alice, bob = people(db, "alice", "bob")
+    (team,) = teams(db, "proposal-a")
     bob.groups = [team]
     db.commit()
     other = server(db, alice, "other", None)  # e.g. shared by an admin through JupyterHub's own API
@@ -112,9 +123,7 @@ def test_shares_of_servers_without_a_share_group_are_left_to_their_owner(db):
 
 
 def test_a_stopping_server_ends_its_shares(db):
-    alice, bob = orm.User(name="alice"), orm.User(name="bob")
-    db.add_all([alice, bob])
-    db.commit()
+    alice, bob = people(db, "alice", "bob")
     shared = server(db, alice, "a", "proposal-a")
     orm.Share.grant(db, shared, bob)
 
@@ -124,9 +133,8 @@ def test_a_stopping_server_ends_its_shares(db):
 
 
 def test_a_member_who_joins_gets_a_share_of_the_teams_servers(db):
-    alice, carol = orm.User(name="alice"), orm.User(name="carol")
-    team_a, team_b = orm.Group(name="proposal-a"), orm.Group(name="proposal-b")
-    db.add_all([alice, carol, team_a, team_b])
+    alice, carol = people(db, "alice", "carol")
+    team_a, team_b = teams(db, "proposal-a", "proposal-b")
     alice.groups = [team_a, team_b]
     db.commit()
     shared, other = server(db, alice, "a", "proposal-a"), server(db, alice, "b", "proposal-b")
@@ -148,10 +156,8 @@ def test_team_members_reach_the_server_with_the_token_it_checks(db):
     Should JupyterHub come to count it, the second assertion fails: the members' own shares can then go.
     """
     roles.create_role(db, {"name": "user", "scopes": ["self"]})
-    alice, bob = orm.User(name="alice"), orm.User(name="bob")
-    team = orm.Group(name="proposal-a")
-    db.add_all([alice, bob, team])
-    db.commit()
+    alice, bob = people(db, "alice", "bob")
+    (team,) = teams(db, "proposal-a")
     for person in (alice, bob):
         roles.assign_default_roles(db, person)
     client = orm.OAuthClient(identifier="jupyterhub-user-alice-a")
