@@ -52,11 +52,13 @@ def profile(profile_id: str, flavors: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+IDLE = "vm-idle"  # ends after a minute without activity: the hub deletes the VM its server left
 PROFILES = {
     "default_profile": CPU,
     "profiles": [
         profile(CPU, [{"name": "daas.small", "display_name": "Small"}, {"name": "daas.medium"}, {"name": "daas.huge"}]),
         profile(GPU, [{"name": "daas.gpu.a100", "display_name": "One A100"}]),
+        profile(IDLE, [{"name": "daas.small"}]) | {"idle_timeout": "1m"},
     ],
 }
 

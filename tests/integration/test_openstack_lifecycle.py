@@ -1,6 +1,6 @@
 """The life of OpenStack servers across hub restarts and cloud faults (tests/cluster/openstack.sh): re-attach,
-VMs deleted outside the hub, lifetimes that end while the hub is down, orphans, a hub killed mid-create,
-and Keystone down. Each test has its own site (hub), so restarts and faults do not leak between tests.
+VMs deleted outside the hub, lifetimes that end while the hub is down, idle servers, orphans, a hub killed
+mid-create, and Keystone down. Each test has its own site (hub), so restarts and faults do not leak between tests.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from .hub import Hub
 from .openstack import service, wait_booted
-from .os_site import CPU, OpenStackSite
+from .os_site import CPU, IDLE, OpenStackSite
 from .process import wait_for
 
 INTERVAL = 3.0
@@ -78,6 +78,21 @@ def test_a_lifetime_that_ends_while_the_hub_is_down_is_enforced_at_its_start(sit
     hub.wait_stopped("alice", timeout=30)
     site.admin.wait_gone(server["id"], timeout=30)
     assert "reached the end of its lifetime" in last_end(hub, "alice")
+
+
+def test_the_hub_deletes_the_vm_of_a_server_that_ended_itself_when_idle(site: OpenStackSite) -> None:
+    hub = site.hub
+    assert hub.spawn("carol", {"profile": IDLE}).status_code in (201, 202)
+    hub.wait_ready("carol")
+    vm = site.admin.server_of("carol")["id"]
+    started = time.monotonic()
+    # The server stops itself within about two minutes; the VM stays until the hub, seeing no activity for the
+    # timeout, a report interval (30 s) and the server's own check (60 s), ends it.
+    hub.wait_stopped("carol", timeout=240)
+    waited = time.monotonic() - started
+    assert waited >= 60 + 30 + 60 - 10, f"the hub ended the VM after {waited:.0f} s: before the idle time was up"
+    assert vm not in [server["id"] for server in site.admin.servers()]
+    assert "after 1 min without activity (the idle timeout of profile 'vm-idle')" in last_end(hub, "carol")
 
 
 def test_a_tagged_vm_no_server_owns_is_deleted_by_the_reconciliation(site: OpenStackSite) -> None:
