@@ -11,12 +11,12 @@ from .conftest import log_in, screenshot
 
 
 def test_home_page_and_jupyterlab_show_the_end_and_warn_before_it(browser: Browser, hub: Hub) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    log_in(page, hub, "carol")
     # A 10-minute job: its end is within the 15 minutes before which JupyterLab warns.
     response = hub.spawn("carol", {"profile": "cpu", "walltime": "0:10:00"})
     assert response.status_code in (201, 202), response.text
     hub.wait_ready("carol")
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
-    log_in(page, hub, "carol")
 
     page.goto(f"{hub.url}/hub/home")
     ends = page.locator('tr.daas-session[data-server=""] .daas-ends')

@@ -8,6 +8,7 @@ decided by JupyterHub on every request to the server.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -108,18 +109,20 @@ def test_alice_shares_with_her_proposal_and_its_members_only(browser: Browser, s
     expect(row).to_contain_text("only you")
     row.get_by_role("button", name="Share with the proposal's team").click()
     expect(alice.locator('tr.daas-session[data-server=""]')).to_contain_text(f"{TEAM} (the proposal's team)")
+    expect(alice.locator("#daas-shared-with-me")).to_have_count(0)  # her own server, through her team: not listed
     screenshot(alice, "sharing-01-alice-shared-with-her-team")
-    assert shares(hub, alices).json()["shares"] == [{"group": TEAM}, {"user": "bob"}]  # the team, each member
+    assert shares(hub, alices).json()["shares"] == [{"group": TEAM}]  # no other member has logged in yet
 
-    # bob, a member, opens it and runs a cell
+    # bob, a member, logs in (and gets his own share as he joins the group), opens it and runs a cell
     bob_context = browser.new_context()
     bob = oidc_log_in(bob_context, hub, "bob")
+    assert shares(hub, alices).json()["shares"] == [{"group": TEAM}, {"user": "bob"}]
     bob.goto(f"{hub.url}/hub/home")
-    expect(bob.locator("#daas-shared-with-me")).to_contain_text("alice/default")
+    expect(bob.locator("#daas-shared-with-me li")).to_have_text(["alice/default"])  # once, by the team and to him
     bob.goto(f"{hub.url}/user/alice/lab/tree/shared.ipynb")
     bob.get_by_role("button", name="Authorize").click()  # JupyterHub asks once before another's server
-    cell = bob.locator(".jp-Notebook .jp-Cell").first
-    cell.locator(".cm-content").click(timeout=120_000)
+    expect(bob.get_by_text(re.compile(r"Python 3 \(ipykernel\) \| Idle"))).to_be_visible(timeout=120_000)
+    bob.locator(".jp-Notebook .jp-Cell").first.locator(".cm-content").click()
     bob.keyboard.press("Shift+Enter")
     expect(bob.locator(".jp-OutputArea-output").first).to_contain_text("42", timeout=120_000)
     screenshot(bob, "sharing-02-bob-ran-a-cell-in-alices-server")
