@@ -19,16 +19,9 @@ esac
 
 bash tests/setup.sh
 DAAS_VENV=$PREFIX/venv-jh5 DAAS_JUPYTERHUB="jupyterhub>=5,<6" bash tests/setup.sh
-# Browser tests drive Debian's Chromium (Playwright cannot download browsers here); `desktop` environments serve
-# a TigerVNC server running a light Xfce session, through jupyter-remote-desktop-proxy (in the venv).
-browser_packages=(chromium tigervnc-standalone-server dbus-x11 xfce4-session xfwm4 xfce4-panel xfdesktop4)
-missing=()
-for pkg in "${browser_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 bash tests/cluster/slurm.sh start
 trap 'bash tests/cluster/slurm.sh stop' EXIT

@@ -13,17 +13,27 @@ JUPYTERHUB_REQ=${DAAS_JUPYTERHUB:-jupyterhub}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export DEBIAN_FRONTEND=noninteractive
 
+# install_missing [apt-get option ...] -- PACKAGE ...: install those of the packages that are not installed yet.
+install_missing() {
+    local options=() missing=() pkg
+    while [[ $1 != -- ]]; do options+=("$1"); shift; done
+    shift
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "setup: installing ${missing[*]}"
+        apt-get update -qq
+        apt-get install -y -qq "${options[@]}" "${missing[@]}" >/dev/null
+    fi
+}
+
 packages=(python3 python3-venv sudo procps curl systemd)  # systemd: its offline unit check (systemd-analyze)
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
-missing=()
-for pkg in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-    echo "setup: installing ${missing[*]}"
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing -- "${packages[@]}"
+# What `desktop` environments serve (through jupyter-remote-desktop-proxy, in the venv): a TigerVNC server running a
+# light Xfce session, without the recommended extras.
+install_missing --no-install-recommends -- tigervnc-standalone-server dbus-x11 xfce4-session xfwm4 xfce4-panel xfdesktop4
 
 mkdir -p "$PREFIX"
 chmod 755 "$PREFIX"

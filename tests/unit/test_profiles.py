@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
     "name, default_profile, profile_ids",
     [
         ("facility.yaml", "cpu", ["cpu", "gpu", "power9"]),
-        ("demo.yaml", "lab", ["lab", "notebook"]),
+        ("demo.yaml", "lab", ["lab", "notebook", "desktop"]),
     ],
 )
 def test_example_files_load(name, default_profile, profile_ids):
