@@ -84,12 +84,12 @@ def members(db: DBSession, group: str | None, owner: str) -> list[str]:
     return sorted(user.name for user in (found.users if found else []) if user.name != owner)
 
 
-def shares_model(orm_spawner: orm.Spawner, group: str | None, members: list[str]) -> dict[str, Any]:
+def shares_model(orm_spawner: orm.Spawner, group: str | None, member_names: list[str]) -> dict[str, Any]:
     """A server's shares as the API answers them and the home page shows them."""
     return {
         "server": f"{orm_spawner.user.name}/{orm_spawner.name}",
         "group": group,
-        "members": members,
+        "members": member_names,
         "shares": [  # the team first, then its members by name
             {"group": share.group.name} for share in orm_spawner.shares if share.group is not None
         ]
