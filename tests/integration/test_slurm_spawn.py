@@ -123,4 +123,7 @@ def test_apptainer_environment_runs_the_server_through_apptainer_exec(slurm_hub:
     calls = slurm_hub.apptainer_log.read_text().splitlines()
     assert len(calls) == 1
     assert calls[0].startswith("exec --bind=/tmp:/scratch:ro /images/daas.sif python3 -c ")
-    assert calls[0].rstrip().endswith(" jupyterhub-singleuser")
+    # The launcher, then the server with its session's settings (the cpu profile's idle timeout is an hour).
+    server = calls[0].rstrip().rsplit(" jupyterhub-singleuser ", 1)[1].split(" ")
+    assert all(re.fullmatch(r"--[A-Za-z]+\.[a-z_]+=[A-Za-z0-9]+", arg) for arg in server), server
+    assert "--ServerApp.shutdown_no_activity_timeout=3600" in server
