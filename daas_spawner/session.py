@@ -132,19 +132,16 @@ def idle_over(session: Session, now: float, last_activity: float | None) -> str 
     The server reports activity every `activity_interval`, and ends itself within a minute of the
     timeout; the hub waits for both before it decides.
     """
-    if session.idle_timeout is None:
-        return None
-    since = max(session.started_at, last_activity or 0.0)
-    if now - since < session.idle_timeout + session.activity_interval + IDLE_CHECK:
+    ends = session.idle_ends_at(last_activity)
+    if ends is None or now < ends + session.activity_interval + IDLE_CHECK:
         return None
     return idle_message(session)
 
 
 def ended_idle(session: Session, now: float, last_activity: float | None) -> bool:
     """Whether a server that ended on its own most likely ended for being idle (its last activity is that old)."""
-    if session.idle_timeout is None:
-        return False
-    return now - max(session.started_at, last_activity or 0.0) >= session.idle_timeout
+    ends = session.idle_ends_at(last_activity)
+    return ends is not None and now >= ends
 
 
 def idle_message(session: Session) -> str:
