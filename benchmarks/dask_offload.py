@@ -132,12 +132,12 @@ def main() -> None:
     hub = Hub(
         workdir / "hub",
         f"""
-        from daas_hub import dask_service, service_roles
+        from daas_hub import add_service_roles, dask_service
         c.JupyterHub.log_level = "INFO"
         c.JupyterHub.services.append(
             dask_service("{workdir / "daas_config.py"}", url="http://127.0.0.1:{service_port}")
         )
-        c.JupyterHub.load_roles += service_roles("daas-dask")
+        add_service_roles(c, "daas-dask")
         """,
     )
     again = plain_process()

@@ -7,7 +7,7 @@ answer for the person's stable `sub`; never a name people choose at their provid
 At login and at refresh the person's proposals are assembled from the identity claims
 (claim rules) and the user office (with its metadata), stored in the encrypted auth_state
 and mirrored as JupyterHub groups (`proposal-<id>`), so roles, sharing and the spawner's
-profile restrictions can use them.
+profile restrictions can use them; the identity provider's own groups stay beside them.
 
 Tokens are renewed only once they have expired: renewing early would rotate the refresh
 token under servers that were handed the current one.
@@ -34,7 +34,7 @@ from daas_core.proposals import Proposal, proposals_from_auth_state
 
 from .accounts import NoAccount, account_name
 from .discovery import DiscoveryError, discovery_url, endpoints_from_discovery
-from .proposals import ClaimRule, merge_proposals, proposals_from_claims
+from .proposals import ClaimRule, claim_value, merge_proposals, proposals_from_claims
 from .useroffice import ProposalCache, UserOffice, UserOfficeError
 
 ACCOUNT_OFFICE_DOWN = (
@@ -135,7 +135,9 @@ class DaaSAuthenticator(GenericOAuthenticator):
     proposal_group_template = Unicode(
         "proposal-{id}",
         config=True,
-        help="Name of the JupyterHub group that mirrors a proposal; `{id}` is the proposal id.",
+        help="""Name of the JupyterHub group that mirrors a proposal; `{id}` is the proposal id, with fixed
+        text around it. Groups named that way come from people's proposals only: the identity provider's
+        groups that look like one are dropped (logged), since proposal groups decide sharing.""",
     )
     allow_proposal_members = Bool(
         True,
@@ -159,6 +161,16 @@ class DaaSAuthenticator(GenericOAuthenticator):
     @default("login_service")
     def _login_service_default(self) -> str:
         return "your facility account"
+
+    @validate("proposal_group_template")
+    def _valid_group_template(self, proposal: Any) -> str:
+        prefix, found, suffix = proposal.value.partition("{id}")
+        if not found or not (prefix or suffix) or any(brace in prefix + suffix for brace in "{}"):
+            raise TraitError(
+                f"proposal_group_template {proposal.value!r} must hold {{id}} once with fixed text around it "
+                "(e.g. 'proposal-{id}'): the text keeps proposal groups apart from the identity provider's groups"
+            )
+        return proposal.value
 
     @validate("proposal_claim_rules")
     def _valid_rules(self, proposal: Any) -> list[dict[str, Any]]:
@@ -307,7 +319,35 @@ class DaaSAuthenticator(GenericOAuthenticator):
         return identity.as_auth_state()
 
     async def get_user_groups(self, auth_state: dict[str, Any]) -> set[str]:
-        return {self.proposal_group_template.format(id=p.id) for p in proposals_from_auth_state(auth_state)}
+        """The identity provider's groups, so `admin_groups`, `allowed_groups` and the site's roles work,
+        and one group per proposal (`proposal_group_template`)."""
+        proposals = {self.proposal_group_template.format(id=p.id) for p in proposals_from_auth_state(auth_state)}
+        return await self._provider_groups(auth_state) | proposals
+
+    async def _provider_groups(self, auth_state: dict[str, Any]) -> set[str]:
+        """The groups oauthenticator reads (`auth_state_groups_key`, `claim_groups_key`) that name no proposal.
+
+        A value a claim rule reads as a proposal is that proposal's group already. A group named like a
+        proposal group is dropped and logged: only people's proposals make those, since the proposal's
+        team shares servers through its group.
+        """
+        key = self.auth_state_groups_key
+        if isinstance(key, str) and claim_value(auth_state, key) is None:
+            return set()  # no groups claim (a person in no group, a provider that sends none): nothing to log
+        rules = self.claim_rules()
+        prefix, _, suffix = self.proposal_group_template.partition("{id}")
+        groups = set()
+        for name in await super().get_user_groups(auth_state):
+            if not isinstance(name, str) or any(re.fullmatch(rule.pattern, name) for rule in rules):
+                continue
+            if name.startswith(prefix) and name.endswith(suffix) and len(name) >= len(prefix) + len(suffix):
+                person = (auth_state.get(self.user_auth_state_key) or {}).get(self.person_id_claim)
+                self.log.warning(
+                    "Group %r from the login of %s dropped: only proposals make groups so named", name, person
+                )
+                continue
+            groups.add(name)
+        return groups
 
     async def check_allowed(self, username: str, auth_model: dict[str, Any] | None) -> bool:
         if await super().check_allowed(username, auth_model):

@@ -35,7 +35,7 @@ class ClaimRule(BaseModel):
         return pattern
 
     def ids(self, claims: Mapping[str, Any]) -> list[str]:
-        value = _claim(claims, self.claim)
+        value = claim_value(claims, self.claim)
         values = value if isinstance(value, list) else [value]
         compiled = re.compile(self.pattern)
         found = []
@@ -46,7 +46,8 @@ class ClaimRule(BaseModel):
         return found
 
 
-def _claim(claims: Mapping[str, Any], path: str) -> Any:
+def claim_value(claims: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (`realm_access.roles`), or None where the path ends early."""
     node: Any = claims
     for key in path.split("."):
         node = node.get(key) if isinstance(node, Mapping) else None

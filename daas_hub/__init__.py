@@ -4,6 +4,6 @@ The one package that imports the authenticator, the spawner and the services tog
 imports it.
 """
 
-from .setup import TEMPLATES, custom_scopes, dask_service, data_service, register_handlers, service_roles
+from .setup import TEMPLATES, add_service_roles, custom_scopes, dask_service, data_service, register_handlers
 
-__all__ = ["TEMPLATES", "custom_scopes", "dask_service", "data_service", "register_handlers", "service_roles"]
+__all__ = ["TEMPLATES", "add_service_roles", "custom_scopes", "dask_service", "data_service", "register_handlers"]

@@ -50,14 +50,14 @@ if issuer:
     # Each proposal's data (examples/demo/make_data.py made it): links in every server, and the
     # daas-data service to browse it (examples/demo/daas_config.py).
     from daas_core.mounts import load_data_locations
-    from daas_hub import custom_scopes, data_service, service_roles
+    from daas_hub import add_service_roles, custom_scopes, data_service
 
     c.DaaSSpawner.data_locations = load_data_locations(os.path.join(repo, "examples", "demo", "data.yaml"))
     data_url = f"http://127.0.0.1:{os.environ.get('DAAS_DEMO_DATA_PORT', '8002')}"
     data_config = os.path.join(repo, "examples", "demo", "daas_config.py")  # the same data.yaml, the reader's account
     c.JupyterHub.services = [data_service(data_config, url=data_url, environment={"DAAS_DEMO_MODE": mode})]
     c.JupyterHub.custom_scopes = custom_scopes()
-    c.JupyterHub.load_roles = service_roles("daas-data")
+    add_service_roles(c, "daas-data")
 else:
     c.JupyterHub.authenticator_class = "dummy"
     c.DummyAuthenticator.password = os.environ.get("DAAS_DEMO_PASSWORD", "daas-demo")

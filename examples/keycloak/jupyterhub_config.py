@@ -39,8 +39,11 @@ c.KeycloakAuthenticator.user_office = HttpUserOffice(
 )
 c.KeycloakAuthenticator.proposals_max_age = 600  # ask the user office again after 10 minutes
 c.KeycloakAuthenticator.admin_users = {"jupyterhub-admin"}
+# The realm's groups (the `groups` claim, full paths) are hub groups too, beside the proposals' groups:
+# c.KeycloakAuthenticator.admin_groups = {"/jupyterhub-admins"}  # members are hub admins
 # Proposal members may log in (allow_proposal_members); staff outside proposals by group or name:
 c.KeycloakAuthenticator.allowed_users = {"beamline-scientist"}
+# c.KeycloakAuthenticator.allowed_groups = {"/staff"}
 
 # One server per proposal ("proposal-20231234"), each showing its proposal's title.
 c.JupyterHub.allow_named_servers = True

@@ -4,7 +4,7 @@ Copy and adapt: the cloud's clouds.yaml entry, the profile file, how VMs reach t
 """
 
 from daas_core.mounts import load_data_locations
-from daas_hub import TEMPLATES, custom_scopes, dask_service, data_service, register_handlers, service_roles
+from daas_hub import TEMPLATES, add_service_roles, custom_scopes, dask_service, data_service, register_handlers
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -38,5 +38,5 @@ c.OpenStackBackend.identity_source = "passwd"
 c.DaaSSpawner.data_locations = load_data_locations(c.DataService.data_locations)
 c.JupyterHub.services = [data_service(DAAS_CONFIG), dask_service(DAAS_CONFIG)]
 c.JupyterHub.custom_scopes = custom_scopes()
-c.JupyterHub.load_roles = service_roles("daas-data", "daas-dask")
+add_service_roles(c, "daas-data", "daas-dask")  # after any roles of the site's own: it extends them
 c.DaaSSpawner.environment = {"DAAS_DASK_URL": "https://jupyterhub.example.org/services/daas-dask/"}

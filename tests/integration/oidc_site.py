@@ -2,7 +2,8 @@
 
 alice (Keycloak-style groups) has proposals 20231234 (ID11) and 20220001 (BM02), bob
 (Umbrella-style entitlements) 20230042 (D22), carol and frank 20225555, dave 20231234; eve has
-none; "root" and "slurm" are provider accounts named like system accounts, with proposal 20239999.
+none; "root" and "slurm" are provider accounts named like system accounts, with proposal 20239999;
+sam is in the provider's group "staff" with no proposal, trudy in one named "proposal-20230042" (bob's).
 Everyone has an opaque `sub`, as real providers give, and chose their `preferred_username`
 (carol chose "bob"). By default the hub takes accounts from `uid`, a claim standing for an
 attribute the facility sets (a Keycloak mapper from LDAP); with `account_claim=""` the user
@@ -40,6 +41,8 @@ SUBS = {  # login name at the provider -> its stable, opaque `sub`
     "mallory": "6d411027@idp.test",
     "alice-newline": "a11ce0a0@idp.test",
     "alice-upper": "a11ce0a1@idp.test",
+    "sam": "5a3f0e21@idp.test",
+    "trudy": "7d0e5b9c@idp.test",
 }
 CLAIMS = {
     "alice": {  # Keycloak style: proposals as groups
@@ -75,9 +78,12 @@ CLAIMS = {
     # Account claims that are not account names as they stand (a site attribute gone wrong, or forged).
     "alice-newline": {"preferred_username": "alice", "uid": "alice\n", "groups": ["/proposals/20231234"]},
     "alice-upper": {"preferred_username": "alice", "uid": "Alice", "groups": ["/proposals/20231234"]},
+    # The provider's own groups: staff (site admins, say), and one named like the group of bob's proposal.
+    "sam": {"preferred_username": "sam", "uid": "sam", "groups": ["staff"]},
+    "trudy": {"preferred_username": "trudy", "uid": "trudy", "groups": ["/proposals/20225555", "proposal-20230042"]},
 }
 ACCOUNTS = {login: {"password": PASSWORD, "sub": SUBS[login], "claims": claims} for login, claims in CLAIMS.items()}
-# The user office's links from a person's sub to their Unix account (root, slurm, mallory and the
+# The user office's links from a person's sub to their Unix account (root, slurm, mallory, sam, trudy and the
 # alice-* test accounts have none).
 OFFICE_ACCOUNTS = {SUBS[login]: login for login in ("alice", "bob", "carol", "eve", "dave", "frank", "grace")}
 OFFICE = {
@@ -130,7 +136,7 @@ class OidcSite:
         config = f"""
             from daas_auth.useroffice import HttpUserOffice
             from daas_hub import custom_scopes
-            c.JupyterHub.custom_scopes.update(custom_scopes())  # the scope service_roles() gives services
+            c.JupyterHub.custom_scopes.update(custom_scopes())  # the scope add_service_roles() gives services
             c.JupyterHub.authenticator_class = "daas"
             c.Authenticator.allow_all = False
             c.Authenticator.auth_refresh_age = 1

@@ -92,9 +92,9 @@ class DaskSite:
             "c.DaskService.check_interval = 2\n"
         )
         config = f"""
-            from daas_hub import dask_service, service_roles
+            from daas_hub import add_service_roles, dask_service
             c.JupyterHub.services.append(dask_service("{self.service_config}", url="http://127.0.0.1:{self.service_port}"))
-            c.JupyterHub.load_roles += service_roles("daas-dask")
+            add_service_roles(c, "daas-dask")
             c.DaaSSpawner.environment = {{"DAAS_DASK_URL": f"http://127.0.0.1:{{c.JupyterHub.port}}{SERVICE}"}}
         """
         self.oidc = OidcSite(extra_config=config, prefix="daas-dask-site-")

@@ -98,14 +98,14 @@ class DaskPodSite:
         data_config = site.workdir / "data_config.py"
         data_config.write_text(f"c.DataService.data_locations = {str(site.data_file)!r}\n")
         return f"""
-            from daas_hub import custom_scopes, dask_service, data_service, service_roles
+            from daas_hub import add_service_roles, custom_scopes, dask_service, data_service
             c.JupyterHub.ip = "0.0.0.0"  # the proxy: pods reach the services through it, at {HOST_IP}
             c.JupyterHub.custom_scopes.update(custom_scopes())
             c.JupyterHub.services += [
                 data_service("{data_config}", url="http://127.0.0.1:{self.data_port}"),
                 dask_service("{dask_config}", url="http://127.0.0.1:{self.dask_port}"),
             ]
-            c.JupyterHub.load_roles += service_roles("daas-data", "daas-dask")
+            add_service_roles(c, "daas-data", "daas-dask")
             # Slurm jobs (on this host) use the public URL; pods the same proxy at the bridge address.
             c.DaaSSpawner.environment = {{"DAAS_DASK_URL": f"http://127.0.0.1:{{c.JupyterHub.port}}/services/daas-dask/"}}
             c.KubernetesBackend.environment = {{

@@ -72,7 +72,7 @@ def test_keycloak_style_login_through_discovery(site: OidcSite) -> None:
     assert logged_in(http, site.hub)
 
     model = site.hub.user_model("alice")
-    assert sorted(model["groups"]) == ["proposal-20220001", "proposal-20231234"]
+    assert sorted(model["groups"]) == ["/staff", "proposal-20220001", "proposal-20231234"]  # the provider's, too
     state = model["auth_state"]
     assert [p["id"] for p in state["proposals"]] == ["20231234", "20220001"]
     first = state["proposals"][0]

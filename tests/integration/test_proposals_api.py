@@ -28,11 +28,11 @@ class ServicesHub:
         self.tokens = {name: secrets.token_hex(16) for name in SERVICES}
         services = [{"name": name, "api_token": token} for name, token in self.tokens.items()]
         config = f"""
-            from daas_hub import custom_scopes, service_roles
+            from daas_hub import add_service_roles, custom_scopes
             c.Authenticator.enable_auth_state = True
             c.JupyterHub.custom_scopes.update(custom_scopes())
             c.JupyterHub.services += {services!r}
-            c.JupyterHub.load_roles += service_roles(*{SERVICES!r})
+            add_service_roles(c, *{SERVICES!r})
         """
         workdir = public_tempdir("daas-proposals-api-") / "hub"
         self.hub = Hub(workdir, config, env={"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)})

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from traitlets import TraitError
 
 from daas_auth.authenticator import OFFICE_DOWN_WARNING, KeycloakAuthenticator
 from daas_auth.useroffice import FileUserOffice, UserOffice, UserOfficeError
@@ -52,7 +53,9 @@ async def test_office_metadata_and_claim_ids_are_merged(office_file):
     assert [p["id"] for p in state["proposals"]] == ["20231234", "20230001", "20239999"]
     assert state["proposals"][0]["title"] == "Strain in alloys" and state["proposals"][0]["instrument"] == "ID11"
     assert state["proposals_warning"] is None
-    assert await auth.get_user_groups(state) == {"proposal-20231234", "proposal-20230001", "proposal-20239999"}
+    # The provider's own groups stay beside the proposals' (its `/proposals/<id>` values are those proposals).
+    groups = {"proposal-20231234", "proposal-20230001", "proposal-20239999", "/staff"}
+    assert await auth.get_user_groups(state) == groups
 
 
 async def test_claims_alone_without_a_user_office():
@@ -170,3 +173,56 @@ async def test_missing_or_root_ids_log_in_without_ids(claims):
 async def test_no_uid_claim_configured_stores_no_ids():
     model = await KeycloakAuthenticator().update_auth_model(auth_model({**CLAIMS, "uidNumber": "41234"}))
     assert model["auth_state"]["posix"] is None
+
+
+def state_with(groups: Any = None, proposals: tuple[str, ...] = ("20231234",)) -> dict[str, Any]:
+    """An auth_state as update_auth_model leaves it; `groups` None: the login carries no groups claim."""
+    claims: dict[str, Any] = {"preferred_username": "alice", "sub": "a11ce"}
+    if groups is not None:
+        claims["groups"] = groups
+    return {"oauth_user": claims, "proposals": [{"id": proposal} for proposal in proposals]}
+
+
+@pytest.mark.parametrize(
+    "template, kept, dropped",
+    [
+        ("proposal-{id}", "beamtime-20230042", ["proposal-20230042", "proposal-"]),
+        ("beamtime-{id}", "proposal-20230042", ["beamtime-20230042", "beamtime-"]),
+    ],
+)
+async def test_a_provider_group_named_like_a_proposal_group_is_dropped(caplog, template, kept, dropped):
+    """Proposal groups decide sharing: a provider's group cannot make someone a member of a proposal's."""
+    auth = KeycloakAuthenticator(proposal_group_template=template)
+    groups = await auth.get_user_groups(state_with(["staff", kept, *dropped]))
+    assert groups == {"staff", kept, template.format(id="20231234")}
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    for name in dropped:
+        assert f"Group {name!r} from the login of a11ce dropped: only proposals make groups so named" in warnings
+
+
+@pytest.mark.parametrize("groups", [None, []])
+async def test_a_login_without_groups_has_its_proposal_groups_and_logs_no_error(caplog, groups):
+    auth = KeycloakAuthenticator()
+    assert await auth.get_user_groups(state_with(groups, ("20230042", "20231234"))) == {
+        "proposal-20230042",
+        "proposal-20231234",
+    }
+    assert [record.getMessage() for record in caplog.records if record.levelname == "ERROR"] == []
+
+
+async def test_the_sites_groups_key_decides_the_providers_groups():
+    """oauthenticator's own settings choose where the groups are; `""` keeps the proposals' only."""
+    state = state_with(["/staff"])
+    state["oauth_user"]["realm_access"] = {"roles": ["beamline-staff", "offline_access"]}
+    auth = KeycloakAuthenticator(auth_state_groups_key="oauth_user.realm_access.roles")
+    assert await auth.get_user_groups(state) == {"beamline-staff", "offline_access", "proposal-20231234"}
+    auth = KeycloakAuthenticator(auth_state_groups_key=lambda auth_state: ["from-a-callable"])
+    assert await auth.get_user_groups(state) == {"from-a-callable", "proposal-20231234"}
+    auth = KeycloakAuthenticator(auth_state_groups_key="")
+    assert await auth.get_user_groups(state) == {"proposal-20231234"}
+
+
+@pytest.mark.parametrize("template", ["{id}", "proposal", "proposal-{id}-{id}", "{id}-{team}", "p-{id}}"])
+def test_a_group_template_needs_id_once_with_fixed_text(template):
+    with pytest.raises(TraitError, match=r"must hold \{id\} once with fixed text around it"):
+        KeycloakAuthenticator(proposal_group_template=template)

@@ -9,7 +9,7 @@ import glob
 import json
 import os
 
-from daas_hub import custom_scopes, register_handlers, service_roles
+from daas_hub import add_service_roles, custom_scopes, register_handlers
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -112,7 +112,7 @@ c.JupyterHub.services = [
 ]
 if services:
     c.JupyterHub.custom_scopes = custom_scopes()
-    c.JupyterHub.load_roles = service_roles(*(service["name"] for service in services))
+    add_service_roles(c, *(service["name"] for service in services))
 c.DaaSSpawner.environment.update(chart["singleuserEnvironment"])
 
 for section, traits in chart["config"].items():
