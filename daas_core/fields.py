@@ -10,9 +10,16 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints, WithJsonSchema
 
-from .quantities import parse_duration_seconds, parse_memory_mb, parse_walltime_seconds
+from .quantities import (
+    DURATION_PATTERN,
+    MEMORY_PATTERN,
+    WALLTIME_PATTERN,
+    parse_duration_seconds,
+    parse_memory_mb,
+    parse_walltime_seconds,
+)
 
 
 class Strict(BaseModel):
@@ -28,9 +35,27 @@ AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[^\x00-\x1f\x7f]{0,4
 SchedulerArg = Annotated[str, StringConstraints(pattern=r"^--?[A-Za-z][^\x00-\x1f\x7f]{0,255}$")]
 UrlPath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_./?=&%-]{0,255}$")]
 PlainText = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]{0,2000}$")]
-MemoryMB = Annotated[int, BeforeValidator(parse_memory_mb)]
-WalltimeSeconds = Annotated[int, BeforeValidator(parse_walltime_seconds)]
-DurationSeconds = Annotated[int, BeforeValidator(parse_duration_seconds)]
+
+
+def written_as(pattern: str, number: str, examples: list[str]) -> WithJsonSchema:
+    """The JSON Schema of a quantity as a site file writes it: a number in `number`'s unit, or text.
+
+    Validation mode only: the model holds the parsed int, but a file holds "4G" or "8h", and an
+    editor or `daas-profiles schema` must accept what the file may say.
+    """
+    as_text = {"type": "string", "pattern": pattern, "examples": examples}
+    return WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0, "description": number}, as_text]}, "validation")
+
+
+MemoryMB = Annotated[int, BeforeValidator(parse_memory_mb), written_as(MEMORY_PATTERN, "MiB", ["512M", "4G", "1.5T"])]
+WalltimeSeconds = Annotated[
+    int,
+    BeforeValidator(parse_walltime_seconds),
+    written_as(WALLTIME_PATTERN, "minutes", ["90", "4:00:00", "1-12:00:00"]),
+]
+DurationSeconds = Annotated[
+    int, BeforeValidator(parse_duration_seconds), written_as(DURATION_PATTERN, "seconds", ["30m", "8h", "1h30m", "2d"])
+]
 
 # A scheduler account (Slurm --account): what sbatch, the Dask service and profiles accept.
 ACCOUNT = re.compile(r"[A-Za-z0-9_.:+-]{1,100}")

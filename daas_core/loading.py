@@ -10,6 +10,8 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
 
 class SiteFileError(ValueError):
     """A site file that cannot be used; the message names the file and every bad field."""
@@ -75,3 +77,12 @@ def load_model(
     if raw is None and empty_means_defaults:
         raw = {}
     return parse_model(model, raw, str(path), what, error, shape=shape)
+
+
+def site_file_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a site file as written, for editors (yaml-language-server) and CI.
+
+    Validation mode: quantities are text or numbers as files write them (`fields.written_as`). The
+    loader stays the word that counts: rules across fields (a default within its bound) are its own.
+    """
+    return {"$schema": SCHEMA_DIALECT, **model.model_json_schema(mode="validation")}

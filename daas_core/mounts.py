@@ -33,6 +33,10 @@ LocationName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}
 TEMPLATE_FIELDS = frozenset({"proposal", "beamline", "instrument", "raw_data", "processed_data", "year"})
 # These fill a whole path (or its start) and may hold '/'; the others fill one segment.
 PATH_FIELDS = frozenset({"raw_data", "processed_data"})
+# The same rules again as JSON Schema patterns, for editors (`daas-data schema`): the characters a template
+# may hold and how it starts; which fields it names, and '.' or '..' segments, are the loader's check.
+TEMPLATE_PATTERN = rf"^(/|\{{({'|'.join(sorted(PATH_FIELDS))})\}})[A-Za-z0-9_.+@=~{{}}/-]{{0,4095}}$"
+ROOT_PATTERN = rf"^(/{SEGMENT.pattern})+$"
 
 
 class DataConfigError(SiteFileError):
@@ -53,7 +57,10 @@ class Location(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: LocationName = Field(description="Short name: the link name and the data service's URL part.")
-    path: str = Field(description="Path template, e.g. /data/visitor/{proposal}/{beamline}/raw.")
+    path: str = Field(
+        description="Path template, e.g. /data/visitor/{proposal}/{beamline}/raw.",
+        json_schema_extra={"pattern": TEMPLATE_PATTERN},
+    )
     writable: bool = Field(False, description="False: mounted read-only wherever the backend can enforce it.")
     description: str = Field("", max_length=500)
 
@@ -87,6 +94,7 @@ class DataLocations(BaseModel):
     mount_root: str = Field(
         "/data/proposals",
         description="Where containers, pods and VMs see the data: <mount_root>/<proposal>/<location>.",
+        json_schema_extra={"pattern": ROOT_PATTERN},
     )
     nfs_server: str | None = Field(
         None,

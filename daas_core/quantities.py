@@ -11,6 +11,9 @@ import re
 
 _MEMORY = re.compile(r"^(\d{1,9})(?:\.(\d{1,3}))? *([KMGT]?)(?:i?B)?$", re.IGNORECASE | re.ASCII)
 _MEMORY_FACTOR_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
+# Each grammar again for JSON Schema (ECMA-262: no flags, no named groups), for editors and `daas-profiles schema`.
+# tests/unit/test_profile_schema.py checks that each takes what its parser takes.
+MEMORY_PATTERN = r"^ *[0-9]{1,9}(\.[0-9]{1,3})? *[KMGTkmgt]?([iI]?[bB])? *$"
 
 # Slurm's own --time grammar, restricted to the unambiguous forms:
 # "M", "H:MM:SS", "D-HH", "D-HH:MM", "D-HH:MM:SS" (and "H:MM").
@@ -20,10 +23,16 @@ _WALLTIME = re.compile(
     r"|(?P<minutes>\d{1,6}))$",
     re.ASCII,
 )
+WALLTIME_PATTERN = (
+    r"^ *([0-9]{1,3}-([01]?[0-9]|2[0-3])(:[0-5][0-9](:[0-5][0-9])?)?"
+    r"|[0-9]{1,4}:[0-5][0-9](:[0-5][0-9])?"
+    r"|[0-9]{1,6}) *$"
+)
 
 # A duration as admins write lifetimes and timeouts: "90s", "2m", "8h", "1d", "1h30m" (largest unit first).
 _DURATION = re.compile(r"^(?:(?P<d>\d{1,4})d)?(?:(?P<h>\d{1,5})h)?(?:(?P<m>\d{1,6})m)?(?:(?P<s>\d{1,7})s)?$", re.ASCII)
 _DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+DURATION_PATTERN = r"^ *(?=[0-9])([0-9]{1,4} *d *)?([0-9]{1,5} *h *)?([0-9]{1,6} *m *)?([0-9]{1,7} *s *)?$"
 
 
 def parse_memory_mb(value: str | int) -> int:

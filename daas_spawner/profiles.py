@@ -15,11 +15,13 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -27,6 +29,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from daas_core.fields import (
     AbsolutePath,
@@ -45,6 +49,13 @@ if TYPE_CHECKING:
 
 # Glob patterns over proposal ids (fnmatch: * ? [..]); the proposal id characters plus wildcards.
 ProposalPattern = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
+# The server's set-up, written by the site admin (never by users): one shell line each, a variable's name and value.
+ShellLine = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]{1,4000}$")]
+VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+VariableValue = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{0,4000}$")]
+# Variables the hub and the backends set for every server: a profile's `env` may not replace them.
+RESERVED_PREFIXES = ("JUPYTERHUB_", "JPY_", "DAAS_")
+RESERVED_NAMES = frozenset({"HOME", "USER", "LOGNAME"})
 
 
 class ProfileConfigError(SiteFileError):
@@ -90,6 +101,8 @@ class Profile(Strict):
     which turns the user's backend options into the typed request its backend reads.
     """
 
+    shell_setup: ClassVar[bool] = False
+    """Whether this backend's servers start from a shell script, which can run `prologue` and `module_use`."""
     option_fields: ClassVar[tuple[str, ...]] = ()
     """The user options this backend's profiles take, besides profile, proposal and environment."""
     form_overrides: ClassVar[Mapping[str, str]] = {}
@@ -128,12 +141,50 @@ class Profile(Strict):
         description="Whether the owner of a server that works for a proposal may share it with that proposal's "
         "members (a guest uses the server as its owner: their files, their data rights).",
     )
+    env: dict[VariableName, VariableValue] = Field(
+        default_factory=dict,
+        description='Variables the server gets (`{OMP_NUM_THREADS: "4"}`), as written: no $ expansion. Every '
+        "backend; names the hub sets (JUPYTERHUB_*, JPY_*, DAAS_*, HOME, USER, LOGNAME) are refused.",
+        json_schema_extra={"additionalProperties": False},  # pydantic gives the name pattern as patternProperties
+    )
+    module_use: list[AbsolutePath] = Field(
+        default_factory=list,
+        description="Module directories (`module use <path>`) before the environment's modules load. Backends "
+        "whose servers start from a shell script (slurm).",
+    )
+    prologue: list[ShellLine] = Field(
+        default_factory=list,
+        description="Shell lines run before the server, after env and module_use (`source /etc/site/lab.sh`, "
+        "`module load cuda`); a failing line stops the start. The site's text, run as the person; users never "
+        "set it. Backends whose servers start from a shell script (slurm).",
+    )
 
     @model_validator(mode="after")
     def _unique_environments(self) -> Profile:
         ids = [env.id for env in self.environments]
         if len(ids) != len(set(ids)):
             raise ValueError("environment ids must be unique")
+        return self
+
+    @field_validator("env")
+    @classmethod
+    def _no_variables_of_the_hub(cls, env: dict[str, str]) -> dict[str, str]:
+        taken = sorted(name for name in env if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES))
+        if taken:
+            raise ValueError(
+                f"{', '.join(taken)}: set by the hub or its backends (site-wide DAAS_* settings go in "
+                "c.DaaSSpawner.environment)"
+            )
+        return env
+
+    @model_validator(mode="after")
+    def _setup_this_backend_runs(self) -> Profile:
+        given = [name for name in ("prologue", "module_use") if getattr(self, name)]
+        if given and not self.shell_setup:
+            raise ValueError(
+                f"{' and '.join(given)}: a {self.backend} server starts without a shell script to run them "
+                "(slurm profiles can); put the set-up into the server's image or environment, or use env"
+            )
         return self
 
     @field_validator("max_lifetime", "idle_timeout")
@@ -203,7 +254,22 @@ def _registered_profile(value: Any, handler: ValidatorFunctionWrapHandler) -> Pr
     return classes[backend].model_validate(value)
 
 
-AnyProfile = Annotated[Profile, WrapValidator(_registered_profile)]
+class _RegisteredProfileSchema:
+    """The JSON Schema of a profile: one of the registered backends' profile classes, chosen by `backend`.
+
+    Validation goes through `_registered_profile`; this gives `ProfileSet.model_json_schema()` the
+    same union, so the schema covers whichever backends are installed (plugins too).
+    """
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        from .backends.registry import profile_classes  # here: the registry imports every backend
+
+        classes = tuple(profile_classes().values())  # local and slurm at least: this package registers them
+        union = Annotated[Union[classes], Field(discriminator="backend")]  # noqa: UP007 (a tuple of classes)
+        return handler(TypeAdapter(union).core_schema)
+
+
+AnyProfile = Annotated[Profile, WrapValidator(_registered_profile), _RegisteredProfileSchema()]
 
 
 class ProfileSet(Strict):

@@ -38,7 +38,7 @@ while IFS=: read -r name _; do
 done </etc/passwd
 # Packages the project's scripts install that a fresh Debian image does not have (their dependencies go by autoremove).
 PACKAGE_PATTERNS=('slurm*' 'libslurm*' 'munge' 'libmunge*' 'chromium*' 'sudo'
-    'tigervnc-*' dbus-x11 'xfce4-*' xfwm4 xfdesktop4 'xfdesktop4-*'
+    'tigervnc-*' dbus-x11 'xfce4-*' xfwm4 xfdesktop4 'xfdesktop4-*' environment-modules
     etcd-server containerd runc containernetworking-plugins mmdebstrap umoci conntrack 'golang-1.19*'
     golang-github-modern-go-reflect2-dev rabbitmq-server 'erlang-*')
 

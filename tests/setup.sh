@@ -34,6 +34,8 @@ install_missing -- "${packages[@]}"
 # What `desktop` environments serve (through jupyter-remote-desktop-proxy, in the venv): a TigerVNC server running a
 # light Xfce session, without the recommended extras.
 install_missing --no-install-recommends -- tigervnc-standalone-server dbus-x11 xfce4-session xfwm4 xfce4-panel xfdesktop4
+# Environment Modules (`module use` / `module load` in a login shell), as on a facility's nodes: the Slurm prologue test.
+install_missing -- environment-modules
 
 mkdir -p "$PREFIX"
 chmod 755 "$PREFIX"

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import (
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     NonNegativeInt,
     PositiveInt,
     StrictInt,
@@ -23,6 +24,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from daas_core.fields import AccountTemplate, MemoryMB, Strict, WalltimeSeconds
 from daas_core.loading import SiteFileError, load_model
@@ -68,12 +71,26 @@ class Limits(Strict):
 Glob = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.*?\[\]!-]{1,64}$")]
 
 
+class SchemaOfLimits:
+    """A rule's `limits` in the JSON Schema: Limits' own fields as written, each optional, no others.
+
+    The model keeps the mapping as written (it is merged with the defaults, then validated as Limits);
+    the schema says so, for editors (`daas-dask schema`), instead of "any object".
+    """
+
+    @staticmethod
+    def __get_pydantic_json_schema__(core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return handler(Limits.__pydantic_core_schema__)
+
+
 class ProposalLimits(Strict):
     """Limits for clusters of proposals matching `match` and/or made from servers of `profile` (globs)."""
 
     match: Glob | None = Field(None, description="Proposal ids, e.g. 2023* or MX-*.")
     profile: Glob | None = Field(None, description="Spawn profiles of the notebook server, e.g. training*.")
-    limits: dict[str, Any] = Field(description="Fields of Limits that differ from the defaults.")
+    limits: Annotated[dict[str, Any], SchemaOfLimits] = Field(
+        description="Fields of Limits that differ from the defaults."
+    )
 
     @model_validator(mode="after")
     def _says_whom(self) -> ProposalLimits:

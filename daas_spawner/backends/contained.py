@@ -92,7 +92,7 @@ class ContainedBackend(Backend[S]):
         return identity
 
     def server_env(self, launch: Launch, home: str, **own: str) -> dict[str, str]:
-        """The server's environment: the spawner's, the site's for this backend, then the backend's `own`.
+        """The server's environment: the spawner's, the site's for this backend and profile, then the backend's `own`.
 
         No token (it is written where others read it): the bootstrap secret instead. The data is
         where the pod or VM mounts it (`mount_root`), which the launcher links into the working tree.
@@ -100,6 +100,7 @@ class ContainedBackend(Backend[S]):
         env = {
             **launch.env,
             **self.environment,
+            **launch.options.profile.env,
             BOOTSTRAP_ENV: launch.bootstrap,
             "HOME": home,
             "DAAS_PROFILE": launch.options.profile.id,

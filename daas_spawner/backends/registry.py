@@ -16,6 +16,10 @@ import typing
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
+from traitlets import Instance
+from traitlets.config import Configurable
+from traitlets.utils.importstring import import_item
+
 if TYPE_CHECKING:
     from ..profiles import Profile
     from .base import Backend
@@ -84,3 +88,28 @@ def unavailable() -> dict[str, str]:
 def profile_classes() -> dict[str, type[Profile]]:
     """Backend name -> the profile class its profiles validate as."""
     return {name: cls.profile_class for name, cls in backend_classes().items()}
+
+
+def configurables() -> list[type[Configurable]]:
+    """The `c.<Class>` sections the registered backends read, for `--help-all` and the docs.
+
+    Each backend with its configurable bases (Backend, ContainedBackend) first, and the
+    configurables its traits hold (c.SlurmRest, c.UserAccounts); only classes with settings.
+    """
+    found: list[type[Configurable]] = []
+    seen: set[type] = set()
+
+    def add(cls: type[Configurable]) -> None:
+        seen.add(cls)
+        for klass in reversed(cls.__mro__):
+            if issubclass(klass, Configurable) and klass not in found and klass.class_own_traits(config=True):
+                found.append(klass)
+        for name, trait in cls.class_traits().items():
+            held = trait.klass if isinstance(trait, Instance) and name != "parent" else None
+            held = import_item(held) if isinstance(held, str) else held
+            if isinstance(held, type) and issubclass(held, Configurable) and held not in seen:
+                add(held)
+
+    for cls in backend_classes().values():
+        add(cls)
+    return found

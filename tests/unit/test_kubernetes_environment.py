@@ -14,9 +14,9 @@ PUBLIC = "https://hub.example.org/services/daas-dask/"
 IN_CLUSTER = "http://proxy-public/services/daas-dask/"
 
 
-def launch(env: dict[str, str]) -> SimpleNamespace:
+def launch(env: dict[str, str], profile_env: dict[str, str] | None = None) -> SimpleNamespace:
     options = SimpleNamespace(
-        profile=SimpleNamespace(id="k8s-cpu"),
+        profile=SimpleNamespace(id="k8s-cpu", env=profile_env or {}),
         environment=SimpleNamespace(prefix="/opt/env"),
         summary=lambda: {"profile": "k8s-cpu"},
     )
@@ -40,6 +40,13 @@ def test_the_sites_pod_variables_replace_the_spawners() -> None:
     assert env["DAAS_BOOTSTRAP"] == "one-time" and env["HOME"] == "/home/alice"
     assert env["PATH"] == "/opt/env/bin:/usr/local/bin:/usr/bin:/bin"  # the environment's prefix wins
     assert json.loads(env["DAAS_OPTIONS"]) == {"profile": "k8s-cpu"}
+
+
+def test_the_profiles_variables_replace_the_sites_pod_variables() -> None:
+    backend = KubernetesBackend(environment={"OMP_NUM_THREADS": "8", "SITE": "pods"})
+    env = backend._env(launch({"SITE": "spawner", "LANG": "C.UTF-8"}, {"OMP_NUM_THREADS": "2", "TOOLS": "$HOME/x"}))
+    assert (env["OMP_NUM_THREADS"], env["SITE"], env["LANG"]) == ("2", "pods", "C.UTF-8")
+    assert env["TOOLS"] == "$HOME/x"  # as written: the container's env has no shell
 
 
 def test_without_pod_variables_the_spawners_stand() -> None:

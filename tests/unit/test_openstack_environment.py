@@ -9,11 +9,14 @@ import pytest
 from traitlets import TraitError
 
 from daas_spawner.backends.openstack.backend import OpenStackBackend
+from daas_spawner.backends.openstack.cloud_init import environment_file
 
 
-def launch(env: dict[str, str]) -> SimpleNamespace:
+def launch(env: dict[str, str], profile_env: dict[str, str] | None = None) -> SimpleNamespace:
     options = SimpleNamespace(
-        profile=SimpleNamespace(id="vm"), environment=SimpleNamespace(prefix=None), summary=lambda: {"profile": "vm"}
+        profile=SimpleNamespace(id="vm", env=profile_env or {}),
+        environment=SimpleNamespace(prefix=None),
+        summary=lambda: {"profile": "vm"},
     )
     return SimpleNamespace(
         username="alice", env=env, bootstrap="one-time", options=options, mounts=(), data_locations=None
@@ -29,6 +32,13 @@ def test_the_vm_reports_its_own_address_and_runs_as_the_person() -> None:
     assert env["DAAS_DASK_URL"] == "http://10.1.0.1/services/daas-dask/"
     assert env["PATH"] == "/usr/bin"  # no environment prefix: the image's
     assert json.loads(env["DAAS_OPTIONS"]) == {"profile": "vm"}
+
+
+def test_the_profiles_variables_go_into_the_vms_environment_file_over_the_sites() -> None:
+    backend = OpenStackBackend(environment={"OMP_NUM_THREADS": "8"})
+    env = backend._env(launch({"LANG": "C.UTF-8"}, {"OMP_NUM_THREADS": "2", "GREETING": 'say "$hi"'}))
+    assert (env["OMP_NUM_THREADS"], env["LANG"]) == ("2", "C.UTF-8")
+    assert 'GREETING="say \\"\\$hi\\""' in environment_file(env).splitlines()  # systemd reads it as written
 
 
 @pytest.mark.parametrize("name", ["DAAS_REPORT_ROUTE", "USER", "JUPYTERHUB_API_TOKEN", "DAAS_BOOTSTRAP"])

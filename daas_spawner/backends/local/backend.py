@@ -101,7 +101,8 @@ class LocalBackend(Backend[LocalState]):
         else:
             raise SpawnFailed(f"user name {launch.username!r} cannot be used for a local directory")
         port = random_port()
-        env = bind_env(launch.env | launch.secret_env, self.ip, port)  # a process environment is not kept
+        # The profile's env over the spawner's; a process environment is not kept, so the tokens go in as they are.
+        env = bind_env(launch.env | launch.options.profile.env | launch.secret_env, self.ip, port)
         prefix = launch.options.environment.prefix
         if prefix:
             env["PATH"] = os.path.join(prefix, "bin") + os.pathsep + env.get("PATH", os.defpath)

@@ -88,6 +88,7 @@ class SlurmRequest(BackendRequest):
 class SlurmProfile(Profile):
     """A profile whose servers run as Slurm batch jobs."""
 
+    shell_setup: ClassVar[bool] = True  # the batch script runs the profile's prologue and module_use
     option_fields: ClassVar[tuple[str, ...]] = (
         "partition",
         "cores",
