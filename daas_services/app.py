@@ -9,19 +9,24 @@ passes its URL, prefix and token in the environment (JUPYTERHUB_SERVICE_URL, ...
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import SplitResult, urlsplit
 
+from pydantic import BaseModel
 from traitlets import Enum, Instance, TraitError, TraitType, Unicode, default, validate
 from traitlets.config import Application, catch_config_error
 
 from daas_core.accounts import UserAccounts
-from daas_core.loading import SiteFileError
+from daas_core.loading import SiteFileError, site_file_schema
 from daas_core.quantities import format_memory, parse_memory_mb
 
+from .logs import JsonFormatter
+
 DEFAULT_CONFIG_FILE = "daas_config.py"
+JSON_LOGS = "json"  # the log_format that makes each line a JSON object
 
 
 class ByteSize(TraitType[int, Any]):
@@ -51,14 +56,30 @@ class ByteSize(TraitType[int, Any]):
         return repr(format_memory(self.default_value >> 20))
 
 
+class SiteFileSchema(Application):
+    """`daas-data schema`, `daas-dask schema`: what a site file may say, without a config file or a site file."""
+
+    name = "schema"
+    aliases: ClassVar[dict] = {}  # nothing to set: a bare command
+    flags: ClassVar[dict] = {}
+    description = """Print the JSON Schema (draft 2020-12) of the service's YAML site file as written, e.g. for
+    yaml-language-server (`# yaml-language-server: $schema=...` at the top of the file)."""
+
+    def start(self) -> None:
+        print(json.dumps(site_file_schema(self.parent.site_file_model), indent=2))
+
+
 class DaaSService(Application):
     """The common part of the DaaS services: config file, account rules, logging, the hub's environment."""
 
     default_url = ""  # where the service listens when the hub has not said (JUPYTERHUB_SERVICE_URL)
+    site_file_model: ClassVar[type[BaseModel]]  # the model of the YAML site file the service reads
+    subcommands = {"schema": (SiteFileSchema, "Print the JSON Schema of the service's YAML site file, and exit.")}
 
     aliases = {
         **Application.aliases,
         "log-level": "DaaSService.log_level",
+        "log-format": "DaaSService.log_format",
         "f": "DaaSService.config_file",
         "config": "DaaSService.config_file",
     }
@@ -82,7 +103,11 @@ class DaaSService(Application):
         help="The log level, by name or value (`--log-level=DEBUG`). INFO logs each start, stop and refusal.",
     )
     log_format = Unicode(
-        "[%(levelname)1.1s %(asctime)s %(name)s] %(message)s", config=True, help="The logging format template."
+        "[%(levelname)1.1s %(asctime)s %(name)s] %(message)s",
+        config=True,
+        help="""How each log line looks: a logging format template, or "json" (`--log-format=json`) for one
+        JSON object per line with time (ISO 8601, UTC), level, logger, message, and exc_info when there is
+        a traceback, for a site's log collector.""",
     )
 
     @default("log")
@@ -116,12 +141,16 @@ class DaaSService(Application):
         if "handlers" in config:
             config.pop("loggers", None)
             config["root"] = {"level": logging.getLevelName(self.log_level), "handlers": ["console"]}
+        if self.log_format == JSON_LOGS:
+            config["formatters"]["console"] = {"()": JsonFormatter}
         return config
 
     @catch_config_error
     def initialize(self, argv: list[str] | None = None) -> None:
         """Command line, then the config file (the command line wins), then the settings' own checks."""
         super().initialize(argv)
+        if self.subapp is not None:
+            return  # `schema`: it needs no settings
         path = os.path.abspath(self.config_file)
         if os.path.isfile(path):
             self.load_config_file(path)
@@ -152,6 +181,8 @@ class DaaSService(Application):
         self.exit(1)
 
     def start(self) -> None:
+        if self.subapp is not None:
+            return self.subapp.start()
         try:
             asyncio.run(self.serve())
         except KeyboardInterrupt:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from jupyterhub.services.auth import HubOAuthenticated
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from tornado import web
 
 
@@ -43,3 +44,21 @@ class NoLoginRedirect:
 
     def get_login_url(self) -> str:
         raise web.HTTPError(403, "a token with access to this service is required")
+
+
+class MetricsHandler(UserHandler):
+    """GET <prefix>metrics: the service's Prometheus metrics, for a hub token whose owner has `read:metrics`.
+
+    As the hub's own /hub/metrics: the hub checks the token and its scopes, a person's access to the
+    service is not enough.
+    """
+
+    hub_scopes = {"read:metrics"}  # instead of the service's access scope
+
+    def get_login_url(self) -> str:
+        raise web.HTTPError(403, "the metrics need a hub token with the read:metrics scope")
+
+    @web.authenticated
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(REGISTRY))

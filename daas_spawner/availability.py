@@ -94,6 +94,11 @@ class AvailabilityCache:
     def _age(self, now: float) -> float | None:
         return None if self._taken is None else max(now - self._taken, 0.0)
 
+    @property
+    def age(self) -> float | None:
+        """Seconds since the query behind the data began; None before the first answer (the hub's metrics)."""
+        return self._age(self._clock())
+
     def _due(self, now: float) -> bool:
         if self._refreshes.in_flight is not None:
             return False  # single flight: join the running query

@@ -24,7 +24,7 @@ from daas_core.mounts import DataLocations, Mount, mounts_env, resolve_mounts
 from daas_core.proposals import Proposal, proposals_from_auth_state
 from daas_core.quantities import format_duration
 
-from . import bootstrap, hub_handlers
+from . import bootstrap, hub_handlers, metrics
 from .address import ServerReport
 from .backends import registry
 from .backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress, SpawnFailed
@@ -180,6 +180,16 @@ class DaaSSpawner(Spawner):
     def _default_profiles(self) -> ProfileSet:
         return local_demo()
 
+    @classmethod
+    def class_get_help(cls, inst: Any = None) -> str:
+        """This class's settings, then the backends' (c.SlurmBackend, c.SlurmRest, ...).
+
+        JupyterHub's `--help-all` lists the classes of its entry-point groups (spawners,
+        authenticators, proxies); the backends are none of these, so they come with their spawner.
+        """
+        backends = [backend.class_get_help() for backend in registry.configurables()]
+        return "\n\n".join([super().class_get_help(inst), *backends])
+
     @default("backend_classes")
     def _default_backend_classes(self) -> dict[str, str]:
         return registry.class_paths()
@@ -253,6 +263,7 @@ class DaaSSpawner(Spawner):
         try:
             return resolve_options(raw, self.profiles, access)
         except OptionsError as err:
+            metrics.refused(err.field)
             raise web.HTTPError(400, f"Invalid server options: {err}") from None
 
     async def render_options_form(self) -> str:
@@ -333,6 +344,7 @@ class DaaSSpawner(Spawner):
         try:
             options = form_to_options(formdata, self.profiles.profiles)
         except OptionsError as err:
+            metrics.refused(err.field)
             raise web.HTTPError(400, f"Invalid server options: {err}") from None
         await self.resolve(options)  # refuse at once, before anything is stored or started
         return options
@@ -418,9 +430,11 @@ class DaaSSpawner(Spawner):
     async def start(self) -> tuple[str, int]:
         self._require_hub_handlers()
         self._started_here = True
+        requested = time.monotonic()
         try:
             options = await self.resolve(self.user_options)
         except web.HTTPError:
+            metrics.spawn_failed(None, "options_refused")
             # JupyterHub stored them for reuse: a later request without options would repeat the refusal.
             self._forget_options()
             raise
@@ -439,10 +453,24 @@ class DaaSSpawner(Spawner):
         self.last_end = None
         try:
             server = await self._start_and_wait(backend, launch, options, reported)
+        except (Exception, asyncio.CancelledError) as err:
+            metrics.spawn_failed(options.backend, self._failure_cause(err, time.monotonic() - requested))
+            raise
         finally:
             self._end_start()
+        metrics.spawned(options.backend, options.profile.id, time.monotonic() - requested)
         self._watch()
         return server.host, server.port  # the server listens already: it is reported only once it does
+
+    def _failure_cause(self, err: Exception | asyncio.CancelledError, seconds: float) -> str:
+        """The metrics' name for why a start failed (`_start_and_wait` answers 503 when the backend
+        could not start it, 500 when the server failed before it listened; JupyterHub cancels a start
+        at its start_timeout, and when the server is stopped meanwhile)."""
+        if isinstance(err, asyncio.CancelledError):
+            return "timeout" if seconds >= self.start_timeout else "cancelled"
+        if isinstance(err, web.HTTPError):
+            return "scheduler_error" if err.status_code == 503 else "server_failed"
+        return "error"
 
     def _launch(self, options: ResolvedOptions) -> Launch:
         """What a backend starts, from validated options; its bootstrap secret is recorded (as a digest)."""

@@ -22,8 +22,13 @@ class DaskService(DaaSService):
 
     name = "daas-dask"
     description = __doc__.splitlines()[0]
-    examples = "daas-dask -f /etc/jupyterhub/daas_config.py\ndaas-dask --limits=/etc/jupyterhub/dask.yaml"
+    examples = (
+        "daas-dask -f /etc/jupyterhub/daas_config.py\n"
+        "daas-dask --limits=/etc/jupyterhub/dask.yaml\n"
+        "daas-dask schema > dask.schema.json   # the JSON Schema of the limits file"
+    )
     default_url = "http://127.0.0.1:10102"
+    site_file_model = DaskConfig
     aliases = {**DaaSService.aliases, "limits": "DaskService.limits_file", "records": "DaskService.records"}
 
     limits_file = Unicode(
@@ -114,6 +119,7 @@ class DaskService(DaaSService):
     async def serve(self) -> None:
         # Dask, JupyterHub's auth and the web stack: not for --help or a bad setting.
         import httpx
+        from prometheus_client import REGISTRY
 
         from ..hub_users import HubUsers
         from .manager import ClusterManager, SchedulerJobSettings
@@ -140,6 +146,7 @@ class DaskService(DaaSService):
         )
         await manager.reconcile()
         app = DaskApp(self.limits, manager, HubUsers(), prefix, self.client_hosts)
+        REGISTRY.register(app.metrics_collector())  # served at <prefix>metrics
         make_app(app).listen(self.listen.port or 80, self.listen.hostname or "127.0.0.1")
         self.log.info("daas-dask listening on %s", self.listen.geturl())
         hub = httpx.AsyncClient(

@@ -20,6 +20,8 @@ cluster's one-time secret (`Authorization: secret <value>`):
 
     GET    api/clusters/<id>/bootstrap       the cluster's TLS credentials, until the report is accepted
     POST   api/clusters/<id>/ready           {"port": p, "dashboard_port": d}
+
+`GET metrics` gives Prometheus metrics (clusters, workers, refusals) to a hub token with `read:metrics`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import httpclient, web, websocket
 from tornado.httpclient import HTTPRequest
 
-from ..handlers import NoLoginRedirect, UserHandler
+from .. import metrics
+from ..handlers import MetricsHandler, NoLoginRedirect, UserHandler
 from ..hub_users import HubUsers
 from .addresses import client_address
 from .limits import DaskConfig, RequestError, resolve_adapt, resolve_request, resolve_scale
@@ -90,6 +93,14 @@ class DaskApp:
         self.users = users
         self.prefix = prefix
         self.client_hosts = dict(client_hosts or {})  # node address -> the host notebook clients use
+        self.workers_connected = 0  # over all running clusters, at the last liveness check (the metrics)
+
+    def metrics_collector(self) -> metrics.DaskCollector:
+        """The clusters and workers as the service's metrics read them at each scrape."""
+        return metrics.DaskCollector(
+            lambda: [(record.status, len(record.worker_jobs)) for record in self.manager.records.active()],
+            lambda: self.workers_connected,
+        )
 
     def model(self, record: ClusterRecord, info: dict[str, Any] | None = None) -> dict[str, Any]:
         return cluster_model(record, self.prefix, info, self.client_hosts)
@@ -104,6 +115,7 @@ class DaskHandler(UserHandler):
         if record is None:
             raise web.HTTPError(404, "no such cluster")
         if record.username != self.username:
+            metrics.refused("not_your_cluster")
             log.warning(
                 "refused %s %s of cluster %s to %s", self.request.method, self.request.path, cluster_id, self.username
             )
@@ -119,6 +131,10 @@ class ApiHandler(NoLoginRedirect, DaskHandler):
             raise web.HTTPError(400, "the body must be JSON") from None
 
     def refuse(self, err: RequestError | ClusterError) -> NoReturn:
+        if isinstance(err, RequestError):
+            metrics.refused("bad_request" if err.status == 400 else "limits")
+        else:
+            metrics.refused("cluster_error")
         log.info("refused for %s: %s", self.username, err)
         raise web.HTTPError(err.status, str(err))
 
@@ -217,6 +233,7 @@ class JobHandler(UserHandler):
         return (value.strip() or None) if scheme.lower() == "secret" else None
 
     def refuse(self, err: ClusterError) -> NoReturn:
+        metrics.refused("scheduler_job")
         log.warning("refused %s %s: %s", self.request.method, self.request.path, err)
         raise web.HTTPError(err.status, str(err))
 
@@ -336,15 +353,18 @@ async def watch(app: DaskApp, hub: httpx.AsyncClient, interval: float, stop_with
     misses: dict[str, int] = {}
     while True:
         await asyncio.sleep(interval)
+        connected = 0
         for record in app.manager.records.active():
             if record.status != "running":
                 continue
-            if await app.manager.info(record) is None:
+            info = await app.manager.info(record)
+            if info is None:
                 misses[record.id] = misses.get(record.id, 0) + 1
                 if misses[record.id] >= 2:
                     await app.manager.end_lost(record, "ended: idle past its timeout, or its scheduler stopped")
                 continue
             misses.pop(record.id, None)
+            connected += info["workers"]
             tied = record.resolved.get("server_name") is not None
             if stop_with_server and tied and not await server_running(hub, record):
                 await app.manager.stop(record, f"stopped with the notebook server {record.resolved['server_name']!r}")
@@ -353,6 +373,7 @@ async def watch(app: DaskApp, hub: httpx.AsyncClient, interval: float, stop_with
                     await app.manager.apply(record.id)  # the scheduler's wish, capped by the service
                 except ClusterError as err:
                     log.warning("cluster %s: adapting failed: %s", record.id, err)
+        app.workers_connected = connected
 
 
 async def server_running(hub: httpx.AsyncClient, record: ClusterRecord) -> bool:
@@ -380,6 +401,7 @@ def make_app(app: DaskApp) -> web.Application:
             (rf"{prefix}dashboard/([0-9a-f]{{16}})(/.*/ws)", DashboardSocket, deps),
             (rf"{prefix}dashboard/([0-9a-f]{{16}})(/.*)?", DashboardHandler, deps),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
+            (rf"{prefix}metrics", MetricsHandler),
         ],
         cookie_secret=os.urandom(32),  # only HubOAuth's session cookie: a restart means a new login
     )

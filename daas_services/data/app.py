@@ -22,8 +22,13 @@ class DataService(DaaSService):
 
     name = "daas-data"
     description = __doc__.splitlines()[0]
-    examples = "daas-data -f /etc/jupyterhub/daas_config.py\ndaas-data --locations=/etc/jupyterhub/data.yaml"
+    examples = (
+        "daas-data -f /etc/jupyterhub/daas_config.py\n"
+        "daas-data --locations=/etc/jupyterhub/data.yaml\n"
+        "daas-data schema > data.schema.json   # the JSON Schema of the data-locations file"
+    )
     default_url = "http://127.0.0.1:10101"
+    site_file_model = DataLocations
     aliases = {**DaaSService.aliases, "locations": "DataService.data_locations"}
 
     data_locations = Unicode(
@@ -69,13 +74,15 @@ class DataService(DaaSService):
         PreviewBounds.max_bytes,
         config=True,
         help="""Bytes of values one HDF5 preview may hold (elements x item size): fewer elements when
-        each is large, 422 when one element is larger.""",
+        each is large, 422 when one element is larger. Also what one h5grove read (data, stats,
+        attributes) may return: a larger selection gets 422, before anything is read. H5Web reads
+        an image or a slice of a stack whole: e.g. "16M" for 2048 x 2048 float32 images.""",
     )
     preview_max_read_bytes = ByteSize(
         PreviewBounds.max_read_bytes,
         config=True,
-        help="""Bytes HDF5 may read and decompress for one preview: a compressed chunk is decompressed
-        whole, so a preview of a dataset whose chunk is larger gets 422.""",
+        help="""Bytes HDF5 may read and decompress for one preview or h5grove read: a compressed chunk
+        is decompressed whole, so a read touching more, or a larger chunk, gets 422.""",
     )
 
     @validate("reader_timeout")

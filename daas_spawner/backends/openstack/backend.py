@@ -21,6 +21,7 @@ from traitlets import Float, Unicode
 from daas_core.mount_builders import cloud_init_mounts
 from daas_core.shared_query import SharedQuery
 
+from ... import metrics
 from ...availability import AvailabilityCache
 from ..base import BackendState, Launch, NotRunningYet, ProgressEvent, ServerAddress, SpawnFailed
 from ..contained import SERVER_VARIABLES, ContainedBackend
@@ -103,13 +104,17 @@ class OpenStackBackend(ContainedBackend[OpenStackState]):
         if not self.cloud:
             raise SpawnFailed("the OpenStack backend has no cloud: the site must set c.OpenStackBackend.cloud")
         client = Cloud(self.cloud, self.api_timeout)
-        view = ServerView(lambda: client.list_servers(self.tag), self.interval, self.busy_interval)
+        servers = metrics.timed_query(lambda: client.list_servers(self.tag), self.name, "api", "servers")
+        view = ServerView(servers, self.interval, self.busy_interval)
         self.client, self.view = client, view  # the first list's reconciliation reads them
         view.subscribe(self._reconcile)
         await view.refresh()
         view.start()
-        self._flavors = SharedQuery(client.flavors, ttl=self.flavor_ttl)
-        self.availability_cache = AvailabilityCache(self._flavor_availability, ttl=self.availability_ttl)
+        self._flavors = SharedQuery(
+            metrics.timed_query(client.flavors, self.name, "api", "flavors"), ttl=self.flavor_ttl
+        )
+        cache = self.availability_cache = AvailabilityCache(self._flavor_availability, ttl=self.availability_ttl)
+        metrics.watch_age(self.name, "availability", lambda: cache.age)
 
     async def close(self) -> None:
         if self.view is not None:

@@ -19,6 +19,7 @@ from daas_core.commands import CommandFailed
 from daas_core.fields import check_account_template
 from daas_core.shared_query import SharedQuery
 
+from ... import metrics
 from ...availability import AvailabilityCache
 from ...profiles import Profile
 from ..base import (
@@ -32,7 +33,7 @@ from ..base import (
     SpawnFailed,
 )
 from .cli import CliTransport
-from .commands import JobSpec, NodeInfo, batch_script, job_account
+from .commands import JobInfo, JobSpec, NodeInfo, batch_script, job_account
 from .profile import SlurmProfile
 from .queue import JobStatus, Phase, SlurmQueue
 from .rest import RestTransport, SlurmRest
@@ -211,15 +212,29 @@ class SlurmBackend(Backend[SlurmState]):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.slurm = self._transport()
-        self.queue = SlurmQueue(self.slurm.jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
+        self.queue = SlurmQueue(self._listed_jobs, interval=self.poll_interval, busy_interval=self.busy_interval)
         self.controller = SharedQuery(self._controller_up, ttl=self.busy_interval)
         self._nodes: dict[str, NodeInfo] = {}
-        self._nodes_query = SharedQuery(self.slurm.nodes, ttl=0)
+        self._nodes_query = SharedQuery(self._timed(self.slurm.nodes, "nodes"), ttl=0)
         self._report_queries: dict[str, float] = {}  # job id -> when its last report queried Slurm
         self._cleanups: set[asyncio.Task] = set()  # cancelling what cut-off submissions left
         self.availability_cache = AvailabilityCache(
-            self.slurm.availability, ttl=self.availability_ttl, first_wait=self.availability_first_wait
+            self._timed(self.slurm.availability, "availability"),
+            ttl=self.availability_ttl,
+            first_wait=self.availability_first_wait,
         )
+        metrics.watch_age(self.name, "jobs", lambda: self.queue.age)
+        metrics.watch_age(self.name, "availability", lambda: self.availability_cache.age)
+
+    def _timed(self, query: Callable[[], Awaitable[Any]], name: str) -> Callable[[], Awaitable[Any]]:
+        """A shared read with its duration and failures in the hub's metrics."""
+        return metrics.timed_query(query, self.name, self.transport, name)
+
+    async def _listed_jobs(self) -> dict[str, JobInfo]:
+        """The shared job list (one query for the hub); its pending jobs' reasons go to the metrics."""
+        jobs = await self._timed(self.slurm.jobs, "jobs")()
+        metrics.record_pending(self.name, (info.reason for info in jobs.values() if info.pending))
+        return jobs
 
     def _transport(self) -> SlurmTransport:
         timeouts = {"job_name": self.job_name, "timeout": self.command_timeout, "ping_timeout": self.ping_timeout}
@@ -229,7 +244,7 @@ class SlurmBackend(Backend[SlurmState]):
 
     async def _controller_up(self) -> bool:
         try:
-            return await self.slurm.ping()
+            return await self._timed(self.slurm.ping, "ping")()
         except CommandFailed as err:
             self.log.warning("Slurm controller not answering: %s", err)
             return False
