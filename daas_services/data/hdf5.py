@@ -34,8 +34,9 @@ MAX_SOFT_LINKS = 16
 class Hdf5Error(ValueError):
     """A file or in-file path that cannot be described; the message is safe to show the user.
 
-    `status` is the HTTP answer: 400 for a request that names nothing previewable, 422 for an
-    object that exists but costs more to read than a reader may spend, or that HDF5 cannot read.
+    `status` is the HTTP answer: 400 for a request that names nothing previewable, 404 for an
+    in-file path with nothing at its end, 422 for an object that exists but costs more to read
+    than a reader may spend, or that HDF5 cannot read.
     """
 
     def __init__(self, message: str, status: int = 400) -> None:
@@ -44,7 +45,7 @@ class Hdf5Error(ValueError):
 
 
 @contextmanager
-def _open(path: str) -> Iterator[h5py.File]:
+def open_file(path: str) -> Iterator[h5py.File]:
     """Open read-only; only "not HDF5" becomes Hdf5Error, OS errors (permission, missing) propagate."""
     try:
         file = h5py.File(path, "r", locking=False)
@@ -195,7 +196,7 @@ def describe_file(path: str, *, max_nodes: int = 2000, max_attr_chars: int = 100
     name. A group reached again through another hard link (or a cycle) is described once; later
     occurrences only say where ("seen_at").
     """
-    with _open(path) as file:
+    with open_file(path) as file:
         root = {**_object_node(file, "group", "", "/", max_attr_chars), "children": []}
         seen = {_identity(file): "/"}
         count = 1
@@ -220,7 +221,7 @@ def describe_file(path: str, *, max_nodes: int = 2000, max_attr_chars: int = 100
         return {**root, "truncated": truncated}
 
 
-def _segments(dataset: str) -> list[str]:
+def in_file_names(dataset: str) -> list[str]:
     """The names along an absolute in-file path; nothing relative or non-normalised."""
     segments = [] if dataset == "/" else dataset[1:].split("/")
     if not dataset.startswith("/") or "\x00" in dataset or any(s in ("", ".", "..") for s in segments):
@@ -228,13 +229,13 @@ def _segments(dataset: str) -> list[str]:
     return segments
 
 
-def _resolve(file: h5py.File, dataset: str) -> h5py.HLObject:
+def resolve(file: h5py.File, dataset: str) -> h5py.HLObject:
     """Walk the path one link at a time, so that no external link is ever followed.
 
     Soft links are followed by rewriting the remaining path (they may lead through an external
     link themselves), at most MAX_SOFT_LINKS of them.
     """
-    pending = deque(_segments(dataset))
+    pending = deque(in_file_names(dataset))
     group: h5py.Group = file
     hops = 0
     obj: h5py.HLObject = file
@@ -242,7 +243,7 @@ def _resolve(file: h5py.File, dataset: str) -> h5py.HLObject:
         name = pending.popleft()
         link = group.get(name, getlink=True)
         if link is None:
-            raise Hdf5Error(f"no such object {dataset}")
+            raise Hdf5Error(f"no such object {dataset}", 404)
         if isinstance(link, h5py.ExternalLink):
             raise Hdf5Error(f"{dataset} leads through an external link, which is not followed")
         if isinstance(link, h5py.SoftLink):
@@ -258,12 +259,12 @@ def _resolve(file: h5py.File, dataset: str) -> h5py.HLObject:
         obj = group[name]
         if pending:
             if not isinstance(obj, h5py.Group):
-                raise Hdf5Error(f"no such object {dataset}")
+                raise Hdf5Error(f"no such object {dataset}", 404)
             group = obj
     return obj
 
 
-def _check_readable(dataset: h5py.Dataset, name: str) -> None:
+def check_readable(dataset: h5py.Dataset, name: str) -> None:
     """Refuse data kept in other files, and compression this process cannot undo (e.g. bitshuffle)."""
     if dataset.is_virtual or dataset.external:
         raise Hdf5Error(f"{name} keeps its data in other files (virtual or external storage), which are not read")
@@ -289,17 +290,53 @@ def _selection(shape: tuple[int, ...], max_elements: int) -> list[list[int]]:
     return [[0, min(n, 1)] for n in leading] + [[0, rows], [0, cols]]
 
 
+def _ranges(selection: list[list[int]]) -> list[range]:
+    return [range(start, stop) for start, stop in selection]
+
+
 def _mib(size: int) -> str:
     return f"{size / (1 << 20):.3g} MiB"
 
 
-def _bytes_read(dataset: h5py.Dataset, selection: list[list[int]]) -> int:
-    """What HDF5 reads to give back `selection`: every compressed chunk it touches is decompressed whole."""
+def _chunks_touched(indexes: range, edge: int) -> int:
+    """How many chunks of `edge` elements along one axis hold at least one of `indexes` (a step >= 1)."""
+    if not indexes:
+        return 0
+    if indexes.step >= edge:  # every index in a chunk of its own
+        return len(indexes)
+    return indexes[-1] // edge - indexes[0] // edge + 1
+
+
+def _bytes_read(dataset: h5py.Dataset, selection: list[range]) -> int:
+    """What HDF5 reads to give back `selection` (indexes per axis): every compressed chunk it touches, whole."""
     itemsize = dataset.dtype.itemsize
     if dataset.chunks is None or dataset.id.get_create_plist().get_nfilters() == 0:
-        return math.prod(stop - start for start, stop in selection) * itemsize
-    touched = math.prod(math.ceil(stop / edge) for (_, stop), edge in zip(selection, dataset.chunks, strict=True))
-    return touched * math.prod(dataset.chunks) * itemsize
+        return math.prod(len(indexes) for indexes in selection) * itemsize
+    chunks = zip(selection, dataset.chunks, strict=True)
+    return math.prod(_chunks_touched(indexes, edge) for indexes, edge in chunks) * math.prod(dataset.chunks) * itemsize
+
+
+def check_selection_cost(
+    dataset: h5py.Dataset, name: str, selection: list[range], itemsize: int, max_bytes: int, max_read_bytes: int
+) -> None:
+    """Hdf5Error(422), before any read, when `selection` (indexes per axis; [] for a scalar) holds more
+    than `max_bytes` of values (`itemsize` each, as they are sent), or makes HDF5 read and decompress
+    more than `max_read_bytes`: the same bounds as a preview, for a selection the person chose."""
+    size = math.prod(len(indexes) for indexes in selection) * itemsize
+    if size > max_bytes:
+        raise Hdf5Error(
+            f"this selection of {name} holds {_mib(size)} of values, more than one read may return "
+            f"({_mib(max_bytes)}): select fewer elements",
+            422,
+        )
+    cost = _bytes_read(dataset, selection)
+    if cost > max_read_bytes:
+        chunks = f" in chunks of shape {list(dataset.chunks)}" if dataset.chunks else ""
+        raise Hdf5Error(
+            f"this selection of {name} means reading {_mib(cost)}{chunks}, more than one read may "
+            f"({_mib(max_read_bytes)}): select fewer chunks",
+            422,
+        )
 
 
 def _bounded_selection(
@@ -318,9 +355,9 @@ def _bounded_selection(
     if not dataset.shape:  # a scalar: its one element, never chunked
         return []
     selection = _selection(dataset.shape, min(max_elements, max_bytes // itemsize))
-    if _bytes_read(dataset, selection) > max_read_bytes and dataset.chunks is not None:
+    if _bytes_read(dataset, _ranges(selection)) > max_read_bytes and dataset.chunks is not None:
         selection = [[start, min(stop, edge)] for (start, stop), edge in zip(selection, dataset.chunks, strict=True)]
-    cost = _bytes_read(dataset, selection)
+    cost = _bytes_read(dataset, _ranges(selection))
     if cost > max_read_bytes:
         what = f"a chunk of {_mib(cost)} (chunk shape {list(dataset.chunks)})" if dataset.chunks else _mib(cost)
         raise Hdf5Error(
@@ -347,13 +384,13 @@ def preview_dataset(
     """
     if max_elements < 1:
         raise ValueError("max_elements must be at least 1")
-    with _open(path) as file:
-        obj = _resolve(file, dataset)
+    with open_file(path) as file:
+        obj = resolve(file, dataset)
         if isinstance(obj, h5py.Group):
             raise Hdf5Error(f"{dataset} is a group, not a dataset")
         if not isinstance(obj, h5py.Dataset):
             raise Hdf5Error(f"{dataset} is a named datatype, not a dataset")
-        _check_readable(obj, dataset)
+        check_readable(obj, dataset)
         result = {"path": dataset, "shape": _shape(obj.shape), "dtype": _dtype_name(obj.dtype)}
         if obj.shape is None:  # a null dataspace: no value
             return {**result, "selection": [], "data": None}

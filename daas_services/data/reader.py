@@ -11,6 +11,9 @@ reader re-checks that symlinks stay inside the location, on the real filesystem.
     {"op": "read", "root": ..., "names": [...], "start": 0, "end": 99}     # end inclusive; or "suffix": 100
     {"op": "hdf5", "root": ..., "names": [...], "dataset": "/entry/data"}  # dataset optional: the tree
                                     # a preview's byte bounds (hdf5.preview_dataset): "max_bytes", "max_read_bytes"
+    {"op": "h5grove", "root": ..., "names": [...], "endpoint": "data", "path": "/entry/data/data",
+     "selection": [0, [null, null, 2]], "format": "bin", ...}     # h5grove_api.H5groveQuery, same bounds;
+                                    # answers {"headers": {...}, "body": <base64 of h5grove's encoding>}
 
 Every request also carries the reader's resource limits, which it applies to itself before it
 reads anything: {"limits": {"memory": <bytes of address space>, "cpu_seconds": <seconds>}}. It
@@ -107,18 +110,23 @@ def stream_file(target: str, request: dict[str, Any], out: BinaryIO) -> None:
 
 
 def describe_hdf5(target: str, request: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from . import hdf5  # h5py is imported only by the requests that need it
-    except ImportError:
-        raise PathRefused(501, "HDF5 support (h5py) is not installed") from None
+    """A file's tree or a dataset's preview (op "hdf5"), or an h5grove answer (op "h5grove")."""
+    try:  # h5py (and h5grove) are imported only by the requests that need them
+        from . import hdf5
+
+        if request["op"] == "h5grove":
+            from .h5grove_content import h5grove_answer
+    except ImportError as err:
+        raise PathRefused(501, f"HDF5 support ({err.name}) is not installed") from None
     if not os.path.isfile(target):
         raise PathRefused(400, "not a file")
-    dataset = request.get("dataset")
+    bounds = {name: int(request[name]) for name in ("max_bytes", "max_read_bytes") if name in request}
     try:
-        if not dataset:
+        if request["op"] == "h5grove":
+            return h5grove_answer(target, request, **bounds)
+        if not request.get("dataset"):
             return hdf5.describe_file(target)
-        bounds = {name: int(request[name]) for name in ("max_bytes", "max_read_bytes") if name in request}
-        return hdf5.preview_dataset(target, dataset, **bounds)
+        return hdf5.preview_dataset(target, request["dataset"], **bounds)
     except hdf5.Hdf5Error as err:
         raise PathRefused(err.status, str(err)) from None
 
@@ -135,7 +143,7 @@ def answer(request: dict[str, Any], out: BinaryIO) -> None:
         stream_file(target, request, out)
     elif op == "list":
         write_json(out, list_directory(target, int(request.get("offset", 0)), int(request.get("limit", 100))))
-    elif op == "hdf5":
+    elif op in ("hdf5", "h5grove"):
         write_json(out, describe_hdf5(target, request))
     else:
         raise PathRefused(400, f"unknown operation {op!r}")

@@ -7,14 +7,18 @@ with the service's `access:services!service=daas-data` scope:
     GET api/browse/<proposal>/<location>/<path>      a directory page (?offset=, ?limit=)
     GET api/files/<proposal>/<location>/<path>       download, with HTTP Range
     GET api/hdf5/<proposal>/<location>/<path>        HDF5 / NeXus tree; ?dataset=/entry/data previews one
+    GET h5grove/{meta,attr,data,stats,paths}/?file=<proposal>/<location>/<path>&path=/entry/...
+                                                     h5grove's API, for H5Web (h5grove_api.py)
 
-and a small HTML view at the prefix itself. Every request is checked twice: against the
+and a small HTML view at the prefix itself; `GET metrics` gives Prometheus metrics to a hub token with
+`read:metrics`. Every request is checked twice: against the
 caller's own proposals and locations here (paths.py), and by the filesystem, since every
 read runs as the caller's Unix user (as_user.py).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import mimetypes
 import os
@@ -29,9 +33,11 @@ from tornado import web
 
 from daas_core.mounts import DataLocations, Mount, resolve_mounts
 
-from ..handlers import NoLoginRedirect, UserHandler
+from .. import metrics
+from ..handlers import MetricsHandler, NoLoginRedirect, UserHandler
 from ..hub_users import HubUsers
 from .as_user import PreviewBounds, ReaderError, UserReader
+from .h5grove_api import H5groveQueryError, parse_query
 from .paths import DataPath, PathRefused, parse_request_path
 
 log = logging.getLogger("daas-data")
@@ -88,26 +94,32 @@ class DataHandler(UserHandler):
         try:
             path = parse_request_path(request_path)
         except PathRefused as err:
-            self.refuse(err.status, str(err), request_path)
+            self.refuse(err.status, str(err), request_path, "path_refused")
         mounts = await self.mounts()
         if not any(mount.proposal == path.proposal for mount in mounts):
-            self.refuse(403, f"{path.proposal} is not one of your proposals", request_path)
+            self.refuse(403, f"{path.proposal} is not one of your proposals", request_path, "not_your_proposal")
         for mount in mounts:
             if (mount.proposal, mount.name) == (path.proposal, path.location):
                 return mount, path
-        self.refuse(404, f"proposal {path.proposal} has no location {path.location!r}", request_path)
+        self.refuse(
+            404, f"proposal {path.proposal} has no location {path.location!r}", request_path, "no_such_location"
+        )
 
-    def refuse(self, status: int, message: str, request_path: str) -> NoReturn:
+    def refuse(self, status: int, message: str, request_path: str, rule: str) -> NoReturn:
+        metrics.refused(rule)
         log.warning("refused %s %r for %s: %s", self.request.method, request_path, self.current_user["name"], message)
         raise web.HTTPError(status, message)
 
     async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self.reader.ask(self.username, request)
+            answer = await self.reader.ask(self.username, request)
         except ReaderError as err:
+            metrics.reader_refused(err.status)
             if err.status in (403, 400):
                 log.warning("reader refused %s for %s: %s", request.get("names"), self.username, err)
             raise web.HTTPError(err.status, str(err)) from None
+        metrics.data_read(request["op"])
+        return answer
 
     async def listing(self, mount: Mount, path: DataPath) -> dict[str, Any]:
         """One page of a directory (?offset=, ?limit=)."""
@@ -124,6 +136,7 @@ class MountsHandler(ApiHandler):
     @web.authenticated
     async def get(self) -> None:
         self.write_json(mounts_document(await self.users.proposals(self.username), self.locations))
+        metrics.data_read("mounts")
 
 
 def mounts_document(proposals: list[Any], locations: DataLocations) -> dict[str, Any]:
@@ -166,6 +179,26 @@ class Hdf5Handler(ApiHandler):
         self.write_json(await self.ask({**request, **asdict(self.preview)}))
 
 
+class H5groveHandler(ApiHandler):
+    """h5grove's API (h5grove_api.py) for H5Web and jupyterlab-h5web-style clients, read as the caller."""
+
+    @web.authenticated
+    async def get(self, endpoint: str) -> None:
+        try:
+            query = parse_query(endpoint, self.request.query_arguments)
+        except H5groveQueryError as err:
+            raise web.HTTPError(400, str(err)) from None
+        mount, path = await self.mount_for(query.file)
+        request = {"op": "h5grove", "root": mount.source, "names": path.names, **query.reader_request()}
+        answer = await self.ask({**request, **asdict(self.preview)})
+        for name, value in answer["headers"].items():
+            self.set_header(name, value)
+        self.set_header("Content-Security-Policy", "sandbox")  # a download, never a page on the hub's origin
+        body = base64.b64decode(answer["body"])
+        self.finish(body)
+        metrics.data_served(len(body))
+
+
 class FileHandler(ApiHandler):
     @web.authenticated
     async def get(self, request_path: str) -> None:
@@ -175,6 +208,7 @@ class FileHandler(ApiHandler):
         try:
             header, body = await self.reader.stream(self.username, request)
         except ReaderError as err:
+            metrics.reader_refused(err.status)
             if err.status != 416:
                 raise web.HTTPError(err.status, str(err)) from None
             # Answered here: an HTTPError would clear the Content-Range header that 416 needs.
@@ -195,9 +229,11 @@ class FileHandler(ApiHandler):
             async for chunk in body:
                 self.write(chunk)
                 await self.flush()
+                metrics.data_served(len(chunk))
         finally:
             await body.aclose()  # a client that went away ends the reader and frees its slot now
         self.finish()
+        metrics.data_read("read")
 
 
 TEMPLATES = Environment(
@@ -250,7 +286,9 @@ def make_app(
             (rf"{prefix}api/browse/(.*)", BrowseHandler, deps),
             (rf"{prefix}api/files/(.*)", FileHandler, deps),
             (rf"{prefix}api/hdf5/(.*)", Hdf5Handler, deps),
+            (rf"{prefix}h5grove/([^/]*)/?", H5groveHandler, deps),
             (rf"{prefix}oauth_callback", HubOAuthCallbackHandler),
+            (rf"{prefix}metrics", MetricsHandler),
             (rf"{prefix}view/(.*)", PageHandler, deps),
             (rf"{prefix}?", PageHandler, deps),
         ],

@@ -56,12 +56,12 @@ class DataSite:
         self.service_port = free_port()
         config = f"""
             from daas_core.mounts import load_data_locations
-            from daas_hub import data_service, service_roles
+            from daas_hub import add_service_roles, data_service
             c.DaaSSpawner.data_locations = load_data_locations("{locations}")
             c.JupyterHub.services.append(
                 data_service("{service_config}", url="http://127.0.0.1:{self.service_port}")
             )
-            c.JupyterHub.load_roles += service_roles("daas-data")
+            add_service_roles(c, "daas-data")
             # A spawn request answers at once, so a test reads the progress a person's page shows.
             c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
         """
