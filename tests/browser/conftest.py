@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from ..integration.conftest import ARTIFACTS, hub, slurm_cluster, slurm_hub  # noqa: F401 - shared fixtures
 from ..integration.hub import Hub
+from ..integration.oidc_site import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -40,6 +41,17 @@ def log_in(page: Page, on: Hub, user: str) -> None:
     page.get_by_label("Password").fill("daas-test-password")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/hub/**")
+
+
+def oidc_log_in(context: BrowserContext, on: Hub, user: str, password: str = PASSWORD) -> Page:
+    """Log in through the hub's OpenID provider (tests/oidc/provider.mjs) in a page of `context`."""
+    page = context.new_page()
+    page.goto(f"{on.url}/hub/oauth_login")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{on.url}/hub/**")
+    return page
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from ..integration.conftest import cancel_test_jobs
 from ..integration.hub import Hub, wait_for
-from ..integration.oidc_site import PASSWORD, PROPOSALS_MAX_AGE, OidcSite
-from .conftest import screenshot
+from ..integration.oidc_site import PROPOSALS_MAX_AGE, OidcSite
+from .conftest import oidc_log_in, screenshot
 
 pytestmark = pytest.mark.slurm
 
@@ -58,16 +58,6 @@ def set_membership(site: OidcSite, person: str, member: bool) -> None:
         theirs.append({"id": "20231234", "title": "Strain in additively manufactured alloys", "role": "member"})
     office[person] = theirs
     site.office.data_path.write_text(json.dumps(office))
-
-
-def oidc_log_in(context: BrowserContext, hub: Hub, user: str) -> Page:
-    page = context.new_page()
-    page.goto(f"{hub.url}/hub/oauth_login")
-    page.get_by_label("Username").fill(user)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{hub.url}/hub/**")
-    return page
 
 
 def shares(hub: Hub, token: str, server: str = "") -> httpx.Response:
