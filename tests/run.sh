@@ -38,7 +38,14 @@ trap 'bash tests/cluster/openstack.sh stop; bash tests/cluster/kubernetes.sh sto
 echo "== newest JupyterHub (hub logs and browser screenshots: /tmp/daas-test-artifacts)"
 echo "== test order: ${order[*]}"
 "$PREFIX/venv/bin/python" -m pytest -p no:cacheprovider -q "${order[@]}" "$@"
+echo "== docs (warnings are errors; reference generated from the code; screenshots from the browser tests)"
+bash docs/build.sh /tmp/daas-test-artifacts/docs
 echo "== JupyterHub 5.x"
 "$PREFIX/venv-jh5/bin/python" -m pytest -p no:cacheprovider -p no:randomly -q tests/integration/test_slurm_spawn.py \
     tests/integration/test_local_backend.py tests/integration/test_address_endpoint.py \
-    tests/integration/test_proposals_api.py tests/integration/test_hub_restart.py
+    tests/integration/test_proposals_api.py tests/integration/test_hub_restart.py \
+    tests/integration/test_site_roles.py tests/integration/test_oidc_admin_groups.py tests/integration/test_metrics.py
+echo "== the package: sdist and wheel, the wheel in a fresh venv, a hub from the example site configuration"
+bash tests/package/check_install.sh
+echo "== the lowest versions pyproject.toml allows"
+bash tests/package/lowest.sh

@@ -1,22 +1,32 @@
 """A facility hub on Slurm: the DaaS spawner with site profiles.
 
-Copy and adapt: profile file path, Slurm location, how the hub acts as users, intervals.
+Copy this directory's two files to the site's configuration directory (e.g. /etc/jupyterhub), with
+profiles.yaml, data.yaml and dask.yaml beside them (profiles/ has examples) and the login's settings as
+login_config.py (examples/keycloak or examples/umbrella), then adapt: Slurm location, how the hub acts as
+users, intervals, the public name. Every file is found beside this one: `jupyterhub -f
+/etc/jupyterhub/jupyterhub_config.py` reads /etc/jupyterhub/*.
 """
 
+import os
+
 from daas_core.mounts import load_data_locations
-from daas_hub import TEMPLATES, custom_scopes, dask_service, data_service, register_handlers, service_roles
+from daas_hub import TEMPLATES, add_service_roles, custom_scopes, dask_service, data_service, register_handlers
 from daas_spawner import load_profiles
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
+SITE = os.path.dirname(os.path.abspath(__file__))  # the directory of this file, e.g. /etc/jupyterhub
 # The services' settings and the account rules (c.UserAccounts) the hub shares with them: one file.
-DAAS_CONFIG = "/etc/jupyterhub/daas_config.py"
+DAAS_CONFIG = os.path.join(SITE, "daas_config.py")
 load_subconfig(DAAS_CONFIG)  # noqa: F821 - provided by traitlets
+# The login: OIDC with the facility's proposals (a copy of examples/keycloak/jupyterhub_config.py or
+# examples/umbrella/jupyterhub_config.py). Without the file the hub falls back to JupyterHub's PAM login.
+load_subconfig(os.path.join(SITE, "login_config.py"))  # noqa: F821 - provided by traitlets
 
 c.JupyterHub.spawner_class = "daas"
 c.JupyterHub.template_paths = [TEMPLATES]  # the home page shows when servers end, and shares them
 register_handlers()  # the spawner's endpoints (and the proposals endpoint for the services)
 # A bad file stops the hub here, naming the file and the field.
-c.DaaSSpawner.profiles = load_profiles("/etc/jupyterhub/profiles.yaml")
+c.DaaSSpawner.profiles = load_profiles(os.path.join(SITE, "profiles.yaml"))
 # The single-user command inside the job; the environment's prefix/bin goes first on PATH.
 c.Spawner.cmd = ["jupyterhub-singleuser"]
 
@@ -44,6 +54,7 @@ c.JupyterHub.services = [data_service(DAAS_CONFIG), dask_service(DAAS_CONFIG)]
 # The services read people's proposals through the hub's proposals endpoint (a custom scope), never
 # their auth_state: that holds their OIDC tokens.
 c.JupyterHub.custom_scopes = custom_scopes()
-c.JupyterHub.load_roles = service_roles("daas-data", "daas-dask")
+# Users and their servers may use the services. After any roles of the site's own: it extends them.
+add_service_roles(c, "daas-data", "daas-dask")
 # Notebooks find the Dask service here (any backend that reaches the hub's public URL).
 c.DaaSSpawner.environment = {"DAAS_DASK_URL": "https://jupyterhub.example.org/services/daas-dask/"}
