@@ -126,7 +126,7 @@ def main() -> None:
     service_port = free_port()
     (workdir / "daas_config.py").write_text(
         f"c.DaskService.limits_file = {str(workdir / 'dask.yaml')!r}\n"
-        f"c.DaskService.records = {str(workdir / 'service' / 'clusters.sqlite')!r}\n"
+        f"c.DaskService.db_url = 'sqlite:///{workdir / 'service' / 'clusters.sqlite'}'\n"
         'c.DaskService.interface = "lo"\n'
     )
     hub = Hub(

@@ -36,6 +36,8 @@ install_missing -- "${packages[@]}"
 install_missing --no-install-recommends -- tigervnc-standalone-server dbus-x11 xfce4-session xfwm4 xfce4-panel xfdesktop4
 # Environment Modules (`module use` / `module load` in a login shell), as on a facility's nodes: the Slurm prologue test.
 install_missing -- environment-modules
+# PostgreSQL (Debian's server): the hub's database and the Dask service's records in tests (tests/cluster/postgres.sh).
+install_missing -- postgresql postgresql-client
 
 mkdir -p "$PREFIX"
 chmod 755 "$PREFIX"

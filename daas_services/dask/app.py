@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Integer, TraitError, Unicode, default, observe, validate
 
 from ..app import ByteSize, DaaSService
 from .addresses import plain_host
@@ -29,7 +29,12 @@ class DaskService(DaaSService):
     )
     default_url = "http://127.0.0.1:10102"
     site_file_model = DaskConfig
-    aliases = {**DaaSService.aliases, "limits": "DaskService.limits_file", "records": "DaskService.records"}
+    aliases = {
+        **DaaSService.aliases,
+        "limits": "DaskService.limits_file",
+        "db-url": "DaskService.db_url",
+        "records": "DaskService.records",  # deprecated with the setting, for one release
+    }
 
     limits_file = Unicode(
         "",
@@ -37,10 +42,22 @@ class DaskService(DaaSService):
         help="""The Dask limits YAML file (required; empty file: the defaults): who may have how many
         clusters, workers, cores and memory, and for how long. profiles/dask.yaml is an example.""",
     )
-    records = Unicode(
-        "/var/lib/daas-dask/clusters.sqlite",
+    db_url = Unicode(
+        "sqlite:////var/lib/daas-dask/clusters.sqlite",
         config=True,
-        help="The service's SQLite database of clusters: after a restart it re-attaches the live ones.",
+        help="""The service's database of clusters, as an SQLAlchemy URL: after a restart it re-attaches the live
+        ones. It holds each cluster's TLS credentials, so it must be the service's alone. The default, SQLite, is
+        a file the service makes mode 0600 in a 0700 folder: `sqlite:///<relative path>` or
+        `sqlite:////<absolute path>`. A PostgreSQL server (its driver: pip install "jupyterhub-daas[postgresql]"):
+        `postgresql://<role>@<host>:<port>/<database>` (`postgresql+psycopg://` with SQLAlchemy 2.0), a database
+        of a role no one else has, the password in the service's ~/.pgpass or PGPASSWORD (or in the URL, then
+        keep this file unreadable to others). Logs show the URL with its password masked.""",
+    )
+    records = Unicode(
+        "",
+        config=True,
+        help="""Deprecated in 0.3.0, removed in the next release: the path of the SQLite file, now
+        `db_url = "sqlite:///<path>"`. Set, it gives db_url (unless db_url is set too) and logs a warning.""",
     )
     python = Unicode(
         config=True,
@@ -107,6 +124,27 @@ class DaskService(DaaSService):
                 raise TraitError(f"client_hosts: {node!r} -> {host!r}: both must be host names or addresses")
         return proposal.value
 
+    @validate("db_url")
+    def _database_url(self, proposal: Any) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(proposal.value).get_dialect()  # a database SQLAlchemy knows ("postgres://" is not one)
+        except ArgumentError as err:
+            raise TraitError(f"db_url: {err} (a URL such as sqlite:///clusters.sqlite or postgresql://...)") from None
+        return proposal.value
+
+    @observe("records")
+    def _records_is_deprecated(self, change: Any) -> None:
+        if not change.new:
+            return
+        if self.db_url != self.trait_defaults("db_url"):  # set too (config loads notify after all their values)
+            self.log.warning("c.DaskService.records is deprecated and ignored: c.DaskService.db_url is set")
+            return
+        self.db_url = "sqlite:///" + os.path.abspath(change.new)
+        self.log.warning("c.DaskService.records is deprecated: set c.DaskService.db_url = %r instead", self.db_url)
+
     @validate("check_interval")
     def _positive(self, proposal: Any) -> float:
         if proposal.value <= 0:
@@ -123,12 +161,13 @@ class DaskService(DaaSService):
 
         from ..hub_users import HubUsers
         from .manager import ClusterManager, SchedulerJobSettings
-        from .records import ClusterRecords
+        from .records import ClusterRecords, shown_url
         from .service import DaskApp, make_app, watch
 
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/daas-dask/")
+        self.log.info("daas-dask keeps its clusters in %s", shown_url(self.db_url))
         manager = ClusterManager(
-            ClusterRecords(self.records),
+            ClusterRecords(self.db_url),
             self.user_accounts.user_prefix,
             service_url=self.service_url or self.listen.geturl().rstrip("/") + prefix,
             workdir_template=self.workdir,

@@ -1,46 +1,57 @@
-"""The service's memory of clusters, in SQLite, so that a restart re-attaches or cleans up.
+"""The service's memory of clusters, in a database, so that a restart re-attaches or cleans up.
 
-Credentials are kept here (the service made them; the owner's client fetches them): the file
-is the service's alone (mode 0600 in a 0700 folder). The Slurm job ids the service submitted
-are kept too: the worker limit counts them, not job names the owner could change.
+One table, through SQLAlchemy Core: SQLite by default (a file beside the service), or a site's
+PostgreSQL server (`postgresql://...`, with psycopg installed), as for the hub's own database.
+Credentials are kept here (the service made them; the owner's client fetches them): a SQLite file
+is the service's alone (mode 0600 in a 0700 folder); on a server, the database should be too.
+The Slurm job ids the service submitted are kept too: the worker limit counts them, not job names
+the owner could change.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sqlalchemy import Column, Float, Integer, MetaData, Table, Text, create_engine, insert, inspect, select, text
+from sqlalchemy.engine import make_url
+
 ACTIVE = ("starting", "running", "stopping")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS clusters (
-    id TEXT PRIMARY KEY,
-    username TEXT NOT NULL,
-    status TEXT NOT NULL,
-    job_name TEXT NOT NULL,
-    resolved TEXT NOT NULL,
-    scheduler_address TEXT,
-    dashboard_port INTEGER,
-    tls TEXT,
-    message TEXT NOT NULL DEFAULT '',
-    created REAL NOT NULL,
-    ended REAL,
-    scheduler_job TEXT,
-    worker_jobs TEXT NOT NULL DEFAULT '[]',
-    requested TEXT
+METADATA = MetaData()
+CLUSTERS = Table(
+    "clusters",
+    METADATA,
+    Column("id", Text, primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("job_name", Text, nullable=False),
+    Column("resolved", Text, nullable=False),
+    Column("scheduler_address", Text),
+    Column("dashboard_port", Integer),
+    Column("tls", Text),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("created", Float(precision=53), nullable=False),  # seconds since the epoch: double precision
+    Column("ended", Float(precision=53)),
+    Column("scheduler_job", Text),
+    Column("worker_jobs", Text, nullable=False, server_default="[]"),
+    Column("requested", Text),
 )
-"""
-# Columns added after the first release, for databases made before them.
+# Columns added after the first release, for databases made before them (SQL both SQLite and PostgreSQL take).
 ADDED = {
     "scheduler_job": "TEXT",
     "worker_jobs": "TEXT NOT NULL DEFAULT '[]'",
     "requested": "TEXT",
 }
 JSON_FIELDS = ("resolved", "tls", "worker_jobs", "requested")
+
+
+def shown_url(url: str) -> str:
+    """The database URL as logs may show it: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @dataclass
@@ -65,50 +76,66 @@ class ClusterRecord:
         return self.status in ACTIVE
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Make a SQLite database file mode 0600 in a 0700 folder before SQLite opens it (it holds credentials)."""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
 class ClusterRecords:
     """One table; every change is committed at once (a crash loses nothing it reported)."""
 
-    def __init__(self, path: str) -> None:
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)  # it holds every cluster's credentials
-        self.db = sqlite3.connect(path)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute(SCHEMA)
-        present = {row["name"] for row in self.db.execute("PRAGMA table_info(clusters)")}
-        for column, kind in ADDED.items():
-            if column not in present:
-                self.db.execute(f"ALTER TABLE clusters ADD COLUMN {column} {kind}")
-        self.db.commit()
+    def __init__(self, url: str) -> None:
+        _private_sqlite_file(url)
+        # hide_parameters: a failed statement's message (logged) would otherwise show the credentials it saved.
+        # pool_pre_ping: a connection the database server dropped (its restart) is replaced, not failed on.
+        self.engine = create_engine(url, hide_parameters=True, pool_pre_ping=True)
+        with self.engine.begin() as db:
+            METADATA.create_all(db)
+            present = {column["name"] for column in inspect(db).get_columns("clusters")}
+            for column, kind in ADDED.items():
+                if column not in present:
+                    db.execute(text(f"ALTER TABLE clusters ADD COLUMN {column} {kind}"))
+
+    def close(self) -> None:
+        """Close the connections (tests, and a service that ends)."""
+        self.engine.dispose()
 
     def save(self, record: ClusterRecord) -> None:
+        """Insert or replace the record with this id, in one transaction."""
         row = asdict(record)
         for name in JSON_FIELDS:
             row[name] = json.dumps(row[name]) if row[name] is not None else None
-        columns = ", ".join(row)
-        self.db.execute(
-            f"INSERT OR REPLACE INTO clusters ({columns}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608 (fixed names)
-            tuple(row.values()),
-        )
-        self.db.commit()
+        with self.engine.begin() as db:
+            replaced = db.execute(CLUSTERS.update().where(CLUSTERS.c.id == record.id).values(row))
+            if replaced.rowcount == 0:
+                db.execute(insert(CLUSTERS).values(row))
 
-    def _record(self, row: sqlite3.Row) -> ClusterRecord:
+    def _select(self, query: Any) -> list[ClusterRecord]:
+        with self.engine.connect() as db:
+            rows = db.execute(query).mappings().all()
+        return [self._record(row) for row in rows]
+
+    @staticmethod
+    def _record(row: Any) -> ClusterRecord:
         values = dict(row)
         for name in JSON_FIELDS:
             values[name] = json.loads(values[name]) if values[name] is not None else None
         return ClusterRecord(**values)
 
     def get(self, cluster_id: str) -> ClusterRecord | None:
-        row = self.db.execute("SELECT * FROM clusters WHERE id = ?", (cluster_id,)).fetchone()
-        return self._record(row) if row else None
+        found = self._select(select(CLUSTERS).where(CLUSTERS.c.id == cluster_id))
+        return found[0] if found else None
 
     def of_user(self, username: str) -> list[ClusterRecord]:
-        rows = self.db.execute("SELECT * FROM clusters WHERE username = ? ORDER BY created", (username,))
-        return [self._record(row) for row in rows]
+        return self._select(select(CLUSTERS).where(CLUSTERS.c.username == username).order_by(CLUSTERS.c.created))
 
     def active(self) -> list[ClusterRecord]:
-        marks = ", ".join("?" * len(ACTIVE))
-        rows = self.db.execute(f"SELECT * FROM clusters WHERE status IN ({marks}) ORDER BY created", ACTIVE)  # noqa: S608
-        return [self._record(row) for row in rows]
+        return self._select(select(CLUSTERS).where(CLUSTERS.c.status.in_(ACTIVE)).order_by(CLUSTERS.c.created))

@@ -26,7 +26,7 @@ c.DataService.readers_per_person = 4
 # Slurm jobs (the same Python as `python` on the nodes); `interface` names the network they talk on,
 # `service_url` where scheduler jobs reach the service, `scheduler_qos` one that starts them soon.
 c.DaskService.limits_file = os.path.join(SITE, "dask.yaml")
-c.DaskService.records = "/var/lib/daas-dask/clusters.sqlite"
+c.DaskService.db_url = "sqlite:////var/lib/daas-dask/clusters.sqlite"  # or postgresql://... (README, "PostgreSQL")
 c.DaskService.interface = "ib0"
 c.DaskService.scheduler_qos = "dask-scheduler"
 c.DaskService.service_url = "https://jupyterhub.example.org/services/daas-dask/"

@@ -193,6 +193,7 @@ class SlurmHub:
         extra_config: str = "",
         env: dict[str, str] | None = None,
         transport: str = "cli",
+        db_url: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.transport = transport
@@ -217,7 +218,7 @@ class SlurmHub:
             self.commands = CommandLog(workdir / "slurm-bin")
             bin_dir = self.commands.bin_dir
         config = slurm_hub_config(self.profiles, bin_dir, poll_interval, hub_poll_interval, availability_ttl)
-        self.hub = Hub(workdir / "hub", textwrap.dedent(config) + textwrap.dedent(extra_config), env, user)
+        self.hub = Hub(workdir / "hub", textwrap.dedent(config) + textwrap.dedent(extra_config), env, user, db_url)
 
     def start(self, create_users: bool = True) -> Hub:
         self.hub.start()

@@ -41,6 +41,7 @@ class Hub:
 
     `user`: the Unix account the hub (and so its proxy) runs as, owning the workdir and all in it,
     as a site runs an unprivileged hub; None: as the tests (root).
+    `db_url`: the hub's database (e.g. a PostgreSQL one of tests/postgres.py); None: SQLite in the workdir.
     """
 
     # The DaaS spawner with its hub endpoints and pages; a hub of another spawner (a benchmark's peer) has none.
@@ -52,9 +53,15 @@ class Hub:
     )
 
     def __init__(
-        self, workdir: Path, extra_config: str, env: dict[str, str] | None = None, user: str | None = None
+        self,
+        workdir: Path,
+        extra_config: str,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        db_url: str | None = None,
     ) -> None:
         self.workdir = workdir
+        self.db_url = db_url or f"sqlite:///{workdir}/jupyterhub.sqlite"
         self.env = env or {}
         self.user = user
         workdir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +95,7 @@ class Hub:
             c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
             c.ConfigurableHTTPProxy.auth_token = "{self.proxy_token}"
             c.ConfigurableHTTPProxy.command = ["{chp_command()}"]
-            c.JupyterHub.db_url = "sqlite:///{self.workdir}/jupyterhub.sqlite"
+            c.JupyterHub.db_url = "{self.db_url}"
             c.JupyterHub.cookie_secret_file = "{self.workdir}/cookie_secret"
             c.JupyterHub.cleanup_servers = False
             c.JupyterHub.allow_named_servers = True

@@ -127,7 +127,9 @@ def add_proposal_profiles(path) -> None:
 class OidcSite:
     """Provider, user office and a Slurm hub logging in through them."""
 
-    def __init__(self, extra_config: str = "", prefix: str = "daas-oidc-", account_claim: str = "uid") -> None:
+    def __init__(
+        self, extra_config: str = "", prefix: str = "daas-oidc-", account_claim: str = "uid", db_url: str | None = None
+    ) -> None:
         workdir = public_tempdir(prefix)
         self.workdir = workdir
         self.client_secret = secrets.token_hex(16)
@@ -156,7 +158,8 @@ class OidcSite:
             c.DaaSAuthenticator.proposals_max_age = {PROPOSALS_MAX_AGE}
         """
         config = textwrap.dedent(config) + textwrap.dedent(extra_config)
-        self.slurm = SlurmHub(workdir, extra_config=config, env={"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)})
+        crypt_key = {"JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32)}
+        self.slurm = SlurmHub(workdir, extra_config=config, env=crypt_key, db_url=db_url)
         add_proposal_profiles(self.slurm.profiles)
         self.hub = self.slurm.hub
         self.provider.clients = [

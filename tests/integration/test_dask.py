@@ -76,18 +76,22 @@ print(json.dumps({"id": cluster.id, "total": total, "uids": uids, "accounts": ac
 
 
 class DaskSite:
-    """The OIDC site with the daas-dask service; alice and bob logged in, with service tokens."""
+    """The OIDC site with the daas-dask service; alice and bob logged in, with service tokens.
 
-    def __init__(self) -> None:
+    `records_url`, `hub_db_url`: the service's and the hub's databases; None: SQLite files.
+    """
+
+    def __init__(self, records_url: str | None = None, hub_db_url: str | None = None) -> None:
         workdir = public_tempdir("daas-dask-")
         limits = workdir / "dask.yaml"
         limits.write_text(LIMITS)
         self.records = workdir / "service" / "clusters.sqlite"
+        self.records_url = records_url or f"sqlite:///{self.records}"
         self.service_port = free_port()
         self.service_config = workdir / "daas_config.py"
         self.service_config.write_text(
             f"c.DaskService.limits_file = {str(limits)!r}\n"
-            f"c.DaskService.records = {str(self.records)!r}\n"
+            f"c.DaskService.db_url = {self.records_url!r}\n"
             'c.DaskService.interface = "lo"\n'
             "c.DaskService.check_interval = 2\n"
         )
@@ -97,7 +101,7 @@ class DaskSite:
             add_service_roles(c, "daas-dask")
             c.DaaSSpawner.environment = {{"DAAS_DASK_URL": f"http://127.0.0.1:{{c.JupyterHub.port}}{SERVICE}"}}
         """
-        self.oidc = OidcSite(extra_config=config, prefix="daas-dask-site-")
+        self.oidc = OidcSite(extra_config=config, prefix="daas-dask-site-", db_url=hub_db_url)
         self.hub = self.oidc.hub
 
     def start(self) -> DaskSite:

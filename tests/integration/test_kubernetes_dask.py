@@ -90,7 +90,7 @@ class DaskPodSite:
         dask_config = site.workdir / "dask_config.py"
         dask_config.write_text(
             f"c.DaskService.limits_file = {str(limits)!r}\n"
-            f"c.DaskService.records = {str(site.workdir / 'dask' / 'clusters.sqlite')!r}\n"
+            f"c.DaskService.db_url = 'sqlite:///{site.workdir / 'dask' / 'clusters.sqlite'}'\n"
             "c.DaskService.check_interval = 2\n"
             # The nodes' Slurm address is 127.0.0.1; pods reach this host at its bridge address.
             f"c.DaskService.client_hosts = {{'127.0.0.1': {HOST_IP!r}}}\n"

@@ -48,7 +48,7 @@ def site(slurm_cluster: None) -> Iterator[SlurmHub]:
     services.write_text(
         f"c.DataService.data_locations = {str(workdir / 'data.yaml')!r}\n"
         f"c.DaskService.limits_file = {str(workdir / 'dask.yaml')!r}\n"
-        f"c.DaskService.records = {str(workdir / 'dask' / 'clusters.sqlite')!r}\n"
+        f"c.DaskService.db_url = 'sqlite:///{workdir / 'dask' / 'clusters.sqlite'}'\n"
     )
     config = f"""
         from daas_hub import add_service_roles, custom_scopes, dask_service, data_service

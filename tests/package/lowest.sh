@@ -11,7 +11,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PREFIX=${DAAS_PREFIX:-/opt/jupyterhub-daas}
 VENV=${DAAS_LOWEST_VENV:-$PREFIX/lowest-venv}
-EXTRAS=data,dask,kubernetes,openstack
+EXTRAS=data,dask,kubernetes,openstack,postgresql
 # What the tests themselves need (not floors of this package: their newest versions).
 TEST_TOOLS=(pytest pytest-asyncio hypothesis jsonschema kubernetes-validate helm-python-sdk)
 WORK=$(mktemp -d /tmp/daas-lowest.XXXXXX)

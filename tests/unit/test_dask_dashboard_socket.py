@@ -43,7 +43,7 @@ async def dashboard() -> AsyncIterator[tuple[int, list[int]]]:
 async def service(tmp_path, dashboard, monkeypatch) -> AsyncIterator[int]:
     """The service's web app with alice's running cluster; the hub login is the X-Test-User header."""
     port, _ = dashboard
-    records = ClusterRecords(str(tmp_path / "clusters.sqlite"))
+    records = ClusterRecords(f"sqlite:///{tmp_path}/clusters.sqlite")
     made = Security.temporary()
     records.save(
         ClusterRecord(
@@ -66,7 +66,7 @@ async def service(tmp_path, dashboard, monkeypatch) -> AsyncIterator[int]:
     server.add_sockets(sockets)
     yield sockets[0].getsockname()[1]
     server.stop()
-    records.db.close()
+    records.close()
 
 
 async def open_socket(port: int, user: str, origin: str | None, fetch_site: str | None = None) -> int:

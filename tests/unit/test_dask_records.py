@@ -1,13 +1,23 @@
-"""The Dask service's SQLite memory of clusters: what is saved comes back, across restarts, readable by it alone."""
+"""The Dask service's memory of clusters: what is saved comes back, across restarts, readable by it alone.
+
+Each test of the table runs on SQLite (the default) and on the real PostgreSQL server of
+tests/cluster/postgres.sh (started for the session, a fresh database per test; skipped only
+where PostgreSQL is not installed).
+"""
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
-from daas_services.dask.records import ACTIVE, ClusterRecord, ClusterRecords
+from daas_services.dask.records import ACTIVE, ClusterRecord, ClusterRecords, shown_url
+
+from .. import postgres
 
 RESOLVED = {
     "proposal": "20231234",
@@ -37,11 +47,35 @@ def record(cluster_id: str = "0123456789abcdef", **fields) -> ClusterRecord:
     return ClusterRecord(**values)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[None]:
+    if not postgres.installed():
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with postgres.session_server():
+        yield
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """An empty database: a SQLite file that does not exist yet, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state/clusters.db"
+        return
+    request.getfixturevalue("postgres_server")
+    with postgres.fresh_database("daas_records") as url:
+        yield url
+
+
 @pytest.fixture
-def store(tmp_path):
-    records = ClusterRecords(str(tmp_path / "state" / "clusters.db"))
+def store(db_url) -> Iterator[ClusterRecords]:
+    records = ClusterRecords(db_url)
     yield records
-    records.db.close()
+    records.close()
+
+
+def count_rows(records: ClusterRecords) -> int:
+    with records.engine.connect() as db:
+        return db.execute(text("SELECT COUNT(*) FROM clusters")).scalar_one()
 
 
 def test_round_trip(store):
@@ -144,7 +178,7 @@ def test_save_of_an_existing_id_replaces_it(store):
     assert store.get(updated.id) == updated
     assert len(store.of_user("alice")) == 1
     assert store.active() == []
-    assert store.db.execute("SELECT COUNT(*) FROM clusters").fetchone()[0] == 1
+    assert count_rows(store) == 1
 
 
 def test_replacing_may_drop_the_credentials(store):
@@ -158,7 +192,7 @@ def test_file_modes(tmp_path):
     path = folder / "clusters.db"
     old = os.umask(0o022)
     try:
-        records = ClusterRecords(str(path))
+        records = ClusterRecords(f"sqlite:///{path}")
     finally:
         os.umask(old)
     try:
@@ -168,14 +202,14 @@ def test_file_modes(tmp_path):
         assert path.is_file()
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     finally:
-        records.db.close()
+        records.close()
 
 
 def test_file_modes_with_a_permissive_umask(tmp_path):
     path = tmp_path / "open" / "clusters.db"
     old = os.umask(0)
     try:
-        ClusterRecords(str(path)).db.close()
+        ClusterRecords(f"sqlite:///{path}").close()
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -184,23 +218,22 @@ def test_file_modes_with_a_permissive_umask(tmp_path):
 
 def test_existing_folder_and_file_are_reused(tmp_path):
     path = tmp_path / "clusters.db"
-    first = ClusterRecords(str(path))
+    first = ClusterRecords(f"sqlite:///{path}")
     first.save(record())
-    first.db.close()
-    again = ClusterRecords(str(path))
+    first.close()
+    again = ClusterRecords(f"sqlite:///{path}")
     try:
         assert again.get("0123456789abcdef") == record()
     finally:
-        again.db.close()
+        again.close()
 
 
-def test_a_restart_sees_the_records(tmp_path):
-    path = str(tmp_path / "state" / "clusters.db")
-    first = ClusterRecords(path)
+def test_a_restart_sees_the_records(db_url):
+    first = ClusterRecords(db_url)
     first.save(record("a1", tls=TLS, created=10.0))
     first.save(record("a2", status="stopped", created=20.0, ended=30.0))
     first.save(record("b1", username="bob", status="starting", created=5.0))
-    second = ClusterRecords(path)
+    second = ClusterRecords(db_url)
     try:
         assert second.get("a1") == first.get("a1")
         assert second.get("a1").tls == TLS
@@ -209,19 +242,20 @@ def test_a_restart_sees_the_records(tmp_path):
         second.save(record("a3", created=40.0))
         assert [r.id for r in first.of_user("alice")] == ["a1", "a2", "a3"]  # committed at once
     finally:
-        first.db.close()
-        second.db.close()
+        first.close()
+        second.close()
 
 
 def test_relative_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    records = ClusterRecords("clusters.db")
+    records = ClusterRecords("sqlite:///clusters.db")
     try:
         records.save(record())
         assert (tmp_path / "clusters.db").is_file()
+        assert stat.S_IMODE((tmp_path / "clusters.db").stat().st_mode) == 0o600
         assert records.get("0123456789abcdef") == record()
     finally:
-        records.db.close()
+        records.close()
 
 
 def test_job_ids_and_the_request_round_trip(store):
@@ -230,20 +264,46 @@ def test_job_ids_and_the_request_round_trip(store):
     assert store.get(saved.id) == saved
 
 
-def test_a_database_from_before_the_job_ids_gains_their_columns(tmp_path):
-    import sqlite3
-
-    path = tmp_path / "clusters.sqlite"
-    with sqlite3.connect(path) as db:
+def test_a_database_from_before_the_job_ids_gains_their_columns(db_url, tmp_path):
+    (tmp_path / "state").mkdir()
+    engine = create_engine(db_url)
+    with engine.begin() as db:  # the table as the first release made it
         db.execute(
-            "CREATE TABLE clusters (id TEXT PRIMARY KEY, username TEXT NOT NULL, status TEXT NOT NULL,"
-            " job_name TEXT NOT NULL, resolved TEXT NOT NULL, scheduler_address TEXT, dashboard_port INTEGER,"
-            " tls TEXT, message TEXT NOT NULL DEFAULT '', created REAL NOT NULL, ended REAL)"
+            text(
+                "CREATE TABLE clusters (id TEXT PRIMARY KEY, username TEXT NOT NULL, status TEXT NOT NULL,"
+                " job_name TEXT NOT NULL, resolved TEXT NOT NULL, scheduler_address TEXT, dashboard_port INTEGER,"
+                " tls TEXT, message TEXT NOT NULL DEFAULT '', created REAL NOT NULL, ended REAL)"
+            )
         )
-        db.execute("INSERT INTO clusters VALUES ('a1', 'alice', 'running', 'j', '{}', NULL, NULL, NULL, '', 1.0, NULL)")
-    records = ClusterRecords(str(path))
-    old = records.get("a1")
-    assert (old.scheduler_job, old.worker_jobs, old.requested) == (None, [], None)
-    records.save(record("b2", worker_jobs=["7"]))
-    assert records.get("b2").worker_jobs == ["7"]
-    records.db.close()
+        db.execute(
+            text("INSERT INTO clusters VALUES ('a1', 'alice', 'running', 'j', '{}', NULL, NULL, NULL, '', 1, NULL)")
+        )
+    engine.dispose()
+    records = ClusterRecords(db_url)
+    try:
+        old = records.get("a1")
+        assert (old.scheduler_job, old.worker_jobs, old.requested) == (None, [], None)
+        records.save(record("b2", worker_jobs=["7"]))
+        assert records.get("b2").worker_jobs == ["7"]
+        assert records.get("a1") == old
+    finally:
+        records.close()
+
+
+def test_a_failed_statement_does_not_show_the_credentials_it_held(store):
+    """The service logs a database error's message: it must not carry the TLS key of the row."""
+    store.save(record())
+    insert = text(
+        "INSERT INTO clusters (id, username, status, job_name, resolved, created, tls)"
+        " VALUES ('0123456789abcdef', 'alice', 'running', 'j', '{}', 1, :tls)"
+    )
+    with store.engine.connect() as db, pytest.raises(IntegrityError) as failed:  # the same id again
+        db.execute(insert, {"tls": "PRIVATE KEY 5ecret"})
+    assert "5ecret" not in str(failed.value)
+
+
+def test_logs_show_the_url_without_its_password():
+    assert shown_url("postgresql://daas:s3cret@db.example.org:5432/daas_dask") == (
+        "postgresql://daas:***@db.example.org:5432/daas_dask"
+    )
+    assert shown_url("sqlite:////var/lib/daas-dask/clusters.sqlite") == "sqlite:////var/lib/daas-dask/clusters.sqlite"

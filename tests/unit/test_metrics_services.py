@@ -50,7 +50,7 @@ def record(records: ClusterRecords, cluster_id: str, status: str, worker_jobs: l
 
 
 def test_the_dask_gauges_read_the_service_records_at_each_scrape(tmp_path: Path):
-    records = ClusterRecords(str(tmp_path / "service" / "clusters.sqlite"))
+    records = ClusterRecords(f"sqlite:///{tmp_path}/service/clusters.sqlite")
     app = DaskApp(DaskConfig(), ClusterManager(records, [], service_url="http://127.0.0.1/"), None, "/dask/")
     registry = CollectorRegistry()
     registry.register(app.metrics_collector())

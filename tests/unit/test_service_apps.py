@@ -86,7 +86,7 @@ def test_the_dask_service_reads_the_slurm_example(tmp_path: Path) -> None:
     values = settings("daas_services.dask", "DaskService", argv)
     assert values["limits_file"] == str(limits)  # the flag, over the example's /etc/jupyterhub/dask.yaml
     assert (values["interface"], values["scheduler_qos"]) == ("ib0", "dask-scheduler")
-    assert values["records"] == "/var/lib/daas-dask/clusters.sqlite"
+    assert values["db_url"] == "sqlite:////var/lib/daas-dask/clusters.sqlite" and values["records"] == ""
     assert values["scheduler_memory"] == 2 << 30 and values["scheduler_cores"] == 1
     assert values["python"] == sys.executable and values["stop_with_server"] is True
     assert values["log_level"] == 20  # INFO unless set
@@ -111,6 +111,28 @@ def test_the_dask_service_takes_the_hosts_clients_reach_nodes_by(tmp_path: Path)
     assert "client_hosts: 'node17' -> 'x/y': both must be host names or addresses" in done.stderr, done.stderr
 
 
+def test_the_dask_service_takes_a_database_url_and_for_one_release_the_old_records_path(tmp_path: Path) -> None:
+    limits = tmp_path / "dask.yaml"
+    limits.write_text("")
+    url = "postgresql://daas:s3cret@db.example.org:5432/daas_dask"
+    assert settings("daas_services.dask", "DaskService", [f"--limits={limits}", f"--db-url={url}"])["db_url"] == url
+    config = tmp_path / "daas_config.py"
+    old = f"c.DaskService.limits_file = {str(limits)!r}\nc.DaskService.records = {str(tmp_path / 'clusters.db')!r}\n"
+    for extra, db_url, warning in (
+        ("", f"sqlite:///{tmp_path}/clusters.db", "c.DaskService.records is deprecated: set c.DaskService.db_url"),
+        (f"c.DaskService.db_url = {url!r}\n", url, "c.DaskService.records is deprecated and ignored"),
+    ):
+        config.write_text(old + extra)
+        probe = [sys.executable, "-c", PROBE.format(module="daas_services.dask", cls="DaskService"), "-f", str(config)]
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["db_url"] == db_url
+        assert warning in done.stderr and "s3cret" not in done.stderr, done.stderr
+    for bad, message in (("postgres://db/x", "Can't load plugin: sqlalchemy.dialects:postgres"), ("a.db", "db_url")):
+        done = run("daas_services.dask", [f"--limits={limits}", f"--db-url={bad}"])
+        assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(("command", "module"), APPS.items())
 def test_help_all_lists_every_setting_with_the_shared_account_rules(command: str, module: str) -> None:
     done = run(module, ["--help-all"])
@@ -118,7 +140,10 @@ def test_help_all_lists_every_setting_with_the_shared_account_rules(command: str
     for option in ("min_uid", "max_uid", "account_group", "user_prefix"):
         assert f"--UserAccounts.{option}=" in done.stdout
     assert "--log-level=<Enum>" in done.stdout and "--config=<Unicode>" in done.stdout
-    own = {"daas-data": ["--DataService.reader_memory=", "--locations="], "daas-dask": ["--DaskService.records="]}
+    own = {
+        "daas-data": ["--DataService.reader_memory=", "--locations="],
+        "daas-dask": ["--DaskService.db_url=", "--db-url="],
+    }
     assert all(option in done.stdout for option in own[command]), done.stdout
     assert "Default: 20" in done.stdout.split("--log-level=<Enum>")[1].split("Equivalent")[0]
 
