@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from jupyterhub.apihandlers import APIHandler
 from tornado import web
@@ -41,7 +41,7 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-Redeemed = Callable[[], None]
+Redeemed = Callable[[], Awaitable[None]]
 
 
 class PendingSecrets:
@@ -53,7 +53,7 @@ class PendingSecrets:
     def issue(self, secret_env: Mapping[str, str], on_redeem: Redeemed | None = None) -> str:
         """A new bootstrap secret for this environment; pass it to `withdraw` when the start ends.
 
-        `on_redeem` is called once the server has its secrets (the spawner stores that fact).
+        `on_redeem` is awaited before the server gets its secrets (the spawner stores that fact).
         """
         secret = secrets.token_urlsafe(32)
         self.reissue(digest(secret), secret_env, on_redeem)
@@ -63,14 +63,14 @@ class PendingSecrets:
         """Put an environment behind a secret known only by its digest (a start resumed after a restart)."""
         self._pending[secret_digest] = (dict(secret_env), on_redeem)
 
-    def redeem(self, secret: str) -> dict[str, str] | None:
+    async def redeem(self, secret: str) -> dict[str, str] | None:
         """The environment, once; None for a secret that is unknown, used or withdrawn."""
         entry = self._pending.pop(digest(secret), None)
         if entry is None:
             return None
         env, on_redeem = entry
         if on_redeem is not None:
-            on_redeem()
+            await on_redeem()
         return env
 
     def withdraw(self, secret_digest: str) -> None:
@@ -98,7 +98,7 @@ class ServerSecretsAPIHandler(APIHandler):
             data = None
         if not isinstance(data, dict) or set(data) != {"secret"} or not isinstance(data["secret"], str):
             raise web.HTTPError(400, 'body must be exactly {"secret": <string>}')
-        env = pending.redeem(data["secret"])
+        env = await pending.redeem(data["secret"])
         if env is None:
             raise web.HTTPError(403, "this bootstrap secret is unknown, used or expired")
         self.set_header("Cache-Control", "no-store")

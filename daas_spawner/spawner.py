@@ -30,6 +30,7 @@ from .backends import registry
 from .backends.base import Backend, BackendState, Launch, NotRunningYet, ServerAddress, SpawnFailed
 from .bootstrap import split_secret_env
 from .form import form_to_options, render_form, template_environment
+from .group_commit import group_commit
 from .options import OptionsError, ResolvedOptions, UserAccess, resolve_options
 from .profiles import Profile, ProfileSet, local_demo
 from .session import (
@@ -509,10 +510,10 @@ class DaaSSpawner(Spawner):
         """The authenticator's name for a proposal's group (DaaSAuthenticator.proposal_group_template)."""
         return getattr(self.authenticator, "proposal_group_template", "proposal-{id}")
 
-    def _secrets_redeemed(self) -> None:
-        """The server exchanged its bootstrap secret: a restart from now on must keep its token."""
+    async def _secrets_redeemed(self) -> None:
+        """The server exchanges its bootstrap secret: a restart from now on must keep its token."""
         self._start = self._start.model_copy(update={"secrets_delivered": True})
-        self._save_state()
+        await self._save_state()
         self._redeemed.set()
 
     def _end_start(self) -> None:
@@ -536,7 +537,7 @@ class DaaSSpawner(Spawner):
             async for checkpoint in backend.start(launch, resume):
                 # Stored before the backend goes on: a hub that dies from here on finds what it made.
                 self.backend_name, self.backend_state = options.backend, checkpoint  # the name profiles use
-                self._save_state()
+                await self._save_state()
         except SpawnFailed as err:
             raise web.HTTPError(503, str(err)) from None
         self._submitted.set()
@@ -547,16 +548,18 @@ class DaaSSpawner(Spawner):
         self._start = self._start.model_copy(
             update={"address": StoredAddress(host=address.host, port=address.port), "starting": False}
         )
-        self._save_state()
+        await self._save_state()
         return address
 
-    def _save_state(self) -> None:
-        """Persist the state at once (a checkpoint): a hub restart while a job queues must not orphan it."""
+    async def _save_state(self) -> None:
+        """Persist the state before going on (a checkpoint): a hub restart while a job queues must not orphan it.
+
+        The commit is shared with the other spawners' states saved in the same turn of the event loop."""
         session = self._session
         if session is not None:
             self.orm_spawner.state = self.get_state()
             self.orm_spawner.user_options = self.user_options
-            session.commit()
+            await group_commit.commit(session)
 
     # -- a start that a hub restart cut off ---------------------------------------------
 
@@ -603,7 +606,7 @@ class DaaSSpawner(Spawner):
             self.log.warning("Could not resume the start of %s: %s", self._log_name, why)
             self.last_end = f"Your server's start could not go on after the hub restarted: {why}"
             self._start = self._start.model_copy(update={"starting": False})
-            self._save_state()
+            await self._save_state()
             return 1  # JupyterHub stops it: the backend cleans up from the last checkpoint
         finally:
             self._end_start()

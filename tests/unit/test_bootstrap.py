@@ -12,16 +12,16 @@ def test_tokens_are_split_from_what_a_job_description_may_hold() -> None:
     assert secret == {"JUPYTERHUB_API_TOKEN": "t", "JPY_API_TOKEN": "t", "DAAS_ACCESS_TOKEN": "a"}
 
 
-def test_a_secret_is_redeemed_once_and_not_after_it_is_withdrawn() -> None:
+async def test_a_secret_is_redeemed_once_and_not_after_it_is_withdrawn() -> None:
     pending = PendingSecrets()
     first = pending.issue({"JUPYTERHUB_API_TOKEN": "one"})
     second = pending.issue({"JUPYTERHUB_API_TOKEN": "two"})
     assert first != second and len(first) >= 43  # 256 random bits, URL-safe
-    assert pending.redeem("not-" + first) is None
-    assert pending.redeem(first) == {"JUPYTERHUB_API_TOKEN": "one"}
-    assert pending.redeem(first) is None
+    assert await pending.redeem("not-" + first) is None
+    assert await pending.redeem(first) == {"JUPYTERHUB_API_TOKEN": "one"}
+    assert await pending.redeem(first) is None
     pending.withdraw(digest(second))  # the start ended before the job asked
-    assert pending.redeem(second) is None
+    assert await pending.redeem(second) is None
     assert len(pending) == 0
 
 
@@ -31,13 +31,17 @@ def test_only_a_digest_of_the_secret_is_kept() -> None:
     assert secret not in repr(vars(pending))
 
 
-def test_a_resumed_start_puts_a_new_environment_behind_the_stored_digest() -> None:
+async def test_a_resumed_start_puts_a_new_environment_behind_the_stored_digest() -> None:
     pending = PendingSecrets()
     secret = pending.issue({"JUPYTERHUB_API_TOKEN": "old"})
     after_restart = PendingSecrets()  # the hub forgot everything but the digest it stored
     redeemed: list[str] = []
-    after_restart.reissue(digest(secret), {"JUPYTERHUB_API_TOKEN": "new"}, lambda: redeemed.append("yes"))
-    assert after_restart.redeem(digest(secret)) is None  # the stored digest is no secret
-    assert after_restart.redeem(secret) == {"JUPYTERHUB_API_TOKEN": "new"}
+
+    async def stored() -> None:
+        redeemed.append("yes")
+
+    after_restart.reissue(digest(secret), {"JUPYTERHUB_API_TOKEN": "new"}, stored)
+    assert await after_restart.redeem(digest(secret)) is None  # the stored digest is no secret
+    assert await after_restart.redeem(secret) == {"JUPYTERHUB_API_TOKEN": "new"}
     assert redeemed == ["yes"]
-    assert after_restart.redeem(secret) is None
+    assert await after_restart.redeem(secret) is None
