@@ -11,8 +11,8 @@ compute nodes need JupyterHub's single-user server but not this package.
    <proposal>/<location>`. A location this job cannot open (a proposal group the node does not
    see yet) is not linked: the job log says why, and the report names it (`unreachable_data`)
    so the spawn progress says so too.
-3. It picks a free port and execs the server on it. A watcher process reports host and port
-   to the hub's `/api/daas/server-address` with the server's token only once this account
+3. It picks a free port, holds it bound (see reserve_port) and execs the server on it. A watcher
+   process reports host and port to the hub's `/api/daas/server-address` with the server's token only once this account
    listens on that port: between picking and binding, another user's process on the node could
    take the port, and the hub would route this person's browser to it. If another account
    holds the port, nothing is reported and the server is stopped (the job log says why).
@@ -36,17 +36,29 @@ import urllib.request
 HUB_ATTEMPTS = 10
 LISTEN = "0A"  # TCP state of a listening socket in /proc/net/tcp
 TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
-WATCH_INTERVAL = 0.1  # seconds between looks at the socket tables while the server imports
+WATCH_INTERVAL = 0.1  # seconds between looks while the server imports: a quick server is reported at once
+WATCH_SLOWER_AFTER = 5.0  # seconds; then the looks grow sparser, up to
+WATCH_INTERVAL_MAX = 0.5  # 50 watchers looking 10 times a second took a 2-core node a fifth of a core (#21)
 
 
 class HubRefused(Exception):
     """The hub answered no; asking again will not change its mind."""
 
 
-def free_port(bind_ip):
-    with socket.socket(socket.AF_INET6 if ":" in bind_ip else socket.AF_INET) as sock:
-        sock.bind((bind_ip, 0))
-        return sock.getsockname()[1]
+def reserve_port(bind_ip):
+    """A free port, held bound (not listening) by a socket the server inherits: (socket, port).
+
+    While it is held the kernel hands this port to no other bind to port 0, so two launchers
+    starting on one node at once cannot pick the same port (in a storm of 250 servers on one node,
+    a port closed after picking was picked again by another account's launcher before the first
+    server listened). The server binds it too, with SO_REUSEADDR as Tornado and asyncio do on Unix,
+    and listens: a socket that does not listen is no conflict for that.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in bind_ip else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((bind_ip, 0))
+    sock.set_inheritable(True)
+    return sock, sock.getsockname()[1]
 
 
 def route_address(api_url, bind_ip):
@@ -147,12 +159,12 @@ def is_running(pid):
 
 
 def accepts(host, port):
-    """Whether something accepts connections on host:port now: a cheap first look, no socket table read."""
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
+    """Whether something accepts connections on host:port now: a cheap first look, no socket table read.
+
+    A numeric host (connect_host gives one): no name lookup."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
 
 
 def connect_host(bind_ip):
@@ -164,9 +176,12 @@ def wait_until_listening(pid, port, interval=WATCH_INTERVAL, host="127.0.0.1"):
     """None once this account listens on `port` and no other does; else why not (server ended, port taken).
 
     The socket tables are read only once something accepts on host:port: reading them costs
-    milliseconds on a node with many sockets, ten times a second while the server imports.
+    milliseconds on a node with many sockets, ten times a second while the server imports. After
+    WATCH_SLOWER_AFTER seconds the looks grow sparser: a server still importing then is a slow
+    start anyway, and its watcher's looks take CPU from the imports of every server on the node.
     """
     me = os.getuid()
+    slower_at = time.monotonic() + WATCH_SLOWER_AFTER
     while True:
         if accepts(host, port):
             listening, taken = port_check(port, me)
@@ -177,6 +192,8 @@ def wait_until_listening(pid, port, interval=WATCH_INTERVAL, host="127.0.0.1"):
         if not is_running(pid):
             return "the server ended before it listened"
         time.sleep(interval)
+        if time.monotonic() > slower_at:
+            interval = min(interval * 1.2, WATCH_INTERVAL_MAX)
 
 
 def watch_and_report(pid, api_url, token, host, port, unreachable, bind_ip):
@@ -287,7 +304,7 @@ def main(argv=None):
         host = os.environ.get("DAAS_REPORT_HOST") or (
             route_address(api_url, bind_ip) if os.environ.get("DAAS_REPORT_ROUTE") else socket.gethostname()
         )
-        port = free_port(bind_ip)
+        _held, port = reserve_port(bind_ip)  # stays open through the exec, for the server's life
         service = urllib.parse.urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:0/"))
         netloc = f"[{bind_ip}]:{port}" if ":" in bind_ip else f"{bind_ip}:{port}"
         os.environ["JUPYTERHUB_SERVICE_URL"] = urllib.parse.urlunsplit(service._replace(netloc=netloc))

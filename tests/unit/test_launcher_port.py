@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -90,3 +91,46 @@ def test_a_vm_reports_the_address_it_reaches_the_hub_from() -> None:
     assert route_address("http://127.0.0.1:8081/hub/api", "127.0.9.7") == "127.0.9.7"
     assert route_address("http://127.0.0.1:8081/hub/api", "0.0.0.0") == "127.0.0.1"
     assert route_address("http://localhost/hub/api", "127.0.9.8") == "127.0.9.8"
+
+
+def test_a_reserved_port_goes_to_no_other_launcher_and_the_server_can_listen_on_it() -> None:
+    """Two launchers starting at once on one node must not pick the same port (#21: a storm of 250)."""
+    held = [launcher.reserve_port("0.0.0.0") for _ in range(50)]
+    reserved = {port for _, port in held}
+    assert len(reserved) == 50
+    picked = []
+    for _ in range(5000):  # without the reservation about 18 of these land on a reserved port
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            other.bind(("0.0.0.0", 0))
+            picked.append(other.getsockname()[1])
+    assert reserved.isdisjoint(picked)
+    sock, port = held[0]
+    assert sock.get_inheritable()  # the server process keeps it through the exec
+    with socket.socket() as server:  # what Tornado and asyncio do
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("0.0.0.0", port))
+        server.listen()
+        assert listening_uids(port) == {os.getuid()}
+    for sock, _ in held:
+        sock.close()
+
+
+def test_a_slow_server_is_looked_at_ever_less_often(monkeypatch) -> None:
+    """After WATCH_SLOWER_AFTER the watcher's looks grow sparser, to at most WATCH_INTERVAL_MAX apart (#21)."""
+    clock = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(launcher.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(launcher.time, "sleep", sleep)
+    monkeypatch.setattr(launcher, "accepts", lambda host, port: clock[0] >= 30)  # listens after 30 s
+    monkeypatch.setattr(launcher, "port_check", lambda port, uid: (True, None))
+    assert launcher.wait_until_listening(os.getpid(), 1234) is None
+    early = [s for s, t in zip(sleeps, itertools.accumulate(sleeps), strict=True) if t <= launcher.WATCH_SLOWER_AFTER]
+    assert set(early) == {launcher.WATCH_INTERVAL}
+    assert max(sleeps) == launcher.WATCH_INTERVAL_MAX == sleeps[-1]
+    assert len(sleeps) < 30 / launcher.WATCH_INTERVAL / 2  # ten looks a second throughout would be 300
