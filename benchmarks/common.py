@@ -4,6 +4,7 @@ summaries, the machine's description."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import importlib.metadata
 import json
@@ -11,6 +12,7 @@ import math
 import os
 import platform
 import pwd
+import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +36,7 @@ PREFIX = Path(os.environ.get("DAAS_PREFIX", "/opt/jupyterhub-daas"))
 # The peers (batchspawner, jupyterhub_moss) in a venv of their own, with the same JupyterHub (benchmarks/setup.sh).
 BENCH_VENV = Path(os.environ.get("DAAS_BENCH_VENV", PREFIX / "venv-bench"))
 RESULTS = REPO / "benchmarks" / "results"
+PROFILES_DIR = REPO / "benchmarks" / "profiles"  # flame graphs (--profile)
 INFO_LOGGING = """
     c.JupyterHub.log_level = "INFO"  # tests/integration's Hub logs DEBUG; a site runs INFO
 """
@@ -80,10 +83,20 @@ def hub_client(hub: Hub) -> httpx.AsyncClient:
 
 
 async def active_servers(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
-    """User -> default server model, for users with a server starting, running or stopping."""
-    response = await client.get("/users", params={"state": "active", "limit": 1000})
-    response.raise_for_status()
-    return {u["name"]: u["servers"][""] for u in response.json() if "" in u.get("servers", {})}
+    """User -> default server model, for users with a server starting, running or stopping.
+
+    Page by page: JupyterHub answers at most `api_page_max_limit` (200) users per request."""
+    servers: dict[str, dict[str, Any]] = {}
+    page_size = 200
+    offset = 0
+    while True:
+        response = await client.get("/users", params={"state": "active", "offset": offset, "limit": page_size})
+        response.raise_for_status()
+        page = response.json()
+        servers.update({u["name"]: u["servers"][""] for u in page if "" in u.get("servers", {})})
+        if len(page) < page_size:
+            return servers
+        offset += page_size
 
 
 async def until_empty(query: Callable[[], Awaitable[Sized]], what: str = "servers", timeout: float = 300) -> None:
@@ -95,8 +108,35 @@ async def until_empty(query: Callable[[], Awaitable[Sized]], what: str = "server
         await asyncio.sleep(POLL)
 
 
-async def start_servers(client: httpx.AsyncClient, spawns: Sequence[Spawn], body: str, timeout: float) -> None:
-    """POST every spawn at once; return when each is ready or failed (its Spawn says which)."""
+Routed = Callable[[], Awaitable[set[str]]]
+API_CHECK = 10.0  # seconds between the hub API's lists (servers gone) while readiness is read off the proxy
+
+
+def proxy_routes(hub: Hub) -> Routed:
+    """The users whose server the hub's proxy routes to: ready, read without asking the hub.
+
+    JupyterHub routes a server once it answers, just before it calls it ready. Asking the proxy costs
+    the hub nothing; the hub's user list (4 per second, every user's model with its spawner's state)
+    took most of a DaaS hub's busy time while 50 servers started (benchmarks/RESULTS.md, #21)."""
+    url = f"http://127.0.0.1:{hub.proxy_api_port}/api/routes"
+    headers = {"Authorization": f"token {hub.proxy_token}"}
+
+    async def routed() -> set[str]:
+        async with httpx.AsyncClient(timeout=30) as proxy:
+            response = await proxy.get(url, headers=headers)
+        response.raise_for_status()
+        return {key.strip("/").split("/")[1] for key in response.json() if key.startswith("/user/")}
+
+    return routed
+
+
+async def start_servers(
+    client: httpx.AsyncClient, spawns: Sequence[Spawn], body: str, timeout: float, routed: Routed | None = None
+) -> None:
+    """POST every spawn at once; return when each is ready or failed (its Spawn says which).
+
+    Ready: the hub's API says so, or with `routed` the hub's proxy routes to it (the API is then asked
+    every API_CHECK seconds only, for servers that went away)."""
 
     async def post(spawn: Spawn) -> None:
         spawn.posted = time.time()
@@ -105,33 +145,41 @@ async def start_servers(client: httpx.AsyncClient, spawns: Sequence[Spawn], body
             spawn.failed = f"HTTP {response.status_code}: {response.text[:200]}"
 
     posts = asyncio.gather(*(post(s) for s in spawns))
-    await wait_ready(client, {s.user: s for s in spawns}, posts, timeout)
+    await wait_ready(client, {s.user: s for s in spawns}, posts, timeout, routed)
     await posts
 
 
 async def wait_ready(
-    client: httpx.AsyncClient, by_user: dict[str, Spawn], posts: asyncio.Future[Any], timeout: float
+    client: httpx.AsyncClient,
+    by_user: dict[str, Spawn],
+    posts: asyncio.Future[Any],
+    timeout: float,
+    routed: Routed | None = None,
 ) -> None:
-    """Poll the hub every POLL seconds; a server is ready when the hub says so (the same clock for every system)."""
+    """Look every POLL seconds; ready when the hub (or its proxy) says so: the same clock for every system."""
     waiting = set(by_user)
     deadline = time.monotonic() + timeout
+    asked_api = -math.inf
     while waiting:
         if time.monotonic() > deadline:
             for user in waiting:
                 by_user[user].failed = f"not ready after {timeout:g} s"
             return
         posts_done = posts.done()
-        servers = await active_servers(client)
+        routes = await routed() if routed is not None else None
+        servers = None
+        if routes is None or time.monotonic() - asked_api >= API_CHECK:
+            servers, asked_api = await active_servers(client), time.monotonic()
         now = time.time()
         for user in list(waiting):
             spawn = by_user[user]
-            server = servers.get(user)
+            server = servers.get(user) if servers is not None else None
             if spawn.failed:
                 waiting.discard(user)
-            elif server is not None and server.get("ready"):
+            elif (user in routes) if routes is not None else (server is not None and server.get("ready")):
                 spawn.ready = now
                 waiting.discard(user)
-            elif server is None and posts_done:
+            elif servers is not None and server is None and posts_done:
                 spawn.failed = "the server went away before it was ready"
                 waiting.discard(user)
         await asyncio.sleep(POLL)
@@ -340,3 +388,32 @@ class ConcurrentRun:
         if any(s.failed for s in self.spawns):
             return math.nan
         return max(s.ready for s in self.spawns) - min(s.posted for s in self.spawns)
+
+
+class Profiler:
+    """py-spy sampling the hub during one phase, a flame graph per phase (no-op without --profile)."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+
+    @contextlib.asynccontextmanager
+    async def phase(self, pid: int, name: str) -> Any:
+        if not self.enabled:
+            yield
+            return
+        PROFILES_DIR.mkdir(exist_ok=True)
+        output = PROFILES_DIR / f"{self.label}-{name}.svg"
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "50",
+            "--nonblocking", "--format", "flamegraph", "--output", str(output),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGINT)  # py-spy writes what it sampled and ends
+            _, err = await process.communicate()
+            if not output.exists():
+                log(f"py-spy wrote no {output.name}: {err.decode(errors='replace')[-300:]}")

@@ -26,8 +26,9 @@ if [[ -n ${BENCH_QUICK:-} ]]; then
     dask=(--repeats 1)
     fuzz=(--rest 50 --form 20)
     hardening=(--servers 5 --running 3 --outage 20)
+    scale=(--counts 20,40 --steady 10 --batchspawner-max 20)
 else
-    spawns=() kubernetes=() openstack=() form=() dask=() fuzz=() hardening=()
+    spawns=() kubernetes=() openstack=() form=() dask=() fuzz=() hardening=() scale=(--profile --postgres)
 fi
 
 run() {
@@ -41,5 +42,6 @@ run benchmarks/form_render.py "${form[@]}"
 run benchmarks/dask_offload.py "${dask[@]}"
 run benchmarks/fuzz_options.py "${fuzz[@]}"
 run benchmarks/hardening.py "${hardening[@]}"
+run benchmarks/scale.py "${scale[@]}"
 run benchmarks/attack_matrix.py || echo "attack matrix: some case failed (see above)"
 run benchmarks/report.py

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up what the benchmarks need beyond tests/setup.sh (as root, Debian 12):
 #   - the peers in a venv of their own, with the same JupyterHub as the product's venv:
-#     batchspawner (SlurmSpawner) and jupyterhub_moss; psutil for the hub meters;
+#     batchspawner (SlurmSpawner) and jupyterhub_moss; psutil for the hub meters; psycopg (scale.py --postgres);
 #   - batchspawner's in-job helper (batchspawner-singleuser) for the product venv's Python, so that every
 #     system's single-user servers run the same jupyterhub-singleuser from the same venv.
 #   DAAS_PREFIX      install prefix       (default /opt/jupyterhub-daas)
@@ -22,9 +22,9 @@ if [[ ! -x $BENCH_VENV/bin/python ]]; then
     /usr/bin/python3 -m venv "$BENCH_VENV"
 fi
 echo "bench setup: $BATCHSPAWNER and $MOSS with jupyterhub==$jupyterhub_version into $BENCH_VENV"
-"$BENCH_VENV/bin/python" -m pip install -q "jupyterhub==$jupyterhub_version" "$BATCHSPAWNER" "$MOSS" psutil 2>&1 |
+"$BENCH_VENV/bin/python" -m pip install -q "jupyterhub==$jupyterhub_version" "$BATCHSPAWNER" "$MOSS" psutil "psycopg[binary]>=3.2.1" 2>&1 |
     grep -v "^WARNING: Location" || true
-"$VENV/bin/python" -m pip install -q psutil 2>&1 | grep -v "^WARNING: Location" || true
+"$VENV/bin/python" -m pip install -q psutil py-spy 2>&1 | grep -v "^WARNING: Location" || true
 if [[ ! -x $JOB_LIB/bin/batchspawner-singleuser ]]; then
     echo "bench setup: batchspawner-singleuser for $VENV into $JOB_LIB"
     "$VENV/bin/python" -m pip install -q --no-deps --target "$JOB_LIB" "$BATCHSPAWNER" 2>&1 |

@@ -64,6 +64,7 @@ from benchmarks.common import (
     RESULTS,
     ConcurrentRun,
     MeteredPhase,
+    Profiler,
     VenvHub,
     active_servers,
     ensure_users,
@@ -72,6 +73,7 @@ from benchmarks.common import (
     hub_client,
     log,
     percentile,
+    proxy_routes,
     require_fresh_install,
     rotated,
     run_main,
@@ -154,10 +156,10 @@ def rest_config(key_file: Path) -> str:
     """
 
 
-def batchspawner_config(commands: CommandLog) -> str:
-    """batchspawner's defaults, but its commands through the logging wrappers and its server from SERVER_VENV."""
+def batchspawner_config(commands: CommandLog, server_bin: Path = SERVER_VENV / "bin") -> str:
+    """batchspawner's defaults, but its commands through the logging wrappers and its server from `server_bin`."""
     bin_dir = commands.bin_dir
-    job_path = f"{BATCHSPAWNER_JOB_LIB}/bin:{SERVER_VENV}/bin:$PATH"
+    job_path = f"{BATCHSPAWNER_JOB_LIB}/bin:{server_bin}:$PATH"
     return f"""
         c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"
         c.SlurmSpawner.req_partition = "cpu"
@@ -418,14 +420,17 @@ class Bench:
 
     # -- a hub's run ------------------------------------------------------------------------
 
-    async def hub_run(self, system: str, n: int, round_no: int, steady: float) -> Run:
+    async def hub_run(self, system: str, n: int, round_no: int, steady: float, profiler: Profiler) -> Run:
         hub = self.hubs[system]
         run = Run(system, n, round_no, [Spawn(u) for u in self.users[:n]])
         meter = HubMeter(hub.process.process.pid if hub.process.process else None)
         calls = self.calls[system]
         log_offset = hub.log_path.stat().st_size
         async with self.client(system) as client:
-            async with meter.phase(Phase("spawn", time.time()), calls) as spawning:
+            async with (
+                profiler.phase(hub.pid, f"spawn-{n}-round{round_no + 1}"),
+                meter.phase(Phase("spawn", time.time()), calls) as spawning,
+            ):
                 run.phases.append(spawning)
                 await self.start_servers(client, system, run.spawns)
             if steady > 0:
@@ -448,7 +453,7 @@ class Bench:
     async def start_servers(self, client: httpx.AsyncClient, system: str, spawns: list[Spawn]) -> None:
         """POST every spawn at once; return when each is ready or failed (its Spawn says which)."""
         body = json.dumps(DAAS_OPTIONS if system in DAAS_HUBS else {})
-        await start_all(client, spawns, body, self.timeout)
+        await start_all(client, spawns, body, self.timeout, proxy_routes(self.hubs[system]))
         self.record_jobs(system, await active_servers(client), {s.user: s for s in spawns})
 
     async def stop_servers(self, client: httpx.AsyncClient, system: str, users: list[str]) -> None:
@@ -544,17 +549,20 @@ def bench_workdir(workdir: Path | None, prefix: str) -> Path:
 
 
 @contextlib.contextmanager
-def bench_cluster(cpus: int, job_starts: Path) -> Iterator[None]:
-    """The test cluster with `cpus` per node and the job-start Prolog; the standard one again afterwards."""
+def bench_cluster(cpus: int, job_starts: Path, memory_mb: int | None = None) -> Iterator[None]:
+    """The test cluster with `cpus` (and `memory_mb`) per node and the job-start Prolog; the standard one afterwards."""
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    posed = {"DAAS_SLURM_CPUS": str(cpus), "DAAS_SLURM_JOB_STARTS": str(job_starts)}
+    if memory_mb:
+        posed["DAAS_SLURM_MEMORY"] = str(memory_mb)
     cluster("stop")
-    cluster("start", {"DAAS_SLURM_CPUS": str(cpus), "DAAS_SLURM_JOB_STARTS": str(job_starts)})
+    cluster("start", posed)
     try:
         yield
     finally:
         log("restoring the standard test cluster")
         cluster("stop")
-        cluster("start", {"DAAS_SLURM_CPUS": "", "DAAS_SLURM_JOB_STARTS": ""})
+        cluster("start", {"DAAS_SLURM_CPUS": "", "DAAS_SLURM_JOB_STARTS": "", "DAAS_SLURM_MEMORY": ""})
         signal.signal(signal.SIGTERM, previous)
 
 
@@ -692,6 +700,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=600, help="seconds until a server counts as failed")
     parser.add_argument("--cpus", type=int, default=0, help="CPUs per node of the benchmark cluster (default N/2+8)")
+    parser.add_argument("--profile", action="store_true", help="py-spy flame graphs of each spawn phase")
     parser.add_argument("--json", type=Path, default=RESULTS / "spawns.json", help="results file")
     parser.add_argument("--workdir", type=Path, default=None, help="hub directories and logs (default: new /tmp dir)")
     args = parser.parse_args(argv)
@@ -711,7 +720,7 @@ async def measure(bench: Bench, args: argparse.Namespace) -> list[Run]:
                 if system == "floor":
                     run = await bench.floor_run(n, round_no)
                 else:
-                    run = await bench.hub_run(system, n, round_no, steady)
+                    run = await bench.hub_run(system, n, round_no, steady, Profiler(args.profile, f"spawns-{system}"))
                 s = run.stats()
                 log(
                     f"round {round_no + 1}/{args.repeats} N={n:<3} {system:<12} all ready {s['all_ready_s']:.1f} s, "

@@ -34,13 +34,13 @@ say() { echo "[fresh.sh] $*"; }
 # Accounts: the test cluster's users and slurmrestd's, the demo's service user, the unprivileged test hub's, the benchmarks' users.
 ACCOUNTS=(alice bob carol daas-demo daas-hub slurmrest)
 while IFS=: read -r name _; do
-    [[ $name =~ ^bench[0-9]+$ ]] && ACCOUNTS+=("$name")
+    [[ $name =~ ^(bench|scale)[0-9]+$ ]] && ACCOUNTS+=("$name")
 done </etc/passwd
 # Packages the project's scripts install that a fresh Debian image does not have (their dependencies go by autoremove).
 PACKAGE_PATTERNS=('slurm*' 'libslurm*' 'munge' 'libmunge*' 'chromium*' 'sudo'
     'tigervnc-*' dbus-x11 'xfce4-*' xfwm4 xfdesktop4 'xfdesktop4-*' environment-modules
     etcd-server containerd runc containernetworking-plugins mmdebstrap umoci conntrack 'golang-1.19*'
-    golang-github-modern-go-reflect2-dev rabbitmq-server 'erlang-*')
+    golang-github-modern-go-reflect2-dev rabbitmq-server 'erlang-*' 'postgresql*')
 
 # 1. Processes: the cluster (it cancels its jobs first), then whatever a test, demo or benchmark left.
 if command -v slurmctld >/dev/null && [[ -f $REPO/tests/cluster/slurm.sh ]]; then
@@ -51,6 +51,9 @@ if [[ -f $REPO/tests/cluster/kubernetes.sh ]]; then
 fi
 if [[ -f $REPO/tests/cluster/openstack.sh ]]; then
     DAAS_OS_DIR=$OS_DIR DAAS_OS_CACHE=$OS_CACHE bash "$REPO/tests/cluster/openstack.sh" stop || true
+fi
+if [[ -f $REPO/tests/cluster/postgres.sh ]] && command -v runuser >/dev/null; then
+    bash "$REPO/tests/cluster/postgres.sh" stop || true
 fi
 for account in "${ACCOUNTS[@]}"; do
     id "$account" >/dev/null 2>&1 && pkill -KILL -u "$account" 2>/dev/null || true
@@ -100,12 +103,13 @@ if ((!KEEP_PACKAGES)); then
         DEBIAN_FRONTEND=noninteractive SUDO_FORCE_REMOVE=yes apt-get purge -y -q $installed >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null
     fi
-    for account in slurm munge rabbitmq; do
+    for account in slurm munge rabbitmq postgres; do
         id "$account" >/dev/null 2>&1 && userdel "$account" && say "removed user $account"
         getent group "$account" >/dev/null && groupdel "$account" && say "removed group $account"
     done
     rm -rf /etc/slurm /etc/munge /var/lib/munge /var/log/munge /run/munge /var/lib/slurm /var/log/slurm \
-        /var/spool/slurmd /var/spool/slurmctld /var/lib/rabbitmq /var/log/rabbitmq /etc/rabbitmq
+        /var/spool/slurmd /var/spool/slurmctld /var/lib/rabbitmq /var/log/rabbitmq /etc/rabbitmq \
+        /etc/postgresql /var/lib/postgresql /var/log/postgresql
 fi
 
 # The Kubernetes test cluster's network: the pods' bridge, and the chains its CNI plugins (CNI-*), the kubelet and
@@ -135,7 +139,7 @@ rm -rf "$OS_DIR" "$OS_VMS"
 ((KEEP_PACKAGES)) || rm -rf "$OS_CACHE"
 
 # 4. Files: install prefix, cluster scratch, demo state and data, test and benchmark output, caches.
-rm -rf "$PREFIX" "$SLURM_DIR" "$ARTIFACTS" /var/lib/jupyterhub-daas-demo /srv/daas-demo-data /var/lib/daas-dask
+rm -rf "$PREFIX" "$SLURM_DIR" "${DAAS_POSTGRES_DIR:-/var/tmp/daas-postgres}" "$ARTIFACTS" /var/lib/jupyterhub-daas-demo /srv/daas-demo-data /var/lib/daas-dask
 rm -rf /tmp/daas-* /tmp/pytest-of-* /tmp/dask-scratch-space*
 rm -rf /root/.cache/pip /root/.cache/dconf /root/.config/chromium /root/.npm/_cacache
 say "done: this machine is back to a fresh Debian as far as jupyterhub-daas goes"

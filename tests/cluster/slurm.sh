@@ -11,6 +11,7 @@
 # to ${DAAS_SLURM_DIR:-/var/tmp/daas-slurm}. See tests/cluster/README.md.
 # Benchmarks (benchmarks/README.md) pose a larger cluster, taking effect when slurmctld (re)starts:
 #   DAAS_SLURM_CPUS=N         CPUs per node instead of 8 (slurmd trusts the configuration)
+#   DAAS_SLURM_MEMORY=MB      memory per node instead of 16000 MB (posed too: no cgroup enforces it)
 #   DAAS_SLURM_JOB_STARTS=F   a Prolog appends "<job id> <epoch seconds>" to F when a job starts on a node
 # The controller also takes JWTs (AuthAltTypes=auth/jwt, key $CONF_DIR/jwt_hs256.key), and slurmrestd
 # (REST API v0.0.38) listens on 127.0.0.1:${DAAS_SLURMRESTD_PORT:-6830} as the system user slurmrest.
@@ -29,7 +30,9 @@ TEST_USERS=(alice bob carol)
 TIMEOUT=${DAAS_SLURM_TIMEOUT:-60}
 NODE_CPUS=${DAAS_SLURM_CPUS:-8}
 JOB_STARTS=${DAAS_SLURM_JOB_STARTS:-}
+NODE_MEMORY=${DAAS_SLURM_MEMORY:-16000}
 [[ $NODE_CPUS =~ ^[1-9][0-9]{0,3}$ ]] || { echo "[slurm.sh] ERROR: DAAS_SLURM_CPUS must be a number" >&2; exit 2; }
+[[ $NODE_MEMORY =~ ^[1-9][0-9]{3,6}$ ]] || { echo "[slurm.sh] ERROR: DAAS_SLURM_MEMORY must be MB, 1000 or more" >&2; exit 2; }
 
 REST_PORT=${DAAS_SLURMRESTD_PORT:-6830}
 REST_USER=slurmrest  # slurmrestd refuses to run as root or SlurmUser
@@ -226,7 +229,7 @@ EOF
             gpu01) extra=" Gres=gpu:tesla:2" ;;
             p9-01) extra=" Features=ppc64le,power9" ;;
         esac
-        echo "NodeName=$n NodeHostname=$host NodeAddr=127.0.0.1 Port=${NODE_PORT[$n]} CPUs=$NODE_CPUS Sockets=1 CoresPerSocket=$NODE_CPUS ThreadsPerCore=1 RealMemory=16000$extra State=UNKNOWN" >>"$tmp"
+        echo "NodeName=$n NodeHostname=$host NodeAddr=127.0.0.1 Port=${NODE_PORT[$n]} CPUs=$NODE_CPUS Sockets=1 CoresPerSocket=$NODE_CPUS ThreadsPerCore=1 RealMemory=$NODE_MEMORY$extra State=UNKNOWN" >>"$tmp"
     done
     cat >>"$tmp" <<EOF
 
