@@ -191,6 +191,14 @@ async def stop_servers(client: httpx.AsyncClient, users: Sequence[str]) -> None:
     await until_empty(lambda: active_servers(client))
 
 
+def peer_venv_missing() -> bool:
+    """Say so and answer True when the peers' venv (benchmarks/setup.sh) is not there."""
+    if (BENCH_VENV / "bin" / "jupyterhub").exists():
+        return False
+    print(f"no peer venv at {BENCH_VENV}: run benchmarks/setup.sh", file=sys.stderr)
+    return True
+
+
 def ensure_users(users: Sequence[str]) -> None:
     """Unix accounts for the benchmark's users (the servers run as them)."""
     for user in users:

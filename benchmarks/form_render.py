@@ -50,6 +50,7 @@ from benchmarks.common import (
     environment,
     fmt_spread,
     log,
+    peer_venv_missing,
     require_fresh_install,
     rotated,
     scheduler_answering,
@@ -482,8 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ("daas" in args.hub_names or "moss" in args.hub_names) and not controller_up_safe():
         print("Slurm is not up: run `bash tests/cluster/slurm.sh start` first", file=sys.stderr)
         return 2
-    if "moss" in args.hub_names and not (BENCH_VENV / "bin" / "jupyterhub").exists():
-        print(f"no moss venv at {BENCH_VENV}: see benchmarks/README.md", file=sys.stderr)
+    if "moss" in args.hub_names and peer_venv_missing():
         return 2
     ttl = args.ttl if args.ttl is not None else default_ttl()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="daas-bench-"))

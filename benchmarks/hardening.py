@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -51,7 +50,7 @@ from benchmarks.common import (
     run_main,
     save,
 )
-from benchmarks.spawns import HUBS, JOB_NAMES, Bench, Spawn, bench_cluster, bench_workdir, cluster
+from benchmarks.spawns import HUBS, JOB_NAMES, Bench, Spawn, bench_cluster, bench_workdir, cluster, running_hubs
 from tests.integration.slurm import job_details
 
 SCENARIOS = ("restart", "outage", "burst", "node")
@@ -341,17 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_users(users)
     began = time.monotonic()
     bench = Bench(workdir, users, HUBS, args.timeout)
-    with bench_cluster(max(8, len(users) // 2 + 8), bench.job_starts):
-        try:
-            for name, hub in bench.hubs.items():
-                log(f"{name}: starting hub at {hub.url} ({hub.workdir})")
-                hub.start()
-                hub.create_users(*users)
-            results = asyncio.run(run(Hardening(bench, HUBS), args))
-        finally:
-            for hub in bench.hubs.values():
-                with contextlib.suppress(Exception):
-                    hub.stop()
+    with bench_cluster(max(8, len(users) // 2 + 8), bench.job_starts), running_hubs(bench, users):
+        results = asyncio.run(run(Hardening(bench, HUBS), args))
     result = {
         "environment": environment(),
         "settings": {**{k: v for k, v in vars(args).items() if k != "json"}, "workdir": str(workdir)},

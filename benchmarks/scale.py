@@ -56,6 +56,7 @@ from benchmarks.common import (
     ensure_users,
     environment,
     log,
+    peer_venv_missing,
     percentile,
     require_fresh_install,
     run_main,
@@ -75,6 +76,7 @@ from benchmarks.spawns import (
     bench_workdir,
     cli_config,
     daas_config,
+    running_hubs,
 )
 from daas_spawner.backends.slurm.commands import parse_squeue, squeue_argv
 from tests.integration.hub import PASSWORD, Hub
@@ -381,8 +383,7 @@ async def measure(bench: ScaleBench, args: argparse.Namespace) -> dict[str, Any]
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     require_fresh_install()
-    if "batchspawner" in args.system_list and not (BENCH_VENV / "bin" / "jupyterhub").exists():
-        print(f"no peer venv at {BENCH_VENV}: run benchmarks/setup.sh", file=sys.stderr)
+    if "batchspawner" in args.system_list and peer_venv_missing():
         return 2
     workdir = bench_workdir(args.workdir, "daas-bench-scale-")
     top = max(args.count_list)
@@ -397,16 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with bench_cluster(cpus, workdir / "job-starts.log", memory_mb):
         db_urls = {system: database_url(system, args.postgres) for system in args.system_list}
         bench = ScaleBench(workdir, users, args.system_list, args.timeout, db_urls)
-        try:
-            for name, hub in bench.hubs.items():
-                log(f"{name}: starting hub at {hub.url} ({hub.workdir})")
-                hub.start()
-                hub.create_users(*users)
+        with running_hubs(bench, users):
             results = asyncio.run(measure(bench, args))
-        finally:
-            for hub in bench.hubs.values():
-                with contextlib.suppress(Exception):
-                    hub.stop()
     result = {
         "environment": environment(),
         "settings": {

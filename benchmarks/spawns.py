@@ -72,6 +72,7 @@ from benchmarks.common import (
     fmt_spread,
     hub_client,
     log,
+    peer_venv_missing,
     percentile,
     proxy_routes,
     require_fresh_install,
@@ -549,6 +550,21 @@ def bench_workdir(workdir: Path | None, prefix: str) -> Path:
 
 
 @contextlib.contextmanager
+def running_hubs(bench: Bench, users: Sequence[str]) -> Iterator[None]:
+    """Each of the bench's hubs started, with the users created; every one stopped afterwards, whatever happened."""
+    try:
+        for name, hub in bench.hubs.items():
+            log(f"{name}: starting hub at {hub.url} ({hub.workdir})")
+            hub.start()
+            hub.create_users(*users)
+        yield
+    finally:
+        for hub in bench.hubs.values():
+            with contextlib.suppress(Exception):
+                hub.stop()
+
+
+@contextlib.contextmanager
 def bench_cluster(cpus: int, job_starts: Path, memory_mb: int | None = None) -> Iterator[None]:
     """The test cluster with `cpus` (and `memory_mb`) per node and the job-start Prolog; the standard one afterwards."""
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -737,8 +753,7 @@ async def measure(bench: Bench, args: argparse.Namespace) -> list[Run]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     require_fresh_install()
-    if "batchspawner" in args.system_list and not (BENCH_VENV / "bin" / "jupyterhub").exists():
-        print(f"no peer venv at {BENCH_VENV}: run benchmarks/setup.sh", file=sys.stderr)
+    if "batchspawner" in args.system_list and peer_venv_missing():
         return 2
     workdir = bench_workdir(args.workdir, "daas-bench-spawns-")
     users = [f"bench{i:02d}" for i in range(1, max(args.count_list) + 1)]
@@ -746,17 +761,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
     bench = Bench(workdir, users, args.system_list, args.timeout)
     cpus = args.cpus or max(8, max(args.count_list) // 2 + 8)
-    with bench_cluster(cpus, bench.job_starts):
-        try:
-            for name, hub in bench.hubs.items():
-                log(f"{name}: starting hub at {hub.url} ({hub.workdir})")
-                hub.start()
-                hub.create_users(*users)
-            runs = asyncio.run(measure(bench, args))
-        finally:
-            for hub in bench.hubs.values():
-                with contextlib.suppress(Exception):
-                    hub.stop()
+    with bench_cluster(cpus, bench.job_starts), running_hubs(bench, users):
+        runs = asyncio.run(measure(bench, args))
     summary = summarise(runs, args.count_list, args.system_list)
     result = {
         "environment": environment(),
