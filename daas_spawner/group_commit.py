@@ -20,7 +20,6 @@ class GroupCommit:
 
     def __init__(self) -> None:
         self._due: dict[int, asyncio.Future[None]] = {}  # by id(session): a hub has one, tests may have more
-        self.commits = 0  # made, for tests and the benchmarks' reading
 
     async def commit(self, session: Any) -> None:
         due = self._due.get(id(session))
@@ -38,7 +37,6 @@ class GroupCommit:
             due.set_exception(err)
             due.exception()  # retrieved here too: all its savers may have been cancelled meanwhile
         else:
-            self.commits += 1
             due.set_result(None)
 
 
