@@ -11,11 +11,12 @@ compute nodes need JupyterHub's single-user server but not this package.
    <proposal>/<location>`. A location this job cannot open (a proposal group the node does not
    see yet) is not linked: the job log says why, and the report names it (`unreachable_data`)
    so the spawn progress says so too.
-3. It picks a free port, holds it bound (see reserve_port) and execs the server on it. A watcher
-   process reports host and port to the hub's `/api/daas/server-address` with the server's token only once this account
-   listens on that port: between picking and binding, another user's process on the node could
-   take the port, and the hub would route this person's browser to it. If another account
-   holds the port, nothing is reported and the server is stopped (the job log says why).
+3. It picks a free port, holds it bound (see reserve_port) and execs the server on it. A
+   watcher process reports host and port to the hub's `/api/daas/server-address` with the
+   server's token only once this account listens on that port: between picking and binding,
+   another user's process on the node could take the port, and the hub would route this
+   person's browser to it. If another account holds the port, nothing is reported and the
+   server is stopped (the job log says why).
    The host is $DAAS_REPORT_HOST, or with $DAAS_REPORT_ROUTE set (a VM) the address this
    machine reaches the hub from, else the host name.
 With --no-report (the local backend, which picks the port and watches it itself) it only links.
