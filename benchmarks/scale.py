@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -73,6 +72,7 @@ from benchmarks.spawns import (
     Spawn,
     batchspawner_config,
     bench_cluster,
+    bench_profiles,
     bench_workdir,
     cli_config,
     daas_config,
@@ -100,16 +100,6 @@ def install_standin() -> None:
     (bin_dir / "jupyterhub-singleuser").chmod(0o755)
     for path in (STANDIN, bin_dir):
         path.chmod(0o755)
-
-
-def standin_profiles(path: Path) -> Path:
-    """The facility example's profiles, their environments pointed at the stand-in."""
-    data = yaml.safe_load((REPO / "profiles" / "facility.yaml").read_text())
-    for profile in data["profiles"]:
-        for env in profile.get("environments", []):
-            env["prefix"] = str(STANDIN)
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 SUBMITTED = re.compile(r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*\] Submitted (\S+) as Slurm job", re.MULTILINE)
@@ -186,7 +176,7 @@ class ScaleBench(Bench):
         self.commands = {name: CommandLog(workdir / name / "slurm-bin") for name in systems}
         self.calls = {name: CommandCalls(log) for name, log in self.commands.items()}
         self.hubs: dict[str, Hub] = {}
-        profiles = standin_profiles(workdir / "profiles.yaml")
+        profiles = bench_profiles(workdir / "profiles.yaml", STANDIN)
         common = {
             system: textwrap.dedent(HUB_COMMON) + (f'\nc.JupyterHub.db_url = "{url}"\n' if url else "")
             for system, url in db_urls.items()

@@ -193,12 +193,12 @@ def floor_script(user: str, port: int, api_url: str) -> str:
     return f"#!/bin/bash\n{exports}\nexec {SERVER_VENV}/bin/jupyterhub-singleuser\n"
 
 
-def bench_profiles(path: Path) -> Path:
-    """The facility example, its environments pointed at SERVER_VENV."""
+def bench_profiles(path: Path, prefix: Path = SERVER_VENV) -> Path:
+    """The facility example, its environments pointed at `prefix` (the servers' venv, or scale.py's stand-in)."""
     data = yaml.safe_load((REPO / "profiles" / "facility.yaml").read_text())
     for profile in data["profiles"]:
         for env in profile.get("environments", []):
-            env["prefix"] = str(SERVER_VENV)
+            env["prefix"] = str(prefix)
     path.write_text(yaml.safe_dump(data))
     return path
 
